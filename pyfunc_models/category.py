@@ -1,0 +1,167 @@
+"""Category prediction: which bookkeeping category is this expense?
+
+Learns from description + reference text, amount, payment method, type and date
+parts. The predictor answers with the category, its probability and the top-k
+alternatives, for any batch of raw transactions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score, classification_report, f1_score
+from sklearn.pipeline import Pipeline
+from xgboost import XGBClassifier
+
+from pyfunc_models import config, plots
+from pyfunc_models.features import EncodedLabels, merchant_keys, transaction_features
+from pyfunc_models.ledger import LedgerError, prepare_ledger
+from pyfunc_models.splits import merchant_split
+from pyfunc_models.training import Candidate, RowTask, TrainingOutcome, fit_candidate, require_classes
+
+MAX_TOP_K = 20
+DEFAULT_TOP_K = 3
+TREE_TEXT_FEATURES = 2_000  # trees cannot use 80k sparse n-grams in reasonable time; the linear model can
+DEFAULT_MAX_TREE_ROWS = 50_000
+HELD_OUT_MERCHANT_SHARE = 0.2
+
+
+class MajorityCategory:
+    """Baseline: always the most frequent category of the training rows."""
+
+    def fit(self, rows: pd.DataFrame):
+        self.category_ = rows["category"].value_counts().idxmax()
+        return self
+
+    def predict(self, rows: pd.DataFrame) -> np.ndarray:
+        return np.full(len(rows), self.category_, dtype=object)
+
+
+class MerchantLookup:
+    """Baseline: the category a merchant had most often in training, else the majority category."""
+
+    def fit(self, rows: pd.DataFrame):
+        keys = merchant_keys(rows["description"])
+        frame = pd.DataFrame({"merchant": keys, "category": rows["category"].to_numpy()})
+        self.lookup_ = frame.groupby("merchant")["category"].agg(lambda c: c.value_counts().idxmax()).to_dict()
+        self.fallback_ = MajorityCategory().fit(rows).category_
+        return self
+
+    def predict(self, rows: pd.DataFrame) -> np.ndarray:
+        return np.array([self.lookup_.get(key, self.fallback_) for key in merchant_keys(rows["description"])],
+                        dtype=object)
+
+
+class CategoryPredictor:
+    """The served model: raw transactions in; category, confidence and top-k alternatives out."""
+
+    input_columns = tuple(c for c in config.COLUMNS if c != "category")
+    required_columns = ("date", "description", "amount")
+    nonempty_columns = ("description",)
+
+    def __init__(self, pipeline: Pipeline):
+        self.pipeline = pipeline
+        self.categories = np.asarray(pipeline.classes_, dtype=object)
+
+    def prepare(self, raw: pd.DataFrame) -> pd.DataFrame:
+        return prepare_ledger(raw, required=self.required_columns, nonempty=self.nonempty_columns)[0]
+
+    def predict(self, transactions: pd.DataFrame, top_k: int = DEFAULT_TOP_K) -> pd.DataFrame:
+        if not 1 <= int(top_k) <= MAX_TOP_K:
+            raise LedgerError(f"param 'top_k' is {top_k}; expected a whole number from 1 to {MAX_TOP_K}")
+        top_k = min(int(top_k), len(self.categories))
+        probabilities = self.pipeline.predict_proba(transactions)
+        order = np.argsort(-probabilities, axis=1, kind="stable")[:, :top_k]
+        best = probabilities[np.arange(len(order)), order[:, 0]]
+        alternatives = [
+            [{"category": self.categories[j], "probability": round(float(p[j]), 6)} for j in row]
+            for p, row in zip(probabilities, order)
+        ]
+        return pd.DataFrame({
+            "category": self.categories[order[:, 0]].astype(str),
+            "confidence": best.astype(float),
+            "alternatives": alternatives,
+        })
+
+
+class CategoryTask(RowTask):
+    model_type = "category"
+    target_column = "category"
+    primary_metric = "macro_f1"
+    greater_is_better = True
+    serving_params = {"top_k": DEFAULT_TOP_K}
+    report_metrics = ("accuracy", "macro_f1", "weighted_f1",
+                      "merchant_holdout_accuracy", "merchant_holdout_macro_f1")
+
+    def __init__(self, max_tree_rows: int | None = DEFAULT_MAX_TREE_ROWS):
+        self.max_tree_rows = max_tree_rows
+
+    def training_rows(self, ledger: pd.DataFrame) -> pd.DataFrame:
+        rows = ledger[(ledger["type"] == "expense") & (ledger["category"] != "")]
+        if rows.empty:
+            raise LedgerError("no expense rows with a category: expected rows with type Expense (or debit, or a "
+                              "negative amount) and a non-empty 'category' to learn from")
+        require_classes(rows["category"])
+        return rows.reset_index(drop=True)
+
+    def target(self, rows: pd.DataFrame) -> np.ndarray:
+        return rows["category"].to_numpy(dtype=object)
+
+    def candidates(self, seed: int) -> list:
+        def pipeline(classifier, text_features=40_000):
+            return Pipeline([("features", transaction_features(text_features)), ("classifier", classifier)])
+
+        return [
+            Candidate("logistic_regression",
+                      pipeline(LogisticRegression(C=20.0, max_iter=2000)),
+                      {"C": 20.0, "text_features": 40_000}),
+            Candidate("random_forest",
+                      pipeline(RandomForestClassifier(n_estimators=200, n_jobs=-1, random_state=seed),
+                               TREE_TEXT_FEATURES),
+                      {"n_estimators": 200, "text_features": TREE_TEXT_FEATURES, "max_rows": self.max_tree_rows},
+                      self.max_tree_rows),
+            Candidate("xgboost",
+                      pipeline(EncodedLabels(XGBClassifier(n_estimators=100, max_depth=6, learning_rate=0.3,
+                                                           max_bin=64, tree_method="hist", n_jobs=-1,
+                                                           random_state=seed)),
+                               TREE_TEXT_FEATURES),
+                      {"n_estimators": 100, "max_depth": 6, "learning_rate": 0.3,
+                       "text_features": TREE_TEXT_FEATURES, "max_rows": self.max_tree_rows},
+                      self.max_tree_rows),
+        ]
+
+    def metrics(self, rows, y_true, y_pred) -> dict:
+        return {
+            "accuracy": float(accuracy_score(y_true, y_pred)),
+            "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
+            "weighted_f1": float(f1_score(y_true, y_pred, average="weighted", zero_division=0)),
+        }
+
+    def baselines(self, train: pd.DataFrame) -> dict:
+        return {"majority": MajorityCategory().fit(train), "merchant_lookup": MerchantLookup().fit(train)}
+
+    def predictor(self, fitted, train) -> CategoryPredictor:
+        return CategoryPredictor(fitted)
+
+    def evidence(self, outcome: TrainingOutcome, chosen: Candidate, seed: int) -> None:
+        y_test = self.target(outcome.test)
+        labels = sorted(set(y_test) | set(outcome.test_predictions))
+        outcome.artifacts["confusion_matrix.png"] = plots.confusion_matrix(y_test, outcome.test_predictions, labels)
+        outcome.artifacts["classification_report.json"] = classification_report(
+            y_test, outcome.test_predictions, labels=labels, output_dict=True, zero_division=0)
+        outcome.artifacts["classification_report.txt"] = classification_report(
+            y_test, outcome.test_predictions, labels=labels, zero_division=0)
+
+        # Merchants never seen in training: what a model that only memorises names cannot do.
+        rows = pd.concat([outcome.train, outcome.test], ignore_index=True)
+        known, unseen = merchant_split(rows, HELD_OUT_MERCHANT_SHARE, seed)
+        fitted, _ = fit_candidate(self, chosen, known)
+        y_unseen = self.target(unseen)
+        for name, metric in self.metrics(unseen, y_unseen, fitted.predict(unseen)).items():
+            outcome.metrics[f"merchant_holdout_{name}"] = metric
+        for name, baseline in self.baselines(known).items():
+            for metric_name, value in self.metrics(unseen, y_unseen, baseline.predict(unseen)).items():
+                outcome.baseline_metrics[name][f"merchant_holdout_{metric_name}"] = value
+        outcome.metrics["merchant_holdout_rows"] = float(len(unseen))

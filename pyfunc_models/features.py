@@ -1,0 +1,157 @@
+"""Feature steps as small scikit-learn transformers, composed into one ColumnTransformer.
+
+Every step takes the canonical ledger (see `ledger.prepare_ledger`) and learns
+only in `fit`, so a fitted pipeline is the whole preprocessing and pickles as one.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin, clone
+from sklearn.compose import ColumnTransformer
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import KBinsDiscretizer, LabelEncoder, OneHotEncoder, StandardScaler
+
+# Words that only say how the bank moved the money, not who was paid.
+_BANK_NOISE = re.compile(
+    r"\b(pos|purchase|visa|debit|card|checkcard|ach|pmt|online|sq|tst|www|com|inc|llc)\b"
+)
+_NOT_LETTERS = re.compile(r"[^a-z&]+")
+_STATE_SUFFIX = re.compile(r"\s+[a-z]{2}$")
+
+
+def clean_text(text: str) -> str:
+    """Lower case, digits and punctuation removed (store numbers and order codes carry no category)."""
+    return " ".join(_NOT_LETTERS.sub(" ", text.lower()).split())
+
+
+def merchant_key(description: str) -> str:
+    """A merchant's name from a bank-style description: 'POS PURCHASE SHELL OIL #57444 SAN JOSE CA' -> 'shell oil'.
+
+    Card-network prefixes, digits, order codes after '*' and a trailing state are dropped;
+    the first two remaining words name the merchant well enough to group its rows.
+    """
+    text = description.lower().split("*")[0]
+    text = _BANK_NOISE.sub(" ", _NOT_LETTERS.sub(" ", text))
+    text = _STATE_SUFFIX.sub("", " ".join(text.split()))
+    words = text.split()
+    return " ".join(words[:2]) if words else ""
+
+
+def merchant_keys(descriptions) -> np.ndarray:
+    return np.array([merchant_key(text) for text in descriptions], dtype=object)
+
+
+class TransactionText(BaseEstimator, TransformerMixin):
+    """Description and reference as one cleaned string per transaction (empty text stays empty)."""
+
+    def __init__(self, columns=("description", "reference")):
+        self.columns = columns
+
+    def fit(self, ledger, y=None):
+        return self
+
+    def transform(self, ledger):
+        parts = [ledger[column].to_numpy(dtype=object) for column in self.columns]
+        return [clean_text(" ".join(map(str, texts))) for texts in zip(*parts)]
+
+
+class AmountParts(BaseEstimator, TransformerMixin):
+    """Sign and log magnitude of the signed amount."""
+
+    def fit(self, ledger, y=None):
+        return self
+
+    def transform(self, ledger):
+        amount = ledger["amount"].to_numpy(dtype=float)
+        return np.column_stack([np.sign(amount), np.log1p(np.abs(amount))])
+
+    def get_feature_names_out(self, input_features=None):
+        return np.array(["amount_sign", "amount_log"], dtype=object)
+
+
+class LogAmount(AmountParts):
+    """Log magnitude only, for binning."""
+
+    def transform(self, ledger):
+        return super().transform(ledger)[:, 1:]
+
+    def get_feature_names_out(self, input_features=None):
+        return np.array(["amount_log"], dtype=object)
+
+
+class DateParts(BaseEstimator, TransformerMixin):
+    """Calendar position: weekday, day of month, month start/end, month of year."""
+
+    names = ("weekday", "day_of_month", "month_start", "month_end", "month")
+
+    def fit(self, ledger, y=None):
+        return self
+
+    def transform(self, ledger):
+        dates = pd.DatetimeIndex(ledger["date"])
+        return np.column_stack([
+            dates.dayofweek,
+            dates.day,
+            dates.day <= 3,
+            dates.days_in_month - dates.day < 3,
+            dates.month,
+        ]).astype(float)
+
+    def get_feature_names_out(self, input_features=None):
+        return np.array(self.names, dtype=object)
+
+
+def transaction_features(max_text_features: int = 40_000) -> ColumnTransformer:
+    """Text (word and character n-grams), amount, calendar and enumerations, for any row model."""
+    words = make_pipeline(
+        TransactionText(),
+        TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True, max_features=max_text_features),
+    )
+    characters = make_pipeline(
+        TransactionText(columns=("description",)),
+        TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), min_df=3, sublinear_tf=True,
+                        max_features=max_text_features),
+    )
+    calendar = make_pipeline(
+        DateParts(),
+        OneHotEncoder(handle_unknown="ignore", categories=[list(range(7)), list(range(1, 32)), [0, 1], [0, 1],
+                                                           list(range(1, 13))]),
+    )
+    whole_ledger = ["date", "description", "reference", "amount"]
+    return ColumnTransformer(
+        [
+            ("words", words, whole_ledger),
+            ("characters", characters, whole_ledger),
+            ("amount", make_pipeline(AmountParts(), StandardScaler()), ["amount"]),
+            ("amount_band", make_pipeline(LogAmount(), KBinsDiscretizer(n_bins=12, strategy="quantile",
+                                                                       quantile_method="averaged_inverted_cdf")),
+             ["amount"]),
+            ("calendar", calendar, ["date"]),
+            ("enums", OneHotEncoder(handle_unknown="ignore"), ["payment_method", "type"]),
+        ],
+        sparse_threshold=1.0,
+    )
+
+
+class EncodedLabels(BaseEstimator, ClassifierMixin):
+    """Lets a classifier that needs labels 0..K-1 (XGBoost) learn string categories."""
+
+    def __init__(self, estimator=None):
+        self.estimator = estimator
+
+    def fit(self, X, y, **fit_params):
+        self.encoder_ = LabelEncoder().fit(y)
+        self.classes_ = self.encoder_.classes_
+        self.estimator_ = clone(self.estimator).fit(X, self.encoder_.transform(y), **fit_params)
+        return self
+
+    def predict_proba(self, X):
+        return self.estimator_.predict_proba(X)
+
+    def predict(self, X):
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]

@@ -1,0 +1,115 @@
+"""Orchestration shared by the entry points: get a ledger, open a run, train, log, summarise.
+
+Entry points parse parameters and call one function here; the modelling itself
+lives in the model modules and `training.py`, the MLflow calls in `tracking.py`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+
+from pyfunc_models import config, tracking
+from pyfunc_models.generator import write_ledger
+from pyfunc_models.ledger import LedgerError, load_ledger
+from pyfunc_models.training import RowTask, train_row_task
+
+DEFAULT_SAMPLE_ROWS = 20_000
+
+
+@dataclass
+class TrainedModel:
+    model_type: str
+    run_id: str
+    model_uri: str
+    metrics: dict
+    baseline_metrics: dict
+    primary_metric: str
+    example: pd.DataFrame
+
+
+def obtain_ledger(data: str | None, rows: int, seed: int, workdir: Path) -> Path:
+    """The user's ledger, or a generated sample one when no `data` is given."""
+    if data:
+        return Path(data)
+    path = workdir / "sample_ledger.csv"
+    print(f"no data given: generating a sample ledger of {rows} rows (seed {seed}) at {path}")
+    write_ledger(path, rows=rows, seed=seed)
+    return path
+
+
+def train_row_model(task: RowTask, data: str | None, experiment_name: str = config.EXPERIMENT_NAME,
+                    seed: int = 42, sample_rows: int = DEFAULT_SAMPLE_ROWS, test_fraction: float = 0.2) -> TrainedModel:
+    """The whole job for a row model; a LedgerError leaves a FAILED run and logs no model."""
+    started = time.perf_counter()
+    tags = {config.MODEL_TYPE_TAG: task.model_type}
+    with tempfile.TemporaryDirectory() as folder, \
+            tracking.training_run(experiment_name, f"train_{task.model_type}", tags) as run:
+        path = obtain_ledger(data, sample_rows, seed, Path(folder))
+        mlflow.log_params({"data": str(data or f"generated:{sample_rows}:{seed}"), "seed": seed,
+                           "test_fraction": test_fraction})
+        ledger, report = load_ledger(path)
+        mlflow.log_dict(report.as_dict(), "ledger/normalisation_report.json")
+        if report.corrected or report.unknown:
+            print(f"normalised enumerations: {json.dumps({**report.corrected, **{'unknown': report.unknown}})}")
+
+        outcome = train_row_task(task, ledger, seed=seed, test_fraction=test_fraction,
+                                 on_candidate=tracking.log_candidate)
+        source = str(Path(path).resolve()) if data else "generated sample ledger"
+        target = getattr(task, "target_column", None)
+        tracking.log_ledger(outcome.train, source, "training", f"{task.model_type}-train", target)
+        tracking.log_ledger(outcome.test, source, "evaluation", f"{task.model_type}-test", target)
+        mlflow.log_text(outcome.test.to_csv(index=False, date_format="%Y-%m-%d"), "evaluation/test_ledger.csv")
+
+        mlflow.set_tag("chosen_candidate", outcome.chosen.name)
+        mlflow.log_metrics({f"test_{k}": v for k, v in outcome.metrics.items()})
+        for name, metrics in outcome.baseline_metrics.items():
+            mlflow.log_metrics({f"baseline_{name}_test_{k}": v for k, v in metrics.items()})
+        tracking.log_artifacts(outcome.artifacts, "evaluation")
+
+        example = tracking.serving_example(outcome.test.head(3), outcome.predictor.input_columns)
+        info = tracking.log_predictor(outcome.predictor, example, task.serving_params, task.model_type)
+        mlflow.log_metric("train_seconds", time.perf_counter() - started)
+        return TrainedModel(task.model_type, run.info.run_id, info.model_uri, outcome.metrics,
+                            outcome.baseline_metrics, task.primary_metric, example)
+
+
+def metrics_table(trained: TrainedModel, metric_names) -> str:
+    """Model vs baselines on the same test rows, as a small text table."""
+    names = ["model"] + list(trained.baseline_metrics)
+    values = [trained.metrics] + list(trained.baseline_metrics.values())
+    width = max(len(m) for m in metric_names) + 2
+    lines = [f"{'metric':<{width}}" + "".join(f"{n:>18}" for n in names)]
+    for metric in metric_names:
+        lines.append(f"{metric:<{width}}" + "".join(f"{v.get(metric, float('nan')):>18.4f}" for v in values))
+    return "\n".join(lines)
+
+
+def run_entry_point(job, *args, **kwargs):
+    """Run a job; a bad ledger ends with its message and exit code 2, not a stack trace."""
+    try:
+        return job(*args, **kwargs)
+    except LedgerError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+def whole_number(text: str) -> int:
+    """An MLproject number parameter ('20000', '20000.0', '1e6') as an int."""
+    value = float(text)
+    if not value.is_integer():
+        raise ValueError(f"expected a whole number, got {text}")
+    return int(value)
+
+
+def sample_prediction(trained: TrainedModel) -> pd.DataFrame:
+    """Load the logged model back as any client would and score its input example."""
+    model = mlflow.pyfunc.load_model(trained.model_uri)
+    return pd.concat([trained.example[["date", "description", "amount"]], model.predict(trained.example)], axis=1)

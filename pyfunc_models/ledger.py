@@ -1,0 +1,285 @@
+"""The ledger contract: raw transactions in, one canonical DataFrame out.
+
+Used by training (a CSV the user brings) and by every served model (a request
+body), so both accept the same mess and refuse the same things, with one
+error type whose message names the row, the column, the bad value and what
+was expected.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pyfunc_models import config
+
+MAX_PROBLEMS_SHOWN = 5
+DATE_FORMATS = ("ISO8601", "%m/%d/%Y", "%d/%m/%Y", "%d.%m.%Y", "%Y/%m/%d", "%d %b %Y", "%b %d, %Y")
+# "$1,234.56", "(12.50)", "-1 234,00" is refused: a comma is only a thousands separator.
+_AMOUNT_PATTERN = re.compile(
+    r"^(?P<open>\()?\s*(?P<sign>[-+])?\s*[$€£]?\s*"
+    r"(?P<number>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)\s*(?P<close>\))?$"
+)
+
+
+class LedgerError(ValueError):
+    """A ledger (file or request) that cannot be used, with a message a user can act on."""
+
+
+@dataclass
+class LedgerReport:
+    """What normalisation did to a ledger: counted, so nothing changes silently."""
+
+    rows: int = 0
+    corrected: dict = field(default_factory=dict)  # column -> {raw value: canonical value}
+    unknown: dict = field(default_factory=dict)  # column -> {raw value: count}
+    type_inferred_from_sign: int = 0
+    dropped_columns: list = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {
+            "rows": self.rows,
+            "corrected": self.corrected,
+            "unknown": self.unknown,
+            "type_inferred_from_sign": self.type_inferred_from_sign,
+            "dropped_columns": self.dropped_columns,
+        }
+
+
+def _normalise_name(name) -> str:
+    return re.sub(r"[^0-9a-z]+", "_", str(name).strip().lower()).strip("_")
+
+
+def canonical_column_names(columns) -> dict:
+    """Map each given column name to its canonical name (unknown names map to None)."""
+    mapping = {}
+    for column in columns:
+        key = _normalise_name(column)
+        key = config.COLUMN_ALIASES.get(key, key)
+        mapping[column] = key if key in config.COLUMNS or key == config.ANOMALY_LABEL else None
+    return mapping
+
+
+def _row_name(position: int, source: str | None) -> str:
+    # Rows are counted from 0 like the records of a request; a file also gets its line.
+    if source:
+        return f"row {position} (line {position + 2} of {source})"
+    return f"row {position}"
+
+
+def _problems_message(column: str, positions, values, expected: str, source: str | None) -> str:
+    positions = list(positions)
+    shown = [
+        f"{_row_name(int(p), source)}, column '{column}': {v!r} {expected}"
+        for p, v in zip(positions[:MAX_PROBLEMS_SHOWN], list(values)[:MAX_PROBLEMS_SHOWN])
+    ]
+    more = len(positions) - len(shown)
+    if more > 0:
+        shown.append(f"... and {more} more row(s) in column '{column}'")
+    return "; ".join(shown)
+
+
+def read_ledger(path) -> pd.DataFrame:
+    """Read a ledger CSV as text, every column kept; the contract is applied by `prepare_ledger`."""
+    path = Path(path)
+    if not path.is_file():
+        raise LedgerError(f"ledger file {str(path)!r} does not exist")
+    if path.stat().st_size == 0:
+        raise LedgerError(f"{path.name} is empty; expected a header line and at least one transaction")
+    try:
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as error:
+        raise LedgerError(f"{path.name} is not a readable CSV file: {error}") from None
+    if raw.empty:
+        raise LedgerError(f"{path.name} has a header but no transactions; expected at least one row")
+    return raw
+
+
+def _as_text(values) -> np.ndarray:
+    """Cells as stripped strings; None, NaN and pandas' missing markers become ''."""
+    return np.array(
+        ["" if value is None or value is pd.NA or value != value else str(value).strip() for value in values],
+        dtype=object,
+    )
+
+
+def _shown(value):
+    # How a refused cell is quoted in a message: null for a missing one, else its text.
+    return None if value is None or value is pd.NA or value != value else value
+
+
+def parse_amounts(values: pd.Series, column: str = "amount", source: str | None = None) -> np.ndarray:
+    """Amounts as floats; '12,50', 'abc', empty, NaN and infinity are refused by row."""
+    if pd.api.types.is_bool_dtype(values):
+        raise LedgerError(f"column '{column}' holds true/false values; expected numbers like -12.50")
+    if pd.api.types.is_numeric_dtype(values):
+        amounts = np.array(values.to_numpy(dtype=float, na_value=np.nan))
+    else:
+        text = _as_text(values)
+        amounts = np.array(pd.to_numeric(text, errors="coerce"), dtype=float)
+        for position in np.flatnonzero(np.isnan(amounts) & (text != "")):
+            match = _AMOUNT_PATTERN.match(text[position])
+            if match and bool(match["open"]) == bool(match["close"]):
+                number = float(match["number"].replace(",", ""))
+                negative = match["open"] or match["sign"] == "-"
+                amounts[position] = -number if negative else number
+    bad = np.flatnonzero(~np.isfinite(amounts))
+    if bad.size:
+        raise LedgerError(
+            _problems_message(
+                column,
+                bad,
+                [_shown(v) for v in values.iloc[bad]],
+                "is not a finite number; expected an amount like -12.50 or 1,234.56",
+                source,
+            )
+        )
+    return amounts
+
+
+def parse_dates(values: pd.Series, column: str = "date", source: str | None = None) -> np.ndarray:
+    """Dates as datetime64[ns] at midnight (time zone dropped); unparsable ones refused by row."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        dates = values.dt.tz_localize(None) if getattr(values.dt, "tz", None) is not None else values
+        dates = dates.to_numpy(dtype="datetime64[ns]")
+    else:
+        text = _as_text(values)
+        dates = np.full(len(text), np.datetime64("NaT"), dtype="datetime64[ns]")
+        todo = text != ""
+        for date_format in DATE_FORMATS:
+            if not todo.any():
+                break
+            parsed = pd.to_datetime(text[todo], format=date_format, errors="coerce", utc=True)
+            dates[todo] = parsed.tz_localize(None).to_numpy(dtype="datetime64[ns]")
+            todo &= np.isnat(dates)
+    bad = np.flatnonzero(np.isnat(dates))
+    if bad.size:
+        raise LedgerError(
+            _problems_message(
+                column,
+                bad,
+                [_shown(v) for v in values.iloc[bad]],
+                "is not a date; expected e.g. 2024-03-15 or 03/15/2024",
+                source,
+            )
+        )
+    return dates.astype("datetime64[D]").astype("datetime64[ns]")
+
+
+def _enum_key(value) -> str:
+    return _normalise_name(value) if isinstance(value, str) else ""
+
+
+def normalise_enum(text: np.ndarray, allowed, aliases: dict, column: str, report: LedgerReport) -> np.ndarray:
+    """Map spellings onto the allowed set: aliases, then close typos, else an explicit 'unknown'.
+
+    Works on the distinct values only, so a large ledger costs what its vocabulary costs.
+    """
+    distinct, counts = np.unique(text.astype(str), return_counts=True)
+    candidates = list(allowed) + list(aliases)
+    mapping = {}
+    for raw_value, count in zip(distinct.tolist(), counts.tolist()):
+        key = _enum_key(raw_value)
+        if key in allowed:
+            canonical = key
+        elif key in aliases:
+            canonical = aliases[key]
+        elif key == "":
+            canonical = config.UNKNOWN
+        else:
+            close = difflib.get_close_matches(key, candidates, n=1, cutoff=0.8)
+            canonical = aliases.get(close[0], close[0]) if close else config.UNKNOWN
+        mapping[raw_value] = canonical
+        if canonical == config.UNKNOWN:
+            report.unknown.setdefault(column, {})[raw_value or "(empty)"] = int(count)
+        elif canonical != key:
+            report.corrected.setdefault(column, {})[raw_value] = canonical
+    return np.array([mapping[value] for value in text], dtype=object)
+
+
+def prepare_ledger(
+    raw: pd.DataFrame,
+    required=("date", "description", "amount"),
+    nonempty=(),
+    source: str | None = None,
+) -> tuple[pd.DataFrame, LedgerReport]:
+    """Apply the contract to raw transactions.
+
+    Returns a DataFrame with every canonical column present (optional ones filled
+    with their empty value), `date` as datetime64, `amount` as float, enumerations
+    normalised; and a report of what normalisation did. Raises LedgerError naming
+    row, column, value and expectation for anything it cannot accept.
+    """
+    if not isinstance(raw, pd.DataFrame):
+        raise LedgerError(f"expected a table of transactions, got {type(raw).__name__}")
+    report = LedgerReport(rows=len(raw))
+    seen = {}
+    for original, canonical in canonical_column_names(raw.columns).items():
+        if canonical is None:
+            report.dropped_columns.append(str(original))
+        elif canonical in seen:
+            raise LedgerError(f"columns {seen[canonical]!r} and {original!r} both mean '{canonical}'; keep only one")
+        else:
+            seen[canonical] = original
+    missing = [column for column in required if column not in seen]
+    if missing:
+        found = ", ".join(map(str, raw.columns)) or "none"
+        raise LedgerError(
+            f"missing required column(s) {', '.join(repr(c) for c in missing)}; "
+            f"found: {found}; expected at least: {', '.join(required)}"
+        )
+    rows = len(raw)
+    if rows == 0:
+        raise LedgerError("no transactions: expected at least one row")
+
+    def given(column):
+        return raw[seen[column]] if column in seen else None
+
+    def text(column):
+        return _as_text(given(column)) if column in seen else np.full(rows, "", dtype=object)
+
+    ledger = {
+        "date": parse_dates(given("date"), source=source) if "date" in seen else np.full(rows, np.datetime64("NaT"), "datetime64[ns]"),
+        "amount": parse_amounts(given("amount"), source=source) if "amount" in seen else np.full(rows, np.nan),
+    }
+    for column in ("description", "reference", "receipt_url", "category"):
+        ledger[column] = text(column)
+    for column in nonempty:
+        empty = np.flatnonzero(ledger[column] == "")
+        if empty.size:
+            shown = [_shown(v) for v in given(column).iloc[empty]] if column in seen else [None] * empty.size
+            raise LedgerError(
+                _problems_message(column, empty, shown, f"is empty; expected the transaction's {column}", source)
+            )
+    categories = ledger["category"]
+    if (categories != "").any():
+        ledger["category"] = np.array(
+            [_normalise_name(value) if value else "" for value in categories], dtype=object
+        )
+
+    kinds = normalise_enum(text("type"), config.TRANSACTION_TYPES, config.TYPE_ALIASES, "type", report)
+    unknown_type = kinds == config.UNKNOWN
+    if unknown_type.any():
+        # No usable type: the sign says it (money out is negative in a signed ledger).
+        kinds[unknown_type] = np.where(ledger["amount"][unknown_type] < 0, "expense", "income")
+        report.type_inferred_from_sign = int(unknown_type.sum())
+    ledger["type"] = kinds
+    ledger["payment_method"] = normalise_enum(
+        text("payment_method"), config.PAYMENT_METHODS, config.PAYMENT_METHOD_ALIASES, "payment_method", report
+    )
+    ledger["status"] = normalise_enum(text("status"), config.STATUSES, config.STATUS_ALIASES, "status", report)
+    ordered = list(config.COLUMNS)
+    if config.ANOMALY_LABEL in seen:
+        ledger[config.ANOMALY_LABEL] = text(config.ANOMALY_LABEL)
+        ordered.append(config.ANOMALY_LABEL)
+    return pd.DataFrame({column: ledger[column] for column in ordered}), report
+
+
+def load_ledger(path, required=("date", "description", "amount")) -> tuple[pd.DataFrame, LedgerReport]:
+    """Read and prepare a ledger CSV in one step (what training uses)."""
+    return prepare_ledger(read_ledger(path), required=required, source=Path(path).name)

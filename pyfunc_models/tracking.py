@@ -1,0 +1,137 @@
+"""The MLflow edge: runs, inputs, candidates, artifacts and the logged pyfunc model.
+
+Tracking goes wherever MLflow points: `MLFLOW_TRACKING_URI` if set, else
+MLflow's own default (`sqlite:///mlflow.db` in the working directory).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import os
+import tempfile
+from pathlib import Path
+
+import joblib
+import mlflow
+import pandas as pd
+from mlflow.models import ModelSignature, infer_signature
+from mlflow.tracking import MlflowClient
+from mlflow.types import ColSpec, Schema
+from mlflow.types.schema import AnyType
+
+from pyfunc_models import config
+from pyfunc_models.serving import PREDICTOR_ARTIFACT
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+PYFUNC_FILE = PACKAGE_DIR / "pyfunc_entry.py"
+LAUNCHER_TAG = "titans.launcher_run_id"
+# What a served model needs installed; versions are read from this environment.
+SERVING_PACKAGES = ("mlflow", "scikit-learn", "xgboost", "statsmodels", "pandas", "numpy", "scipy", "joblib")
+
+
+@contextlib.contextmanager
+def training_run(experiment_name: str, run_name: str, tags: dict):
+    """A run in `experiment_name`, whether launched by `mlflow run`, by another job, or as plain Python.
+
+    `mlflow run` creates its run before our code starts, in the experiment given by
+    --experiment-name (else Default). If that is not the experiment asked for, the
+    training run is created there instead and the launcher's run points to it.
+    """
+    launcher = os.environ.get("MLFLOW_RUN_ID")
+    if mlflow.active_run():
+        with mlflow.start_run(run_name=run_name, tags=tags, nested=True) as run:
+            yield run
+        return
+    if launcher:
+        client = MlflowClient()
+        launched_in = client.get_experiment(client.get_run(launcher).info.experiment_id).name
+        if launched_in == experiment_name:
+            with mlflow.start_run(run_id=launcher, tags=tags) as run:
+                yield run
+            return
+        os.environ.pop("MLFLOW_RUN_ID")
+        os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
+        tags = {**tags, LAUNCHER_TAG: launcher}
+    mlflow.set_experiment(experiment_name)
+    with mlflow.start_run(run_name=run_name, tags=tags) as run:
+        if launcher:
+            MlflowClient().set_tag(launcher, "titans.training_run_id", run.info.run_id)
+            print(f"mlflow run logged its launcher run in experiment '{launched_in}'; "
+                  f"training is logged in '{experiment_name}' as run {run.info.run_id}")
+        yield run
+
+
+@contextlib.contextmanager
+def candidate_run(name: str):
+    with mlflow.start_run(run_name=name, nested=True) as run:
+        yield run
+
+
+def log_candidate(result) -> None:
+    """One nested run per candidate: its parameters, validation metrics and fit time."""
+    with candidate_run(result.name):
+        mlflow.set_tag("candidate", result.name)
+        mlflow.log_params({**result.params, "rows_used": result.rows_used})
+        mlflow.log_metrics({f"validation_{k}": v for k, v in result.metrics.items()})
+        mlflow.log_metric("fit_seconds", result.fit_seconds)
+
+
+def log_ledger(rows: pd.DataFrame, source: str, context: str, name: str, target: str | None = None) -> None:
+    dataset = mlflow.data.from_pandas(rows, source=source, name=name, targets=target)
+    mlflow.log_input(dataset, context=context)
+
+
+def log_artifacts(artifacts: dict, folder: str) -> None:
+    """Figures, dicts and text by file name."""
+    for name, content in artifacts.items():
+        path = f"{folder}/{name}"
+        if hasattr(content, "savefig"):
+            mlflow.log_figure(content, path)
+        elif isinstance(content, dict):
+            mlflow.log_dict(content, path)
+        else:
+            mlflow.log_text(str(content), path)
+
+
+def transaction_schema(columns, required) -> Schema:
+    """Raw-transaction input schema; `amount` accepts numbers or numeric text, which the contract parses."""
+    return Schema([
+        ColSpec(AnyType() if column == "amount" else "string", column, required=column in required)
+        for column in columns
+    ])
+
+
+def serving_example(rows: pd.DataFrame, columns) -> pd.DataFrame:
+    """Rows as a client would send them: dates as ISO text, empty optional text as empty strings."""
+    example = rows[list(columns)].copy()
+    example["date"] = example["date"].dt.strftime("%Y-%m-%d")
+    return example.reset_index(drop=True)
+
+
+def pip_requirements() -> list:
+    return [f"{name}=={importlib.metadata.version(name)}" for name in SERVING_PACKAGES]
+
+
+def log_predictor(predictor, example: pd.DataFrame, params: dict, model_type: str):
+    """Log the predictor as the pyfunc named `model` (models-from-code, package shipped in code_paths)."""
+    output = predictor.predict(predictor.prepare(example))
+    inferred = infer_signature(example, output, params=params or None)
+    signature = ModelSignature(
+        inputs=transaction_schema(predictor.input_columns, predictor.required_columns),
+        outputs=inferred.outputs,
+        params=inferred.params,
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "predictor.joblib"
+        joblib.dump(predictor, path)
+        return mlflow.pyfunc.log_model(
+            name=config.MODEL_ARTIFACT_NAME,
+            python_model=str(PYFUNC_FILE),
+            artifacts={PREDICTOR_ARTIFACT: str(path)},
+            code_paths=[str(PACKAGE_DIR)],
+            signature=signature,
+            input_example=example,
+            pip_requirements=pip_requirements(),
+            tags={config.MODEL_TYPE_TAG: model_type},
+        )
