@@ -40,18 +40,27 @@ class MajorityCategory:
 
 
 class MerchantLookup:
-    """Baseline: the category a merchant had most often in training, else the majority category."""
+    """Baseline: the category a merchant had most often in training (by its two-word key, then its
+    first word), else the majority category."""
+
+    @staticmethod
+    def _most_frequent(keys, categories) -> dict:
+        frame = pd.DataFrame({"merchant": keys, "category": categories})
+        return frame.groupby("merchant")["category"].agg(lambda c: c.value_counts().idxmax()).to_dict()
 
     def fit(self, rows: pd.DataFrame):
         keys = merchant_keys(rows["description"])
-        frame = pd.DataFrame({"merchant": keys, "category": rows["category"].to_numpy()})
-        self.lookup_ = frame.groupby("merchant")["category"].agg(lambda c: c.value_counts().idxmax()).to_dict()
+        categories = rows["category"].to_numpy()
+        self.by_name_ = self._most_frequent(keys, categories)
+        self.by_first_word_ = self._most_frequent([k.split(" ")[0] for k in keys], categories)
         self.fallback_ = MajorityCategory().fit(rows).category_
         return self
 
     def predict(self, rows: pd.DataFrame) -> np.ndarray:
-        return np.array([self.lookup_.get(key, self.fallback_) for key in merchant_keys(rows["description"])],
-                        dtype=object)
+        return np.array([
+            self.by_name_.get(key) or self.by_first_word_.get(key.split(" ")[0], self.fallback_)
+            for key in merchant_keys(rows["description"])
+        ], dtype=object)
 
 
 class CategoryPredictor:

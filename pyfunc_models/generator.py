@@ -221,11 +221,11 @@ def generate_ledger(rows: int = 20_000, seed: int = 42, start: str = "2023-01-01
     _card_expenses(parts, dates, free - income, rng)
     ledger = parts.frame()
     ledger["date"] = pd.to_datetime(ledger["date"])
+    ledger["description"] = _case_noise(ledger["description"].to_numpy(dtype=object), rng)
     ledger = _inject_anomalies(ledger, anomalies, rng)
     ledger = ledger.sort_values("date", kind="stable").reset_index(drop=True)
 
     size = len(ledger)
-    ledger["description"] = _case_noise(ledger["description"].to_numpy(dtype=object), rng)
     status = rng.choice(["completed", "pending", "failed"], size=size, p=[0.95, 0.04, 0.01])
     ledger["status"] = np.where(ledger["date"] >= dates[-1] - pd.Timedelta(days=3), "pending", status)
     expense = (ledger["type"] == "Expense").to_numpy()

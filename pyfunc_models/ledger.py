@@ -75,7 +75,7 @@ def _row_name(position: int, source: str | None) -> str:
 def _problems_message(column: str, positions, values, expected: str, source: str | None) -> str:
     positions = list(positions)
     shown = [
-        f"{_row_name(int(p), source)}, column '{column}': {v!r} {expected}"
+        f"{_row_name(int(p), source)}, column '{column}': {'null' if v is None else repr(v)} {expected}"
         for p, v in zip(positions[:MAX_PROBLEMS_SHOWN], list(values)[:MAX_PROBLEMS_SHOWN])
     ]
     more = len(positions) - len(shown)

@@ -1,0 +1,98 @@
+"""Shared fixtures: a temporary tracking store for every test, small generated ledgers,
+the real `mlflow` CLI, and a real `mlflow models serve` on a free loopback port."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from pyfunc_models.generator import write_ledger
+
+REPO = Path(__file__).resolve().parents[1]
+SMALL_LEDGER_ROWS = 3000
+
+
+@pytest.fixture(autouse=True)
+def _temporary_tracking(tmp_path, monkeypatch):
+    """No test ever touches a real mlflow.db: in-process MLflow calls go to a store of the test's own."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
+
+
+@pytest.fixture(scope="module")
+def tracking_store(tmp_path_factory) -> str:
+    """A tracking URI shared by the tests of one module (e.g. train once, serve many times)."""
+    return f"sqlite:///{tmp_path_factory.mktemp('store')}/mlflow.db"
+
+
+@pytest.fixture(scope="session")
+def small_ledger(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("ledgers") / "ledger.csv"
+    write_ledger(path, rows=SMALL_LEDGER_ROWS, seed=7)
+    return path
+
+
+def tracking_env(uri: str, **extra) -> dict:
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, **extra}
+    env.pop("MLFLOW_RUN_ID", None)
+    return env
+
+
+def mlflow_cli(*args, uri: str, cwd=REPO, timeout=900, check=True) -> subprocess.CompletedProcess:
+    """The real `mlflow` command of this interpreter's environment."""
+    command = [str(Path(sys.executable).with_name("mlflow")), *args]
+    result = subprocess.run(command, cwd=cwd, env=tracking_env(uri), capture_output=True, text=True,
+                            timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def served_model(model_uri: str, uri: str, cwd, workers: int = 1):
+    """`mlflow models serve` on 127.0.0.1, stopped by PID (its whole process group) even if the test fails."""
+    port = free_port()
+    log = open(Path(cwd) / f"serve-{port}.log", "w")
+    command = [str(Path(sys.executable).with_name("mlflow")), "models", "serve", "-m", model_uri,
+               "-h", "127.0.0.1", "-p", str(port), "--env-manager", "local", "--workers", str(workers)]
+    process = subprocess.Popen(command, cwd=cwd, env=tracking_env(uri), stdout=log, stderr=subprocess.STDOUT,
+                               start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if process.poll() is not None:
+                raise AssertionError(f"server exited early:\n{Path(log.name).read_text()}")
+            with contextlib.suppress(requests.ConnectionError):
+                if requests.get(f"{base}/ping", timeout=2).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise AssertionError(f"server did not answer /ping in time:\n{Path(log.name).read_text()}")
+            time.sleep(0.5)
+        yield base
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        log.close()

@@ -1,0 +1,86 @@
+"""The category model without MLflow: features, splits, baselines, candidates and the predictor."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pyfunc_models.category import CategoryPredictor, CategoryTask, MerchantLookup
+from pyfunc_models.features import merchant_key, transaction_features
+from pyfunc_models.generator import generate_ledger
+from pyfunc_models.ledger import LedgerError, prepare_ledger
+from pyfunc_models.splits import merchant_groups, merchant_split, time_split
+from pyfunc_models.training import train_row_task
+
+
+@pytest.mark.parametrize("description, key", [
+    ("POS PURCHASE SHELL OIL #57444 SAN JOSE CA", "shell oil"),
+    ("VISA ADOBE*8F3K2 CA", "adobe"),
+    ("ach debit comcast xfinity 4431", "comcast xfinity"),
+    ("", ""),
+])
+def test_merchant_key_strips_bank_noise(description, key):
+    assert merchant_key(description) == key
+
+
+@pytest.fixture(scope="module")
+def ledger():
+    return prepare_ledger(generate_ledger(rows=2500, seed=11))[0]
+
+
+def test_time_split_puts_each_day_on_one_side(ledger):
+    past, future = time_split(ledger, 0.2)
+    assert past["date"].max() < future["date"].min()
+    assert len(past) + len(future) == len(ledger)
+
+
+def test_merchant_split_shares_no_merchant(ledger):
+    known, unseen = merchant_split(ledger, 0.2, seed=1)
+    assert not set(merchant_groups(known["description"])) & set(merchant_groups(unseen["description"]))
+
+
+def test_features_handle_empty_text_and_unseen_values(ledger):
+    features = transaction_features().fit(ledger)
+    odd = ledger.head(2).copy()
+    odd["description"] = ["", "zzzz never seen qqq"]
+    odd["payment_method"] = "unknown"
+    assert features.transform(odd).shape[0] == 2
+
+
+def test_merchant_lookup_baseline_knows_merchants_it_saw(ledger):
+    expenses = ledger[ledger["category"] != ""]
+    lookup = MerchantLookup().fit(expenses)
+    assert (lookup.predict(expenses) == expenses["category"].to_numpy()).mean() > 0.8
+
+
+def test_tiny_categories_and_one_example_classes_do_not_crash(ledger):
+    rows = ledger[ledger["category"] != ""].copy()
+    # Categories with one and two examples, the last one only in the future.
+    rows.iloc[5, rows.columns.get_loc("category")] = "one_off"
+    rows.iloc[[10, 11], rows.columns.get_loc("category")] = "twice"
+    rows.iloc[-1, rows.columns.get_loc("category")] = "only_in_the_future"
+    task = CategoryTask(max_tree_rows=500)
+    outcome = train_row_task(task, rows, seed=1, log=lambda _: None)
+    assert outcome.metrics["accuracy"] > 0.5
+    assert {c.name for c in outcome.candidates} == {"logistic_regression", "random_forest", "xgboost"}
+    assert "merchant_holdout_accuracy" in outcome.metrics
+    assert set(outcome.baseline_metrics) == {"majority", "merchant_lookup"}
+
+
+def test_a_single_category_is_refused(ledger):
+    rows = ledger.copy()
+    rows.loc[rows["category"] != "", "category"] = "fuel"
+    with pytest.raises(LedgerError, match="1 distinct categories"):
+        CategoryTask().training_rows(rows)
+
+
+def test_predictor_top_k_and_bad_top_k(ledger):
+    rows = ledger[ledger["category"] != ""]
+    task = CategoryTask()
+    fitted = task.candidates(seed=0)[0].estimator.fit(rows, rows["category"])
+    predictor = CategoryPredictor(fitted)
+    out = predictor.predict(rows.head(4), top_k=2)
+    assert list(out.columns) == ["category", "confidence", "alternatives"]
+    assert all(len(a) == 2 and a[0]["category"] == c for a, c in zip(out["alternatives"], out["category"]))
+    assert np.allclose(out["confidence"], [a[0]["probability"] for a in out["alternatives"]], atol=1e-6)
+    with pytest.raises(LedgerError, match="param 'top_k' is 0"):
+        predictor.predict(rows.head(1), top_k=0)
