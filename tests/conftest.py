@@ -44,7 +44,9 @@ def small_ledger(tmp_path_factory) -> Path:
 
 
 def tracking_env(uri: str, **extra) -> dict:
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, **extra}
+    # `mlflow run --env-manager local` runs `python` from PATH: make it this interpreter's.
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PATH": path, **extra}
     env.pop("MLFLOW_RUN_ID", None)
     return env
 

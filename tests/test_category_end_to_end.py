@@ -1,0 +1,172 @@
+"""The category model end to end: the real `mlflow run`, a load from elsewhere, a real `mlflow models serve`."""
+
+import json
+import subprocess
+import sys
+
+import mlflow
+import pandas as pd
+import pytest
+import requests
+from mlflow.tracking import MlflowClient
+
+from pyfunc_models import config
+from tests.conftest import mlflow_cli, served_model, tracking_env
+
+CLEAR_CASES = [  # (description, amount, payment_method, expected category): merchants the ledger knows well
+    ("POS PURCHASE SHELL OIL #4410 SAN JOSE CA", -52.30, "credit_card", "fuel"),
+    ("STAPLES 88812 SANTA CLARA CA", -38.10, "credit_card", "office_supplies"),
+    ("VISA UNITED AIRLINES*QX7RT CA", -412.00, "credit_card", "travel"),
+    ("ACH DEBIT STATE FARM INSURANCE 3321", -305.00, "bank_transfer", "insurance"),
+]
+
+
+def transaction(description, amount, payment_method="credit_card", date="2023-05-02"):
+    return {"date": date, "type": "Expense", "description": description, "amount": amount,
+            "payment_method": payment_method, "status": "completed", "reference": "TXN123"}
+
+
+@pytest.fixture(scope="module")
+def trained(tracking_store, small_ledger):
+    mlflow_cli("run", ".", "-e", "train_category", "--env-manager", "local", "-P", f"data={small_ledger}",
+               uri=tracking_store)
+    client = MlflowClient(tracking_store)
+    experiment = client.get_experiment_by_name(config.EXPERIMENT_NAME)
+    runs = client.search_runs([experiment.experiment_id], "tags.model_type = 'category'")
+    assert len(runs) == 1
+    run = runs[0]
+    models = client.search_logged_models(experiment_ids=[experiment.experiment_id],
+                                         filter_string=f"source_run_id = '{run.info.run_id}'")
+    assert len(models) == 1
+    return {"uri": tracking_store, "run": run, "model_uri": models[0].model_uri, "client": client}
+
+
+@pytest.fixture(scope="module")
+def server(trained, tmp_path_factory):
+    with served_model(trained["model_uri"], trained["uri"], cwd=tmp_path_factory.mktemp("serve")) as base:
+        yield base
+
+
+def test_training_run_logs_metrics_candidates_artifacts_and_data(trained):
+    run, client = trained["run"], trained["client"]
+    assert run.info.status == "FINISHED"
+    metrics = run.data.metrics
+    for name in ("test_accuracy", "test_macro_f1", "test_weighted_f1", "test_merchant_holdout_accuracy",
+                 "baseline_majority_test_accuracy", "baseline_merchant_lookup_test_macro_f1"):
+        assert name in metrics
+    # Measured on the future, never on training rows: and clearly above the naive baselines.
+    assert metrics["test_accuracy"] > metrics["baseline_merchant_lookup_test_accuracy"]
+    assert metrics["test_macro_f1"] > metrics["baseline_majority_test_macro_f1"] + 0.5
+    children = client.search_runs([run.info.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}'")
+    assert {c.data.tags["candidate"] for c in children} == {"logistic_regression", "random_forest", "xgboost"}
+    assert all("validation_macro_f1" in c.data.metrics for c in children)
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
+    assert {"evaluation/confusion_matrix.png", "evaluation/classification_report.json",
+            "evaluation/test_ledger.csv"} <= artifacts
+    contexts = {i.tags[0].value for i in run.inputs.dataset_inputs}
+    assert contexts == {"training", "evaluation"}
+
+
+def test_logged_model_has_signature_example_and_params(trained, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", trained["uri"])
+    info = mlflow.models.get_model_info(trained["model_uri"])
+    inputs = {c["name"]: c for c in info.signature.inputs.to_dict()}
+    assert inputs["description"]["required"] and not inputs["reference"]["required"]
+    assert [p.name for p in info.signature.params] == ["top_k"]
+    assert info.saved_input_example_info is not None
+
+
+def test_model_loads_and_predicts_in_a_fresh_process_outside_the_repo(trained, tmp_path):
+    script = (
+        "import json, sys, mlflow, pandas as pd\n"
+        "model = mlflow.pyfunc.load_model(sys.argv[1])\n"
+        "rows = pd.DataFrame(json.loads(sys.argv[2]))\n"
+        "print(json.dumps(model.predict(rows)['category'].tolist()))\n"
+    )
+    rows = [transaction(d, a, m) for d, a, m, _ in CLEAR_CASES]
+    env = tracking_env(trained["uri"])
+    env.pop("PYTHONPATH", None)
+    result = subprocess.run([sys.executable, "-c", script, trained["model_uri"], json.dumps(rows)], cwd=tmp_path,
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == [c for *_, c in CLEAR_CASES]
+
+
+def invoke(base, body, **kwargs):
+    headers = {"Content-Type": "application/json"}
+    data = body if isinstance(body, str) else json.dumps(body)
+    return requests.post(f"{base}/invocations", data=data, headers=headers, timeout=60, **kwargs)
+
+
+def test_served_model_answers_every_payload_format(server):
+    rows = [transaction(d, a, m) for d, a, m, _ in CLEAR_CASES]
+    expected = [c for *_, c in CLEAR_CASES]
+    frame = pd.DataFrame(rows)
+    payloads = [
+        {"dataframe_records": rows},
+        {"dataframe_split": json.loads(frame.to_json(orient="split", index=False))},
+        {"inputs": {column: frame[column].tolist() for column in frame.columns}},
+    ]
+    for payload in payloads:
+        response = invoke(server, payload)
+        assert response.status_code == 200, response.text
+        predictions = response.json()["predictions"]
+        assert [p["category"] for p in predictions] == expected
+        assert all(0 < p["confidence"] <= 1 and len(p["alternatives"]) == 3 for p in predictions)
+
+
+def test_params_top_k(server):
+    body = {"dataframe_records": [transaction(*CLEAR_CASES[0][:3])], "params": {"top_k": 5}}
+    prediction = invoke(server, body).json()["predictions"][0]
+    alternatives = prediction["alternatives"]
+    assert len(alternatives) == 5 and alternatives[0]["category"] == "fuel"
+    assert [a["probability"] for a in alternatives] == sorted((a["probability"] for a in alternatives), reverse=True)
+
+
+def test_unseen_merchants_extra_columns_and_minimal_rows_are_scored(server):
+    rows = [
+        {**transaction("ZORBLAX QUANTUM WIDGETS 991 NOWHERE ZZ", -77.0), "loyalty_points": 12},
+        {"date": "2023-05-02", "description": "CHEVRON 0099 AUSTIN TX", "amount": "-61.20"},
+    ]
+    response = invoke(server, {"dataframe_records": rows})
+    assert response.status_code == 200, response.text
+    predictions = response.json()["predictions"]
+    assert len(predictions) == 2 and predictions[1]["category"] == "fuel"
+
+
+@pytest.mark.parametrize("body, status, fragments", [
+    ({"dataframe_records": [{"date": "2023-05-02", "amount": -3.0}]}, 400, ["description"]),
+    ('{"dataframe_records": [{"date": "2023-05-02", ', 400, []),
+    ({"dataframe_records": [transaction("STAPLES 1 CA", -3.0), transaction("STAPLES 2 CA", "12,50")]}, 400,
+     ["row 1", "column 'amount'", "'12,50'", "expected an amount"]),
+    ({"dataframe_records": [{**transaction("x", -1.0), "description": None}]}, 400,
+     ["row 0", "column 'description'", "empty"]),
+    ({"dataframe_records": [transaction("STAPLES 1 CA", -3.0, date="yesterday")]}, 400,
+     ["row 0", "column 'date'", "'yesterday'"]),
+    ({"dataframe_records": [transaction(*CLEAR_CASES[0][:3])], "params": {"top_k": 0}}, 400, ["top_k"]),
+])
+def test_bad_requests_get_a_4xx_naming_the_problem_and_the_server_keeps_serving(server, body, status, fragments):
+    response = invoke(server, body)
+    assert response.status_code == status, response.text
+    message = response.json()["message"]
+    for fragment in fragments:
+        assert fragment in message
+    good = invoke(server, {"dataframe_records": [transaction(*CLEAR_CASES[0][:3])]})
+    assert good.status_code == 200 and good.json()["predictions"][0]["category"] == "fuel"
+
+
+def test_a_bad_training_ledger_fails_the_run_and_logs_no_model(tmp_path, tracking_store):
+    bad = tmp_path / "bad.csv"
+    pd.DataFrame({"Date": ["2024-01-01", "2024-01-02"], "Description": ["a", "b"], "Amount": ["-1", "12,50"],
+                  "Category": ["fuel", "rent"]}).to_csv(bad, index=False)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    result = mlflow_cli("run", ".", "-e", "train_category", "--env-manager", "local", "-P", f"data={bad}",
+                        uri=uri, check=False)
+    assert result.returncode != 0
+    assert "row 1 (line 3 of bad.csv), column 'amount': '12,50' is not a finite number" in result.stderr
+    assert "Traceback" not in result.stderr.split("error: ")[-1]
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name(config.EXPERIMENT_NAME)
+    runs = client.search_runs([experiment.experiment_id], "tags.model_type = 'category'")
+    assert [r.info.status for r in runs] == ["FAILED"]
+    assert list(client.search_logged_models(experiment_ids=[experiment.experiment_id])) == []
