@@ -8,8 +8,9 @@ import argparse
 import time
 from pathlib import Path
 
+from entrypoints import whole_number
 from pyfunc_models.generator import write_ledger
-from pyfunc_models.jobs import whole_number
+
 
 
 def main(argv=None):

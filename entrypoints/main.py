@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from pyfunc_models import config, jobs
+from entrypoints import whole_number
+from pyfunc_models import config, jobs, tracking
 from pyfunc_models.category import CategoryTask
 
 
@@ -18,14 +19,14 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="", help="ledger CSV; empty = generate a sample ledger")
     parser.add_argument("--experiment-name", default=config.EXPERIMENT_NAME)
-    parser.add_argument("--sample-rows", type=jobs.whole_number, default=jobs.DEFAULT_SAMPLE_ROWS)
-    parser.add_argument("--seed", type=jobs.whole_number, default=42)
+    parser.add_argument("--sample-rows", type=whole_number, default=jobs.DEFAULT_SAMPLE_ROWS)
+    parser.add_argument("--seed", type=whole_number, default=42)
     args = parser.parse_args(argv)
 
-    with tempfile.TemporaryDirectory() as folder:
-        # One ledger for every model, so their figures describe the same data.
+    results = []
+    with tempfile.TemporaryDirectory() as folder, tracking.training_run(args.experiment_name, "main", {}):
+        # One ledger for every model, so their figures describe the same data; each trains in a nested run.
         data = str(jobs.obtain_ledger(args.data or None, args.sample_rows, args.seed, Path(folder)))
-        results = []
         for task in (CategoryTask(),):
             trained = jobs.run_entry_point(jobs.train_row_model, task, data, args.experiment_name, args.seed)
             results.append((task, trained))

@@ -6,6 +6,7 @@
 
 import argparse
 
+from entrypoints import whole_number
 from pyfunc_models import config, jobs
 from pyfunc_models.category import CategoryTask, DEFAULT_MAX_TREE_ROWS
 
@@ -14,10 +15,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="", help="ledger CSV; empty = generate a sample ledger")
     parser.add_argument("--experiment-name", default=config.EXPERIMENT_NAME)
-    parser.add_argument("--seed", type=jobs.whole_number, default=42)
-    parser.add_argument("--sample-rows", type=jobs.whole_number, default=jobs.DEFAULT_SAMPLE_ROWS,
+    parser.add_argument("--seed", type=whole_number, default=42)
+    parser.add_argument("--sample-rows", type=whole_number, default=jobs.DEFAULT_SAMPLE_ROWS,
                         help="rows of the generated ledger when no data is given")
-    parser.add_argument("--max-tree-rows", type=jobs.whole_number, default=DEFAULT_MAX_TREE_ROWS,
+    parser.add_argument("--max-tree-rows", type=whole_number, default=DEFAULT_MAX_TREE_ROWS,
                         help="train tree candidates on at most this many recent rows (0 = no cap)")
     args = parser.parse_args(argv)
 

@@ -22,6 +22,7 @@ _BANK_NOISE = re.compile(
 )
 _NOT_LETTERS = re.compile(r"[^a-z&]+")
 _STATE_SUFFIX = re.compile(r"\s+[a-z]{2}$")
+_PROCESSOR_PREFIX = re.compile(r"\b(sq|tst|sp|pp|paypal)\s?\*\s*")  # "SQ *BLUE BOTTLE": the processor, not the merchant
 
 
 def clean_text(text: str) -> str:
@@ -35,7 +36,7 @@ def merchant_key(description: str) -> str:
     Card-network prefixes, digits, order codes after '*' and a trailing state are dropped;
     the first two remaining words name the merchant well enough to group its rows.
     """
-    text = description.lower().split("*")[0]
+    text = _PROCESSOR_PREFIX.sub(" ", description.lower()).split("*")[0]
     text = _BANK_NOISE.sub(" ", _NOT_LETTERS.sub(" ", text))
     text = _STATE_SUFFIX.sub("", " ".join(text.split()))
     words = text.split()

@@ -62,8 +62,8 @@ def _case_noise(descriptions: np.ndarray, rng) -> np.ndarray:
 
 def _codes(rng, size: int, width: int = 6) -> np.ndarray:
     alphabet = np.array(list("ABCDEFGHJKLMNPQRSTUVWXYZ23456789"))
-    letters = alphabet[rng.integers(0, len(alphabet), size=(size, width))]
-    return np.array(["".join(row) for row in letters], dtype=object)
+    letters = np.ascontiguousarray(alphabet[rng.integers(0, len(alphabet), size=(size, width))])
+    return letters.view(f"<U{width}")[:, 0].astype(object)  # each row of characters read as one string
 
 
 def _recurring(rows: _Rows, dates: pd.DatetimeIndex, rng) -> None:

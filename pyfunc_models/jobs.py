@@ -101,14 +101,6 @@ def run_entry_point(job, *args, **kwargs):
         sys.exit(2)
 
 
-def whole_number(text: str) -> int:
-    """An MLproject number parameter ('20000', '20000.0', '1e6') as an int."""
-    value = float(text)
-    if not value.is_integer():
-        raise ValueError(f"expected a whole number, got {text}")
-    return int(value)
-
-
 def sample_prediction(trained: TrainedModel) -> pd.DataFrame:
     """Load the logged model back as any client would and score its input example."""
     model = mlflow.pyfunc.load_model(trained.model_uri)

@@ -8,6 +8,8 @@ becomes an MlflowException with INVALID_PARAMETER_VALUE, which
 
 from __future__ import annotations
 
+import warnings
+
 import joblib
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
@@ -16,6 +18,8 @@ from mlflow.pyfunc import PythonModel
 from pyfunc_models.ledger import LedgerError
 
 PREDICTOR_ARTIFACT = "predictor"
+# Our input contract is the logged signature plus `ledger.prepare_ledger`, not type hints.
+warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method")
 
 
 class LedgerModel(PythonModel):

@@ -10,6 +10,7 @@ import contextlib
 import importlib.metadata
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import joblib
@@ -78,7 +79,10 @@ def log_candidate(result) -> None:
 
 
 def log_ledger(rows: pd.DataFrame, source: str, context: str, name: str, target: str | None = None) -> None:
-    dataset = mlflow.data.from_pandas(rows, source=source, name=name, targets=target)
+    with warnings.catch_warnings():
+        # A local path matches two equivalent registered sources; MLflow picks one and says so.
+        warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
+        dataset = mlflow.data.from_pandas(rows, source=source, name=name, targets=target)
     mlflow.log_input(dataset, context=context)
 
 

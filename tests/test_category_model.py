@@ -16,6 +16,8 @@ from pyfunc_models.training import train_row_task
     ("POS PURCHASE SHELL OIL #57444 SAN JOSE CA", "shell oil"),
     ("VISA ADOBE*8F3K2 CA", "adobe"),
     ("ach debit comcast xfinity 4431", "comcast xfinity"),
+    ("SQ *B&H PHOTO 41957 PORTLAND OR", "b&h photo"),
+    ("TST* STAPLES #1 BOSTON MA", "staples boston"),  # one-word names keep the city: grouping uses the first word
     ("", ""),
 ])
 def test_merchant_key_strips_bank_noise(description, key):
