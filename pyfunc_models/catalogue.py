@@ -97,12 +97,12 @@ CLIENT_PAYERS = (
 CLIENT_PAYMENT_MEDIAN, CLIENT_PAYMENT_SPREAD = 3800.0, 0.7
 OTHER_INCOME = ("INTEREST PAYMENT", "REFUND FROM VENDOR", "MOBILE DEPOSIT CHECK")
 
-# Merchants that never appear in normal business: the "unusual merchant" anomalies.
-UNUSUAL_MERCHANTS = (
-    "LUCKY DRAGON CASINO", "BITSTAMP CRYPTO EXCHANGE", "TIFFANY & CO JEWELRY", "SKYDIVE PERRIS",
-    "PAWN SHOP EXPRESS", "GOLDEN NUGGET POKER", "LUXURY YACHT CHARTER", "WESTERN UNION INTL",
-    "GIFTCARD MALL", "OFFSHORE HOLDINGS LTD", "VIP NIGHTCLUB", "ROLEX BOUTIQUE",
-)
+# "Unusual merchant" anomalies: one-off merchants the business never deals with. Each gets a
+# made-up name (syllables + a kind of business), so it is new to any model that sees it.
+UNUSUAL_SYLLABLES = ("ZA", "NO", "VI", "KO", "RE", "TA", "LU", "MI", "QUA", "XE", "BRO", "DEL", "FI", "GOR",
+                     "HA", "JIN", "PLO", "SU", "TRE", "VOX", "WEN", "YU")
+UNUSUAL_KINDS = ("CASINO", "JEWELRY", "CRYPTO EXCHANGE", "PAWN SHOP", "YACHT CHARTER", "NIGHTCLUB",
+                 "GIFTCARD MALL", "OFFSHORE HOLDINGS", "POKER ROOM", "LUXURY BOUTIQUE", "WIRE SERVICE")
 
 CITIES = (
     "SAN JOSE CA", "SAN FRANCISCO CA", "OAKLAND CA", "PALO ALTO CA", "AUSTIN TX", "SEATTLE WA",

@@ -151,7 +151,7 @@ class CategoryTask(RowTask):
     def baselines(self, train: pd.DataFrame) -> dict:
         return {"majority": MajorityCategory().fit(train), "merchant_lookup": MerchantLookup().fit(train)}
 
-    def predictor(self, fitted, train) -> CategoryPredictor:
+    def predictor(self, fitted, past, chosen) -> CategoryPredictor:
         return CategoryPredictor(fitted)
 
     def evidence(self, outcome: TrainingOutcome, chosen: Candidate, seed: int) -> None:

@@ -107,8 +107,10 @@ class DateParts(BaseEstimator, TransformerMixin):
         return np.array(self.names, dtype=object)
 
 
-def transaction_features(max_text_features: int = 40_000) -> ColumnTransformer:
-    """Text (word and character n-grams), amount, calendar and enumerations, for any row model."""
+def transaction_features(max_text_features: int = 40_000, use_amount: bool = True,
+                         use_category: bool = False) -> ColumnTransformer:
+    """Text (word and character n-grams), calendar and enumerations, plus the amount (for models that
+    may see it) and the category (for models that predict something else from it)."""
     words = make_pipeline(
         TransactionText(),
         TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True, max_features=max_text_features),
@@ -123,20 +125,23 @@ def transaction_features(max_text_features: int = 40_000) -> ColumnTransformer:
         OneHotEncoder(handle_unknown="ignore", categories=[list(range(7)), list(range(1, 32)), [0, 1], [0, 1],
                                                            list(range(1, 13))]),
     )
-    whole_ledger = ["date", "description", "reference", "amount"]
-    return ColumnTransformer(
-        [
-            ("words", words, whole_ledger),
-            ("characters", characters, whole_ledger),
+    text_columns = ["description", "reference"]
+    steps = [
+        ("words", words, text_columns),
+        ("characters", characters, text_columns),
+        ("calendar", calendar, ["date"]),
+        ("enums", OneHotEncoder(handle_unknown="ignore"), ["payment_method", "type"]),
+    ]
+    if use_amount:
+        steps += [
             ("amount", make_pipeline(AmountParts(), StandardScaler()), ["amount"]),
             ("amount_band", make_pipeline(LogAmount(), KBinsDiscretizer(n_bins=12, strategy="quantile",
                                                                        quantile_method="averaged_inverted_cdf")),
              ["amount"]),
-            ("calendar", calendar, ["date"]),
-            ("enums", OneHotEncoder(handle_unknown="ignore"), ["payment_method", "type"]),
-        ],
-        sparse_threshold=1.0,
-    )
+        ]
+    if use_category:
+        steps.append(("category", OneHotEncoder(handle_unknown="ignore"), ["category"]))
+    return ColumnTransformer(steps, sparse_threshold=1.0)
 
 
 class EncodedLabels(BaseEstimator, ClassifierMixin):

@@ -17,6 +17,8 @@ from pyfunc_models import catalogue, config
 MIN_ROWS = 200
 WEEKDAY_ACTIVITY = np.array([1.0, 1.0, 1.0, 1.0, 1.1, 0.45, 0.3])  # Monday..Sunday
 ANOMALY_KINDS = ("spike", "duplicate", "unusual_merchant")
+MERCHANT_MEDIAN_SPREAD = 0.7  # log sd of merchants' typical amounts around their category's
+WITHIN_MERCHANT_SHARE = 0.7  # a merchant's own amount spread, as a share of its category's
 
 
 def default_days(rows: int) -> int:
@@ -95,7 +97,9 @@ def _income(rows: _Rows, dates: pd.DatetimeIndex, size: int, rng) -> None:
     payers = np.array([f"CLIENT PAYMENT {p}" for p in catalogue.CLIENT_PAYERS] + list(catalogue.OTHER_INCOME), dtype=object)
     weights = np.r_[np.full(len(catalogue.CLIENT_PAYERS), 1.0), np.full(len(catalogue.OTHER_INCOME), 0.4)]
     who = rng.choice(len(payers), size=size, p=weights / weights.sum())
-    values = np.round(catalogue.CLIENT_PAYMENT_MEDIAN * rng.lognormal(0, catalogue.CLIENT_PAYMENT_SPREAD, size), 2)
+    # Each payer has its own usual invoice size.
+    typical = catalogue.CLIENT_PAYMENT_MEDIAN * np.exp(rng.normal(0, catalogue.CLIENT_PAYMENT_SPREAD, len(payers)))
+    values = np.round(typical[who] * rng.lognormal(0, catalogue.CLIENT_PAYMENT_SPREAD / 2, size), 2)
     small = who >= len(catalogue.CLIENT_PAYERS)
     values[small] = np.round(values[small] / 40, 2)
     method = np.where(rng.random(size) < 0.7, "bank_transfer", "check")
@@ -113,7 +117,10 @@ def _merchant_table(rng) -> pd.DataFrame:
         for merchant, weight in zip(merchants, popularity):
             records.append({
                 "category": category, "merchant": merchant, "weight": share * weight,
-                "median": median * float(np.exp(rng.normal(0, 0.3))), "spread": spread,
+                # Merchants of one category differ a lot (a cable shop vs an Apple Store); one merchant's
+                # amounts vary less than its category's.
+                "median": median * float(np.exp(rng.normal(0, MERCHANT_MEDIAN_SPREAD))),
+                "spread": spread * WITHIN_MERCHANT_SHARE,
                 "methods": methods, "style": style,
                 "stores": rng.integers(100, 99999, size=3), "cities": rng.choice(len(catalogue.CITIES), size=2),
             })
@@ -175,7 +182,10 @@ def _inject_anomalies(ledger: pd.DataFrame, count: int, rng) -> pd.DataFrame:
     duplicates["anomaly_label"] = "duplicate"
 
     size = per_kind[2]
-    merchants = np.array(catalogue.UNUSUAL_MERCHANTS, dtype=object)[rng.integers(0, len(catalogue.UNUSUAL_MERCHANTS), size)]
+    syllables = np.array(catalogue.UNUSUAL_SYLLABLES, dtype=object)
+    kinds = np.array(catalogue.UNUSUAL_KINDS, dtype=object)[rng.integers(0, len(catalogue.UNUSUAL_KINDS), size)]
+    names = syllables[rng.integers(0, len(syllables), (size, 3))]
+    merchants = [f"{a}{b}{c} {kind}" for (a, b, c), kind in zip(names, kinds)]
     cities = np.array(catalogue.CITIES, dtype=object)[rng.integers(0, len(catalogue.CITIES), size)]
     unusual = pd.DataFrame({
         "date": ledger["date"].to_numpy()[rng.integers(0, len(ledger), size)],

@@ -19,7 +19,6 @@ import pandas as pd
 from pyfunc_models import config, tracking
 from pyfunc_models.generator import write_ledger
 from pyfunc_models.ledger import LedgerError, load_ledger
-from pyfunc_models.training import RowTask, train_row_task
 
 DEFAULT_SAMPLE_ROWS = 20_000
 
@@ -45,9 +44,9 @@ def obtain_ledger(data: str | None, rows: int, seed: int, workdir: Path) -> Path
     return path
 
 
-def train_row_model(task: RowTask, data: str | None, experiment_name: str = config.EXPERIMENT_NAME,
+def train_model(task, data: str | None, experiment_name: str = config.EXPERIMENT_NAME,
                     seed: int = 42, sample_rows: int = DEFAULT_SAMPLE_ROWS, test_fraction: float = 0.2) -> TrainedModel:
-    """The whole job for a row model; a LedgerError leaves a FAILED run and logs no model."""
+    """The whole job for one model task; a LedgerError leaves a FAILED run and logs no model."""
     started = time.perf_counter()
     tags = {config.MODEL_TYPE_TAG: task.model_type}
     with tempfile.TemporaryDirectory() as folder, \
@@ -60,15 +59,15 @@ def train_row_model(task: RowTask, data: str | None, experiment_name: str = conf
         if report.corrected or report.unknown:
             print(f"normalised enumerations: {json.dumps({**report.corrected, **{'unknown': report.unknown}})}")
 
-        outcome = train_row_task(task, ledger, seed=seed, test_fraction=test_fraction,
-                                 on_candidate=tracking.log_candidate)
+        outcome = task.train(ledger, seed=seed, test_fraction=test_fraction, on_candidate=tracking.log_candidate)
         source = str(Path(path).resolve()) if data else "generated sample ledger"
         target = getattr(task, "target_column", None)
         tracking.log_ledger(outcome.train, source, "training", f"{task.model_type}-train", target)
         tracking.log_ledger(outcome.test, source, "evaluation", f"{task.model_type}-test", target)
         mlflow.log_text(outcome.test.to_csv(index=False, date_format="%Y-%m-%d"), "evaluation/test_ledger.csv")
 
-        mlflow.set_tag("chosen_candidate", outcome.chosen.name)
+        if outcome.chosen:
+            mlflow.set_tag("chosen_candidate", outcome.chosen.name)
         mlflow.log_metrics({f"test_{k}": v for k, v in outcome.metrics.items()})
         for name, metrics in outcome.baseline_metrics.items():
             mlflow.log_metrics({f"baseline_{name}_test_{k}": v for k, v in metrics.items()})

@@ -113,8 +113,9 @@ def _shown(value):
     return None if value is None or value is pd.NA or value != value else value
 
 
-def parse_amounts(values: pd.Series, column: str = "amount", source: str | None = None) -> np.ndarray:
-    """Amounts as floats; '12,50', 'abc', empty, NaN and infinity are refused by row."""
+def parse_amounts(values: pd.Series, column: str = "amount", source: str | None = None,
+                  missing_ok: bool = False) -> np.ndarray:
+    """Amounts as floats; '12,50', 'abc', infinity (and, unless `missing_ok`, empty or null) are refused by row."""
     if pd.api.types.is_bool_dtype(values):
         raise LedgerError(f"column '{column}' holds true/false values; expected numbers like -12.50")
     if pd.api.types.is_numeric_dtype(values):
@@ -128,7 +129,10 @@ def parse_amounts(values: pd.Series, column: str = "amount", source: str | None 
                 number = float(match["number"].replace(",", ""))
                 negative = match["open"] or match["sign"] == "-"
                 amounts[position] = -number if negative else number
-    bad = np.flatnonzero(~np.isfinite(amounts))
+    bad = ~np.isfinite(amounts)
+    if missing_ok and bad.any():
+        bad &= ~(pd.isna(values).to_numpy() | (_as_text(values) == ""))
+    bad = np.flatnonzero(bad)
     if bad.size:
         raise LedgerError(
             _problems_message(
@@ -207,12 +211,14 @@ def prepare_ledger(
     required=("date", "description", "amount"),
     nonempty=(),
     source: str | None = None,
+    missing_amount_ok: bool = False,
 ) -> tuple[pd.DataFrame, LedgerReport]:
     """Apply the contract to raw transactions.
 
     Returns a DataFrame with every canonical column present (optional ones filled
     with their empty value), `date` as datetime64, `amount` as float, enumerations
-    normalised; and a report of what normalisation did. Raises LedgerError naming
+    normalised (missing amounts stay NaN where `missing_amount_ok`); and a report of what
+    normalisation did. Raises LedgerError naming
     row, column, value and expectation for anything it cannot accept.
     """
     if not isinstance(raw, pd.DataFrame):
@@ -245,7 +251,7 @@ def prepare_ledger(
 
     ledger = {
         "date": parse_dates(given("date"), source=source) if "date" in seen else np.full(rows, np.datetime64("NaT"), "datetime64[ns]"),
-        "amount": parse_amounts(given("amount"), source=source) if "amount" in seen else np.full(rows, np.nan),
+        "amount": parse_amounts(given("amount"), source=source, missing_ok=missing_amount_ok) if "amount" in seen else np.full(rows, np.nan),
     }
     for column in ("description", "reference", "receipt_url", "category"):
         ledger[column] = text(column)
@@ -263,7 +269,7 @@ def prepare_ledger(
         )
 
     kinds = normalise_enum(text("type"), config.TRANSACTION_TYPES, config.TYPE_ALIASES, "type", report)
-    unknown_type = kinds == config.UNKNOWN
+    unknown_type = (kinds == config.UNKNOWN) & ~np.isnan(ledger["amount"])
     if unknown_type.any():
         # No usable type: the sign says it (money out is negative in a signed ledger).
         kinds[unknown_type] = np.where(ledger["amount"][unknown_type] < 0, "expense", "income")

@@ -28,3 +28,44 @@ def confusion_matrix(y_true, y_pred, labels):
     figure.colorbar(image, ax=axes, fraction=0.04, label="share of true category")
     figure.tight_layout()
     return figure
+
+
+def predicted_vs_actual(actual, predicted, lower, upper, level):
+    """Predicted against actual |amount| on log axes, the interval as bars on a sample of rows."""
+    actual, predicted = np.abs(np.asarray(actual)), np.abs(np.asarray(predicted))
+    low, high = np.minimum(np.abs(lower), np.abs(upper)), np.maximum(np.abs(lower), np.abs(upper))
+    figure, axes = plt.subplots(figsize=(7, 7))
+    sample = np.random.default_rng(0).choice(len(actual), size=min(400, len(actual)), replace=False)
+    axes.errorbar(predicted[sample], actual[sample],
+                  xerr=[predicted[sample] - low[sample], high[sample] - predicted[sample]],
+                  fmt="none", ecolor="lightgray", alpha=0.6, label=f"{level:.0%} interval (sample)")
+    axes.scatter(predicted, actual, s=4, alpha=0.4, label="test rows")
+    span = [max(0.5, min(actual.min(), predicted.min())), max(actual.max(), predicted.max())]
+    axes.plot(span, span, color="black", linewidth=1, label="perfect")
+    axes.set_xscale("log")
+    axes.set_yscale("log")
+    axes.set_xlabel("predicted |amount|")
+    axes.set_ylabel("actual |amount|")
+    axes.set_title("Amount model on the time-ordered test split")
+    axes.legend()
+    figure.tight_layout()
+    return figure
+
+
+def score_distribution(scores, labels, threshold):
+    """Anomaly scores of the test rows (log count axis), labelled anomalies apart, with the threshold."""
+    figure, axes = plt.subplots(figsize=(8, 4.5))
+    bins = np.linspace(0, 1, 51)
+    if labels is not None and labels.any():
+        axes.hist(scores[~labels], bins=bins, alpha=0.7, label="normal rows")
+        axes.hist(scores[labels], bins=bins, alpha=0.7, label="labelled anomalies")
+    else:
+        axes.hist(scores, bins=bins, alpha=0.7, label="test rows")
+    axes.axvline(threshold, color="red", linestyle="--", label=f"threshold {threshold:.4f}")
+    axes.set_yscale("log")
+    axes.set_xlabel("anomaly score")
+    axes.set_ylabel("rows")
+    axes.set_title("Anomaly scores on the time-ordered test split")
+    axes.legend()
+    figure.tight_layout()
+    return figure

@@ -80,11 +80,16 @@ class RowTask:
     def predictions(self, fitted, rows: pd.DataFrame):
         return fitted.predict(rows)
 
-    def predictor(self, fitted, train: pd.DataFrame):
+    def predictor(self, fitted, past: pd.DataFrame, chosen: Candidate):
+        """The object to serve, from the chosen candidate fitted on the whole past."""
         raise NotImplementedError
 
     def evidence(self, outcome: TrainingOutcome, chosen: Candidate, seed: int) -> None:
         """Add extra metrics and artifacts (plots, reports) to the outcome."""
+
+    def train(self, ledger: pd.DataFrame, seed: int = 42, test_fraction: float = 0.2,
+              on_candidate: Callable | None = None, log: Callable[[str], None] = print) -> TrainingOutcome:
+        return train_row_task(self, ledger, seed, test_fraction, on_candidate=on_candidate, log=log)
 
 
 def _recent(rows: pd.DataFrame, max_rows: int | None) -> pd.DataFrame:
@@ -137,7 +142,7 @@ def train_row_task(
     predictions = task.predictions(fitted, test)
     y_test = task.target(test)
     outcome = TrainingOutcome(
-        predictor=task.predictor(fitted, past),
+        predictor=task.predictor(fitted, past, best),
         chosen=chosen,
         candidates=results,
         metrics=task.metrics(test, y_test, predictions),

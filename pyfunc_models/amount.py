@@ -1,0 +1,195 @@
+"""Amount prediction: what amount is normal for this transaction?
+
+Learns the signed amount from description + reference text, category (when given),
+payment method, type and date parts, never from the amount itself. Regressors work
+in signed-log space (amounts are heavy-tailed; the median of a log is the median of
+the amount), and a split-conformal interval on a later calibration slice gives the
+stated coverage: a multiplicative band, narrow for a coffee and wide for a flight.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.compose import TransformedTargetRegressor
+from sklearn.ensemble import RandomForestRegressor
+from sklearn.linear_model import Ridge
+from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+from sklearn.pipeline import Pipeline
+from xgboost import XGBRegressor
+
+from pyfunc_models import config, plots
+from pyfunc_models.features import merchant_keys, transaction_features
+from pyfunc_models.ledger import LedgerError, prepare_ledger
+from pyfunc_models.splits import time_split
+from pyfunc_models.training import Candidate, RowTask, TrainingOutcome, fit_candidate
+
+DEFAULT_LEVEL = 0.9
+LEVEL_RANGE = (0.5, 0.99)
+TREE_TEXT_FEATURES = 2_000
+DEFAULT_MAX_TREE_ROWS = 50_000
+CALIBRATION_FRACTION = 0.2  # the latest share of the training past, held back to calibrate the interval
+
+
+def signed_log(amount):
+    return np.sign(amount) * np.log1p(np.abs(amount))
+
+
+def signed_exp(value):
+    return np.sign(value) * np.expm1(np.abs(value))
+
+
+def _log_target(regressor) -> TransformedTargetRegressor:
+    return TransformedTargetRegressor(regressor=regressor, func=signed_log, inverse_func=signed_exp,
+                                      check_inverse=False)
+
+
+class GroupMedian:
+    """Baseline: the median amount of the row's group in training, else of its type, else overall."""
+
+    def __init__(self, group):
+        self.group = group  # rows -> array of group keys
+
+    def fit(self, rows: pd.DataFrame):
+        amounts = rows["amount"].to_numpy()
+        self.by_group_ = pd.Series(amounts).groupby(self.group(rows)).median().to_dict()
+        self.by_type_ = pd.Series(amounts).groupby(rows["type"].to_numpy()).median().to_dict()
+        self.overall_ = float(np.median(amounts))
+        return self
+
+    def predict(self, rows: pd.DataFrame) -> np.ndarray:
+        return np.array([
+            self.by_group_.get(group, self.by_type_.get(kind, self.overall_))
+            for group, kind in zip(self.group(rows), rows["type"].to_numpy())
+        ], dtype=float)
+
+
+def category_of(rows):
+    return np.where(rows["category"].to_numpy() != "", rows["category"].to_numpy(), "(none)")
+
+
+def merchant_of(rows):
+    return merchant_keys(rows["description"])
+
+
+class AmountPredictor:
+    """The served model: expected signed amount and a conformal interval; deviation when the amount is given."""
+
+    input_columns = config.COLUMNS
+    required_columns = ("date", "description")
+    nonempty_columns = ("description",)
+
+    def __init__(self, pipeline, calibration_residuals: np.ndarray, level: float = DEFAULT_LEVEL):
+        self.pipeline = pipeline
+        # Absolute residuals in signed-log space on rows the pipeline never saw; sorted, so any level is a lookup.
+        self.calibration_residuals = np.sort(np.abs(calibration_residuals))
+        self.default_level = level
+
+    def prepare(self, raw: pd.DataFrame) -> pd.DataFrame:
+        return prepare_ledger(raw, required=self.required_columns, nonempty=self.nonempty_columns,
+                              missing_amount_ok=True)[0]
+
+    def half_width(self, level: float) -> float:
+        """Split-conformal quantile: the ceil((n+1)*level)-th smallest calibration residual."""
+        n = len(self.calibration_residuals)
+        rank = min(n, int(np.ceil((n + 1) * level)))
+        return float(self.calibration_residuals[rank - 1])
+
+    def predict(self, transactions: pd.DataFrame, level: float = DEFAULT_LEVEL) -> pd.DataFrame:
+        if not LEVEL_RANGE[0] <= float(level) <= LEVEL_RANGE[1]:
+            raise LedgerError(f"param 'level' is {level}; expected a coverage between {LEVEL_RANGE[0]} and "
+                              f"{LEVEL_RANGE[1]}, e.g. 0.9")
+        center = signed_log(self.pipeline.predict(transactions))
+        width = self.half_width(float(level))
+        predicted = np.round(signed_exp(center), 2)
+        lower, upper = np.round(signed_exp(center - width), 2), np.round(signed_exp(center + width), 2)
+        actual = transactions["amount"].to_numpy(dtype=float)
+        given = ~np.isnan(actual)
+        deviation = np.where(given, np.round(actual - predicted, 2), np.nan)
+        outside = (actual < lower) | (actual > upper)
+        return pd.DataFrame({
+            "predicted_amount": predicted,
+            "lower": lower,
+            "upper": upper,
+            # Rows sent without an amount get null here, not a made-up number.
+            "deviation": pd.array([d if g else None for d, g in zip(deviation, given)], dtype="Float64"),
+            "outside_interval": pd.array([bool(o) if g else None for o, g in zip(outside, given)], dtype="boolean"),
+        })
+
+
+def regression_metrics(y_true, y_pred) -> dict:
+    y_true, y_pred = np.asarray(y_true, dtype=float), np.asarray(y_pred, dtype=float)
+    big = np.abs(y_true) >= 1
+    return {
+        "mae": float(mean_absolute_error(y_true, y_pred)),
+        "rmse": float(np.sqrt(mean_squared_error(y_true, y_pred))),
+        "r2": float(r2_score(y_true, y_pred)),
+        "mape": float(np.mean(np.abs((y_true[big] - y_pred[big]) / y_true[big]))) if big.any() else float("nan"),
+    }
+
+
+class AmountTask(RowTask):
+    model_type = "amount"
+    target_column = "amount"
+    primary_metric = "mae"
+    greater_is_better = False
+    serving_params = {"level": DEFAULT_LEVEL}
+    report_metrics = ("mae", "rmse", "r2", "mape", "interval_coverage")
+
+    def __init__(self, max_tree_rows: int | None = DEFAULT_MAX_TREE_ROWS, level: float = DEFAULT_LEVEL):
+        self.max_tree_rows = max_tree_rows
+        self.level = level
+
+    def training_rows(self, ledger: pd.DataFrame) -> pd.DataFrame:
+        rows = ledger[ledger["amount"] != 0]
+        if len(rows) < 50:
+            raise LedgerError(f"the ledger has {len(rows)} non-zero amounts; need at least 50 to learn from")
+        return rows.reset_index(drop=True)
+
+    def target(self, rows: pd.DataFrame) -> np.ndarray:
+        return rows["amount"].to_numpy(dtype=float)
+
+    def candidates(self, seed: int) -> list:
+        def pipeline(regressor, text_features=40_000):
+            features = transaction_features(text_features, use_amount=False, use_category=True)
+            return Pipeline([("features", features), ("regressor", _log_target(regressor))])
+
+        tree_params = {"text_features": TREE_TEXT_FEATURES, "max_rows": self.max_tree_rows}
+        return [
+            Candidate("ridge", pipeline(Ridge(alpha=1.0)), {"alpha": 1.0, "text_features": 40_000}),
+            Candidate("random_forest",
+                      pipeline(RandomForestRegressor(n_estimators=150, min_samples_leaf=2, max_features="sqrt",
+                                                     n_jobs=-1, random_state=seed), TREE_TEXT_FEATURES),
+                      {"n_estimators": 150, "min_samples_leaf": 2, "max_features": "sqrt", **tree_params},
+                      self.max_tree_rows),
+            Candidate("xgboost",
+                      pipeline(XGBRegressor(n_estimators=300, max_depth=8, learning_rate=0.1, max_bin=64,
+                                            objective="reg:absoluteerror", tree_method="hist", n_jobs=-1,
+                                            random_state=seed), TREE_TEXT_FEATURES),
+                      {"n_estimators": 300, "max_depth": 8, "learning_rate": 0.1, "objective": "reg:absoluteerror",
+                       **tree_params}, self.max_tree_rows),
+        ]
+
+    def metrics(self, rows, y_true, y_pred) -> dict:
+        return regression_metrics(y_true, y_pred)
+
+    def baselines(self, train: pd.DataFrame) -> dict:
+        return {"category_median": GroupMedian(category_of).fit(train),
+                "merchant_median": GroupMedian(merchant_of).fit(train)}
+
+    def predictor(self, fitted, past: pd.DataFrame, chosen: Candidate) -> AmountPredictor:
+        # Calibrate on the latest slice of the past with a twin fitted on what precedes it: residuals on unseen rows.
+        fit_part, calibration = time_split(past, CALIBRATION_FRACTION)
+        twin, _ = fit_candidate(self, chosen, fit_part)
+        residuals = signed_log(self.target(calibration)) - signed_log(twin.predict(calibration))
+        return AmountPredictor(fitted, residuals, self.level)
+
+    def evidence(self, outcome: TrainingOutcome, chosen: Candidate, seed: int) -> None:
+        y_test = self.target(outcome.test)
+        scored = outcome.predictor.predict(outcome.test, level=self.level)
+        inside = (y_test >= scored["lower"].to_numpy()) & (y_test <= scored["upper"].to_numpy())
+        outcome.metrics["interval_coverage"] = float(inside.mean())
+        outcome.metrics["interval_level"] = self.level
+        outcome.metrics["interval_median_width"] = float(np.median(scored["upper"] - scored["lower"]))
+        outcome.artifacts["predicted_vs_actual.png"] = plots.predicted_vs_actual(
+            y_test, outcome.test_predictions, scored["lower"].to_numpy(), scored["upper"].to_numpy(), self.level)

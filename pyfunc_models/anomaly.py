@@ -1,0 +1,261 @@
+"""Anomaly detection: is this transaction unusual?
+
+Three kinds of evidence, each turned into a tail probability learned from the
+training ledger (how often a normal-looking training row is at least this odd):
+
+- amount: a robust (median/MAD) z-score of log |amount| against the merchant's
+  history, or its category's (or type's) when the merchant is new or rare;
+  a merchant never seen is as surprising as new merchants are in this ledger;
+- duplicates inside the scored batch: same day, same description, same amount;
+- an IsolationForest on the engineered features, for odd combinations.
+
+The score is 1 minus the smallest tail probability; the threshold is chosen on a
+later validation slice (best F1 when the ledger carries anomaly labels, else the
+`expected_rate` quantile). Labels are never a feature.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.ensemble import IsolationForest
+from sklearn.metrics import average_precision_score, precision_recall_curve
+
+from pyfunc_models import config, plots
+from pyfunc_models.features import merchant_keys
+from pyfunc_models.ledger import LedgerError, prepare_ledger
+from pyfunc_models.splits import time_split
+from pyfunc_models.training import TrainingOutcome
+
+MIN_HISTORY = 5  # rows a merchant needs before its own statistics are trusted
+MAD_TO_SD = 1.4826  # MAD of a normal distribution times this is its standard deviation
+MEAN_AD_TO_SD = 1.2533  # mean absolute deviation to sd, the fallback when MAD is 0
+DEFAULT_EXPECTED_RATE = 0.01
+
+
+def robust_stats(values: np.ndarray, groups: np.ndarray) -> pd.DataFrame:
+    """Per group: count, median and a robust scale (MAD; mean absolute deviation when MAD is 0)."""
+    frame = pd.DataFrame({"group": groups, "value": values})
+    median = frame.groupby("group")["value"].median()
+    deviation = (frame["value"] - frame["group"].map(median)).abs()
+    grouped = deviation.groupby(frame["group"])
+    scale = (grouped.median() * MAD_TO_SD).where(lambda s: s > 0, grouped.mean() * MEAN_AD_TO_SD)
+    return pd.DataFrame({"count": frame.groupby("group").size(), "median": median, "scale": scale})
+
+
+def tail_probability(sorted_reference: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Share of reference values at least as large as each value, (k + 1) / (n + 1), never 0."""
+    at_least = len(sorted_reference) - np.searchsorted(sorted_reference, values, side="left")
+    return (at_least + 1) / (len(sorted_reference) + 1)
+
+
+def batch_duplicates(transactions: pd.DataFrame) -> np.ndarray:
+    """For each row, the position of an earlier identical row in the batch (same day, text and amount), else -1."""
+    key = pd.DataFrame({
+        "date": transactions["date"].to_numpy(),
+        "text": transactions["description"].str.lower().str.split().str.join(" ").to_numpy(),
+        "amount": transactions["amount"].to_numpy(),
+    })
+    first = key.groupby(["date", "text", "amount"], sort=False).cumcount()
+    positions = np.arange(len(key))
+    first_position = pd.Series(positions).groupby([key["date"], key["text"], key["amount"]], sort=False).transform("min")
+    return np.where(first.to_numpy() > 0, first_position.to_numpy(), -1)
+
+
+class AnomalyDetector:
+    """Fitted statistics + IsolationForest + threshold; scores raw transactions with a reason each."""
+
+    input_columns = tuple(c for c in config.COLUMNS)
+    required_columns = ("date", "description", "amount")
+    nonempty_columns = ("description",)
+
+    def __init__(self, seed: int = 42):
+        self.seed = seed
+
+    # --- what is learned -------------------------------------------------------------
+    def fit(self, rows: pd.DataFrame) -> "AnomalyDetector":
+        log_amount = np.log1p(np.abs(rows["amount"].to_numpy(dtype=float)))
+        merchants = merchant_keys(rows["description"])
+        self.merchant_stats_ = robust_stats(log_amount, merchants)
+        self.group_stats_ = robust_stats(log_amount, self._groups(rows))
+        positive = pd.concat([self.merchant_stats_["scale"], self.group_stats_["scale"]])
+        # Groups whose amounts never vary (a fixed subscription) still need a scale: a tenth of the typical one.
+        self.scale_floor_ = float(positive[positive > 0].median() * 0.1) if (positive > 0).any() else 0.01
+        counts = self.merchant_stats_["count"]
+        # How ordinary a rare or new merchant is in this ledger: the share of rows from rare merchants.
+        self.novelty_rate_ = float(counts[counts < MIN_HISTORY].sum() / counts.sum())
+        features, z_reference, _ = self._features(rows)
+        self.forest_ = IsolationForest(n_estimators=200, random_state=self.seed).fit(features)
+        self.z_reference_ = np.sort(z_reference)
+        self.forest_reference_ = np.sort(-self.forest_.score_samples(features))
+        self.duplicate_rate_ = float(max((batch_duplicates(rows) >= 0).mean(), 1 / (len(rows) + 1)))
+        self.threshold_ = 0.99
+        return self
+
+    @staticmethod
+    def _groups(rows: pd.DataFrame) -> np.ndarray:
+        categories = rows["category"].to_numpy(dtype=object)
+        return np.where(categories != "", categories, "type:" + rows["type"].to_numpy(dtype=object))
+
+    def _lookup(self, stats: pd.DataFrame, keys) -> pd.DataFrame:
+        return stats.reindex(keys)
+
+    def _features(self, rows: pd.DataFrame):
+        log_amount = np.log1p(np.abs(rows["amount"].to_numpy(dtype=float)))
+        merchants = merchant_keys(rows["description"])
+        merchant = self._lookup(self.merchant_stats_, merchants)
+        group = self._lookup(self.group_stats_, self._groups(rows))
+        count = merchant["count"].fillna(0).to_numpy()
+        trusted = count >= MIN_HISTORY
+        # An unknown group (new category) falls back to the row's amount itself: no evidence either way.
+        group_median = group["median"].fillna(pd.Series(log_amount)).to_numpy()
+        group_scale = np.maximum(group["scale"].fillna(self.scale_floor_).to_numpy(), self.scale_floor_)
+        z_group = (log_amount - group_median) / group_scale
+        z_merchant = (log_amount - merchant["median"].to_numpy()) / np.maximum(
+            merchant["scale"].fillna(self.scale_floor_).to_numpy(), self.scale_floor_)
+        z_reference = np.where(trusted, z_merchant, z_group)
+        dates = pd.DatetimeIndex(rows["date"])
+        features = np.column_stack([
+            np.clip(z_reference, -50, 50), np.clip(z_group, -50, 50), np.log1p(count), log_amount,
+            np.sign(rows["amount"].to_numpy(dtype=float)), dates.dayofweek, dates.day,
+        ])
+        reference_median = np.where(trusted, merchant["median"].to_numpy(), group_median)
+        context = {"merchants": merchants, "count": count, "trusted": trusted, "log_amount": log_amount,
+                   "reference_median": reference_median, "groups": self._groups(rows)}
+        return features, z_reference, context
+
+    # --- scoring -----------------------------------------------------------------------
+    def score(self, transactions: pd.DataFrame):
+        features, z_reference, context = self._features(transactions)
+        p_amount = tail_probability(self.z_reference_, z_reference)
+        unseen = context["count"] == 0
+        p_amount = np.where(unseen, p_amount * max(self.novelty_rate_, 1 / (len(self.z_reference_) + 1)), p_amount)
+        p_forest = tail_probability(self.forest_reference_, -self.forest_.score_samples(features))
+        duplicate_of = batch_duplicates(transactions)
+        p_duplicate = np.where(duplicate_of >= 0, self.duplicate_rate_, 1.0)
+        evidence = np.column_stack([p_amount, p_duplicate, p_forest])
+        strongest = evidence.argmin(axis=1)
+        score = 1 - evidence.min(axis=1)
+        return score, strongest, duplicate_of, unseen, context
+
+    def _reason(self, kind, duplicate_of, unseen, amount, log_amount, reference_median, merchant, group, trusted):
+        if kind == 1:
+            return f"duplicate of row {duplicate_of}"
+        if kind == 2:
+            return "unusual combination of amount, merchant and timing"
+        ratio = abs(amount) / max(np.expm1(reference_median), 0.01)
+        usual_for = merchant if trusted else group.removeprefix("type:")
+        text = f"amount {ratio:.1f}x the usual for {usual_for or 'this kind of transaction'}"
+        return f"merchant never seen ({merchant or 'no name'}); {text}" if unseen else text
+
+    def predict(self, transactions: pd.DataFrame, threshold: float | None = None) -> pd.DataFrame:
+        if threshold is None:
+            threshold = self.threshold_
+        if not 0 <= float(threshold) <= 1:
+            raise LedgerError(f"param 'threshold' is {threshold}; expected a score between 0 and 1")
+        score, strongest, duplicate_of, unseen, context = self.score(transactions)
+        flagged = score >= float(threshold)
+        amounts = transactions["amount"].to_numpy(dtype=float)
+        reasons = np.full(len(score), "", dtype=object)
+        for i in np.flatnonzero(flagged):
+            reasons[i] = self._reason(strongest[i], duplicate_of[i], unseen[i], amounts[i], context["log_amount"][i],
+                                      context["reference_median"][i], context["merchants"][i],
+                                      context["groups"][i], context["trusted"][i])
+        return pd.DataFrame({"anomaly_score": np.round(score, 6), "is_anomaly": flagged,
+                             "reason": reasons.astype(str)})
+
+    def prepare(self, raw: pd.DataFrame) -> pd.DataFrame:
+        return prepare_ledger(raw, required=self.required_columns, nonempty=self.nonempty_columns)[0]
+
+
+def choose_threshold(scores: np.ndarray, labels: np.ndarray | None, expected_rate: float) -> float:
+    """Best F1 on labelled validation rows (the higher threshold on ties); else the expected-rate quantile."""
+    if labels is not None and labels.any() and not labels.all():
+        precision, recall, thresholds = precision_recall_curve(labels, scores)
+        f1 = 2 * precision[:-1] * recall[:-1] / np.maximum(precision[:-1] + recall[:-1], 1e-12)
+        best = np.flatnonzero(f1 >= f1.max() - 1e-12)[-1]
+        return float(thresholds[best])
+    return float(np.quantile(scores, 1 - expected_rate))
+
+
+def detection_metrics(labels: np.ndarray, kinds: np.ndarray, scores: np.ndarray, flagged: np.ndarray) -> dict:
+    true_positive = (labels & flagged).sum()
+    precision = true_positive / max(flagged.sum(), 1)
+    recall = true_positive / max(labels.sum(), 1)
+    metrics = {
+        "precision": float(precision),
+        "recall": float(recall),
+        "f1": float(2 * precision * recall / max(precision + recall, 1e-12)),
+        "pr_auc": float(average_precision_score(labels, scores)) if labels.any() else float("nan"),
+        "flagged_rate": float(flagged.mean()),
+        "labelled_anomalies": float(labels.sum()),
+    }
+    for kind in sorted(set(kinds[labels])):
+        metrics[f"recall_{kind}"] = float(flagged[kinds == kind].mean())
+    return metrics
+
+
+class AnomalyTask:
+    """Not a candidate search: one detector, fitted on the past, its threshold chosen on a later slice."""
+
+    model_type = "anomaly"
+    target_column = None
+    primary_metric = "f1"
+    serving_params = {"threshold": 0.99}
+    report_metrics = ("precision", "recall", "f1", "pr_auc", "recall_spike", "recall_duplicate",
+                      "recall_unusual_merchant")
+
+    def __init__(self, expected_rate: float = DEFAULT_EXPECTED_RATE):
+        self.expected_rate = expected_rate
+
+    @staticmethod
+    def labels(rows: pd.DataFrame):
+        if config.ANOMALY_LABEL not in rows:
+            return None, np.full(len(rows), "", dtype=object)
+        kinds = rows[config.ANOMALY_LABEL].to_numpy(dtype=object)
+        return kinds != "", kinds
+
+    def train(self, ledger: pd.DataFrame, seed: int = 42, test_fraction: float = 0.2, on_candidate=None,
+              log=print) -> TrainingOutcome:
+        if len(ledger) < 100:
+            raise LedgerError(f"the ledger has {len(ledger)} rows; anomaly detection needs at least 100")
+        past, test = time_split(ledger, test_fraction)
+        train, validation = time_split(past, 0.25)
+        log(f"anomaly: {len(train)} train / {len(validation)} validation / {len(test)} test rows "
+            f"(time-ordered, test from {test['date'].min().date()})")
+        # The served detector is the one whose threshold was chosen: refitting would shift its scores.
+        detector = AnomalyDetector(seed).fit(train)
+        labels, _ = self.labels(validation)
+        threshold = choose_threshold(detector.score(validation)[0], labels, self.expected_rate)
+        how = "best F1 on labelled validation rows" if labels is not None and labels.any() else \
+            f"the {1 - self.expected_rate:.1%} quantile of validation scores"
+        log(f"  threshold {threshold:.6f} ({how})")
+        detector.threshold_ = threshold
+        self.serving_params = {"threshold": threshold}
+        scored = detector.predict(test)
+        labels, kinds = self.labels(test)
+        metrics = {"threshold": threshold, "flagged_rate": float(scored["is_anomaly"].mean())}
+        baseline_metrics = {}
+        if labels is not None and labels.any():
+            scores, flagged = scored["anomaly_score"].to_numpy(), scored["is_anomaly"].to_numpy()
+            metrics.update(detection_metrics(labels, kinds, scores, flagged))
+            # Baseline: the amount z-score against the category alone, flagging as many rows as the model does.
+            baseline_scores = self._category_z(detector, test)
+            cut = np.quantile(baseline_scores, 1 - flagged.mean()) if flagged.any() else np.inf
+            baseline_metrics["category_zscore"] = detection_metrics(labels, kinds, baseline_scores,
+                                                                    baseline_scores >= cut)
+        outcome = TrainingOutcome(predictor=detector, chosen=None, candidates=[], metrics=metrics,
+                                  baseline_metrics=baseline_metrics, train=train, test=test,
+                                  test_predictions=scored)
+        outcome.artifacts["score_distribution.png"] = plots.score_distribution(
+            scored["anomaly_score"].to_numpy(), labels, threshold)
+        outcome.artifacts["flagged_test_rows.csv"] = pd.concat(
+            [test.reset_index(drop=True), scored], axis=1)[scored["is_anomaly"]].to_csv(index=False)
+        return outcome
+
+    @staticmethod
+    def _category_z(detector: AnomalyDetector, rows: pd.DataFrame) -> np.ndarray:
+        log_amount = np.log1p(np.abs(rows["amount"].to_numpy(dtype=float)))
+        group = detector.group_stats_.reindex(detector._groups(rows))
+        return ((log_amount - group["median"].fillna(0).to_numpy())
+                / np.maximum(group["scale"].fillna(1).to_numpy(), detector.scale_floor_))
