@@ -79,8 +79,10 @@ class AmountPredictor:
     required_columns = ("date", "description")
     nonempty_columns = ("description",)
 
-    def __init__(self, pipeline, calibration_residuals: np.ndarray, level: float = DEFAULT_LEVEL):
+    def __init__(self, pipeline, calibration_residuals: np.ndarray, level: float = DEFAULT_LEVEL,
+                 usual_type: str = "expense"):
         self.pipeline = pipeline
+        self.usual_type = usual_type  # the training ledger's most common type, for rows that say neither
         # Absolute residuals in signed-log space on rows the pipeline never saw; sorted, so any level is a lookup.
         self.calibration_residuals = np.sort(np.abs(calibration_residuals))
         self.default_level = level
@@ -99,6 +101,9 @@ class AmountPredictor:
         if not LEVEL_RANGE[0] <= float(level) <= LEVEL_RANGE[1]:
             raise LedgerError(f"param 'level' is {level}; expected a coverage between {LEVEL_RANGE[0]} and "
                               f"{LEVEL_RANGE[1]}, e.g. 0.9")
+        unknown = (transactions["type"] == config.UNKNOWN).to_numpy()
+        if unknown.any():  # no type and no amount: the sign would be a guess; the ledger's usual type is a better one
+            transactions = transactions.assign(type=np.where(unknown, self.usual_type, transactions["type"]))
         center = signed_log(self.pipeline.predict(transactions))
         width = self.half_width(float(level))
         predicted = np.round(signed_exp(center), 2)
@@ -182,7 +187,7 @@ class AmountTask(RowTask):
         fit_part, calibration = time_split(past, CALIBRATION_FRACTION)
         twin, _ = fit_candidate(self, chosen, fit_part)
         residuals = signed_log(self.target(calibration)) - signed_log(twin.predict(calibration))
-        return AmountPredictor(fitted, residuals, self.level)
+        return AmountPredictor(fitted, residuals, self.level, usual_type=past["type"].value_counts().idxmax())
 
     def evidence(self, outcome: TrainingOutcome, chosen: Candidate, seed: int) -> None:
         y_test = self.target(outcome.test)

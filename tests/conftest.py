@@ -98,3 +98,30 @@ def served_model(model_uri: str, uri: str, cwd, workers: int = 1):
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
         log.close()
+
+
+def train_through_mlflow_run(entry_point: str, model_type: str, ledger, uri: str) -> dict:
+    """`mlflow run . -e <entry_point>` on a ledger; the training run and its logged model."""
+    from mlflow.tracking import MlflowClient
+
+    from pyfunc_models import config
+
+    mlflow_cli("run", ".", "-e", entry_point, "--env-manager", "local", "-P", f"data={ledger}", uri=uri)
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name(config.EXPERIMENT_NAME)
+    runs = client.search_runs([experiment.experiment_id], f"tags.model_type = '{model_type}'")
+    assert len(runs) == 1
+    run = runs[0]
+    models = client.search_logged_models(experiment_ids=[experiment.experiment_id],
+                                         filter_string=f"source_run_id = '{run.info.run_id}'")
+    assert len(models) == 1
+    return {"uri": uri, "run": run, "model_uri": models[0].model_uri, "client": client}
+
+
+def invoke(base: str, body, timeout: int = 60):
+    """POST a payload (a dict, or raw text for malformed JSON) to a served model's /invocations."""
+    import json
+
+    data = body if isinstance(body, str) else json.dumps(body)
+    return requests.post(f"{base}/invocations", data=data, headers={"Content-Type": "application/json"},
+                         timeout=timeout)

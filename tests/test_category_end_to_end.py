@@ -7,11 +7,10 @@ import sys
 import mlflow
 import pandas as pd
 import pytest
-import requests
 from mlflow.tracking import MlflowClient
 
 from pyfunc_models import config
-from tests.conftest import mlflow_cli, served_model, tracking_env
+from tests.conftest import invoke, mlflow_cli, served_model, tracking_env, train_through_mlflow_run
 
 CLEAR_CASES = [  # (description, amount, payment_method, expected category): merchants the ledger knows well
     ("POS PURCHASE SHELL OIL #4410 SAN JOSE CA", -52.30, "credit_card", "fuel"),
@@ -28,17 +27,7 @@ def transaction(description, amount, payment_method="credit_card", date="2023-05
 
 @pytest.fixture(scope="module")
 def trained(tracking_store, small_ledger):
-    mlflow_cli("run", ".", "-e", "train_category", "--env-manager", "local", "-P", f"data={small_ledger}",
-               uri=tracking_store)
-    client = MlflowClient(tracking_store)
-    experiment = client.get_experiment_by_name(config.EXPERIMENT_NAME)
-    runs = client.search_runs([experiment.experiment_id], "tags.model_type = 'category'")
-    assert len(runs) == 1
-    run = runs[0]
-    models = client.search_logged_models(experiment_ids=[experiment.experiment_id],
-                                         filter_string=f"source_run_id = '{run.info.run_id}'")
-    assert len(models) == 1
-    return {"uri": tracking_store, "run": run, "model_uri": models[0].model_uri, "client": client}
+    return train_through_mlflow_run("train_category", "category", small_ledger, tracking_store)
 
 
 @pytest.fixture(scope="module")
@@ -90,12 +79,6 @@ def test_model_loads_and_predicts_in_a_fresh_process_outside_the_repo(trained, t
                             env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1]) == [c for *_, c in CLEAR_CASES]
-
-
-def invoke(base, body, **kwargs):
-    headers = {"Content-Type": "application/json"}
-    data = body if isinstance(body, str) else json.dumps(body)
-    return requests.post(f"{base}/invocations", data=data, headers=headers, timeout=60, **kwargs)
 
 
 def test_served_model_answers_every_payload_format(server):
