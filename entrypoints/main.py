@@ -14,6 +14,7 @@ from entrypoints import whole_number
 from pyfunc_models import config, jobs, tracking
 from pyfunc_models.amount import AmountTask
 from pyfunc_models.anomaly import AnomalyTask
+from pyfunc_models.cashflow import CashflowTask
 from pyfunc_models.category import CategoryTask
 
 
@@ -29,7 +30,7 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as folder, tracking.training_run(args.experiment_name, "main", {}):
         # One ledger for every model, so their figures describe the same data; each trains in a nested run.
         data = str(jobs.obtain_ledger(args.data or None, args.sample_rows, args.seed, Path(folder)))
-        for task in (CategoryTask(), AmountTask(), AnomalyTask()):
+        for task in (CategoryTask(), AmountTask(), AnomalyTask(), CashflowTask()):
             trained = jobs.run_entry_point(jobs.train_model, task, data, args.experiment_name, args.seed)
             results.append((task, trained))
 

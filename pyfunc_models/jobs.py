@@ -73,7 +73,10 @@ def train_model(task, data: str | None, experiment_name: str = config.EXPERIMENT
             mlflow.log_metrics({f"baseline_{name}_test_{k}": v for k, v in metrics.items()})
         tracking.log_artifacts(outcome.artifacts, "evaluation")
 
-        example = tracking.serving_example(outcome.test.head(3), outcome.predictor.input_columns)
+        if hasattr(task, "serving_example"):
+            example = task.serving_example(outcome)
+        else:
+            example = tracking.serving_example(outcome.test.head(3), outcome.predictor.input_columns)
         info = tracking.log_predictor(outcome.predictor, example, task.serving_params, task.model_type)
         mlflow.log_metric("train_seconds", time.perf_counter() - started)
         return TrainedModel(task.model_type, run.info.run_id, info.model_uri, outcome.metrics,
@@ -84,10 +87,11 @@ def metrics_table(trained: TrainedModel, metric_names) -> str:
     """Model vs baselines on the same test rows, as a small text table."""
     names = ["model"] + list(trained.baseline_metrics)
     values = [trained.metrics] + list(trained.baseline_metrics.values())
-    width = max(len(m) for m in metric_names) + 2
-    lines = [f"{'metric':<{width}}" + "".join(f"{n:>18}" for n in names)]
+    first = max(len(m) for m in metric_names) + 2
+    width = max(14, *(len(n) + 2 for n in names))
+    lines = [f"{'metric':<{first}}" + "".join(f"{n:>{width}}" for n in names)]
     for metric in metric_names:
-        lines.append(f"{metric:<{width}}" + "".join(f"{v.get(metric, float('nan')):>18.4f}" for v in values))
+        lines.append(f"{metric:<{first}}" + "".join(f"{v.get(metric, float('nan')):>{width}.4f}" for v in values))
     return "\n".join(lines)
 
 

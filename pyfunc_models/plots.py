@@ -69,3 +69,33 @@ def score_distribution(scores, labels, threshold):
     axes.legend()
     figure.tight_layout()
     return figure
+
+
+def forecast(history, actual, predicted, lower, upper, level, name):
+    """The last backtest fold: recent history, what happened, the forecast and its interval."""
+    figure, axes = plt.subplots(figsize=(11, 4.5))
+    days = len(predicted)
+    future = history.index[-1] + np.arange(1, days + 1) * np.timedelta64(1, "D")
+    axes.plot(history.index, history.to_numpy(), color="gray", linewidth=1, label="history")
+    axes.plot(future, actual, color="black", linewidth=1, label="actual")
+    axes.plot(future, predicted, color="tab:blue", linewidth=1.5, label=f"forecast ({name})")
+    axes.fill_between(future, lower, upper, color="tab:blue", alpha=0.2, label=f"{level:.0%} interval")
+    axes.set_ylabel("daily net cash flow")
+    axes.set_title("Cash-flow forecast, last backtest fold")
+    axes.legend(loc="upper left", fontsize=8)
+    figure.autofmt_xdate()
+    figure.tight_layout()
+    return figure
+
+
+def error_by_horizon(mean_absolute_errors: dict):
+    """Backtest MAE by days ahead, one line per candidate."""
+    figure, axes = plt.subplots(figsize=(8, 4.5))
+    for name, errors in mean_absolute_errors.items():
+        axes.plot(np.arange(1, len(errors) + 1), errors, marker=".", label=name)
+    axes.set_xlabel("days ahead")
+    axes.set_ylabel("mean absolute error over folds")
+    axes.set_title("Backtest error by horizon")
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    return figure
