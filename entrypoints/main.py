@@ -1,4 +1,5 @@
-"""Entry point `main` (what `mlflow run .` runs): train every model on one ledger and summarise.
+"""Entry point `main` (what `mlflow run .` runs): train every model on one ledger, register each
+through the gate, and print a summary with the command that serves each champion.
 
     mlflow run . --env-manager local                    # generated sample ledger
     mlflow run . --env-manager local -P data=ledger.csv
@@ -8,14 +9,13 @@ import argparse
 import tempfile
 from pathlib import Path
 
-import pandas as pd
-
 from entrypoints import whole_number
-from pyfunc_models import config, jobs, tracking
+from pyfunc_models import config, jobs, registry, tracking
 from pyfunc_models.amount import AmountTask
 from pyfunc_models.anomaly import AnomalyTask
 from pyfunc_models.cashflow import CashflowTask
 from pyfunc_models.category import CategoryTask
+from pyfunc_models.ledger import LedgerError
 
 
 def main(argv=None):
@@ -26,20 +26,27 @@ def main(argv=None):
     parser.add_argument("--seed", type=whole_number, default=42)
     args = parser.parse_args(argv)
 
-    results = []
+    summary, failures = [], []
     with tempfile.TemporaryDirectory() as folder, tracking.training_run(args.experiment_name, "main", {}):
         # One ledger for every model, so their figures describe the same data; each trains in a nested run.
         data = str(jobs.obtain_ledger(args.data or None, args.sample_rows, args.seed, Path(folder)))
         for task in (CategoryTask(), AmountTask(), AnomalyTask(), CashflowTask()):
-            trained = jobs.run_entry_point(jobs.train_model, task, data, args.experiment_name, args.seed)
-            results.append((task, trained))
+            try:
+                trained = jobs.train_model(task, data, args.experiment_name, args.seed)
+                version, alias, decision = registry.register(task.model_type, trained.run_id)
+            except (LedgerError, registry.RegistryError) as error:
+                failures.append(f"{config.MODEL_NAMES[task.model_type]}: {error}")
+                print(f"error: {failures[-1]}", flush=True)
+                continue
+            summary.append(jobs.summary_row(task, trained, version.version, alias, decision))
 
-    for task, trained in results:
-        print(f"\n== {config.MODEL_NAMES[task.model_type]}: {trained.model_uri} (run {trained.run_id})")
-        print(jobs.metrics_table(trained, task.report_metrics))
-        with pd.option_context("display.width", 200, "display.max_colwidth", 60):
-            print("\nsample prediction (the logged model loaded back):")
-            print(jobs.sample_prediction(trained).drop(columns=["alternatives"], errors="ignore").to_string(index=False))
+    print("\n" + jobs.summary_table(summary))
+    for model_type in [row["model_type"] for row in summary if row["alias"] == config.CHAMPION]:
+        print(f"  serve: {registry.serve_command(model_type)}")
+    for failure in failures:
+        print(f"  not registered: {failure}")
+    if failures:
+        raise SystemExit(2)
 
 
 if __name__ == "__main__":

@@ -198,3 +198,12 @@ class AmountTask(RowTask):
         outcome.metrics["interval_median_width"] = float(np.median(scored["upper"] - scored["lower"]))
         outcome.artifacts["predicted_vs_actual.png"] = plots.predicted_vs_actual(
             y_test, outcome.test_predictions, scored["lower"].to_numpy(), scored["upper"].to_numpy(), self.level)
+
+
+def gate_metrics(predict, ledger: pd.DataFrame) -> dict:
+    """Score any amount model on an evaluation ledger: it is asked without the amount it must predict."""
+    from pyfunc_models.category import request_rows
+
+    rows = AmountTask().training_rows(ledger)
+    predicted = predict(request_rows(rows, drop=("amount",)))["predicted_amount"].to_numpy(dtype=float)
+    return regression_metrics(rows["amount"].to_numpy(dtype=float), predicted)

@@ -276,3 +276,15 @@ class AnomalyTask:
         group = detector.group_stats_.reindex(detector._groups(rows))
         return ((log_amount - group["median"].fillna(0).to_numpy())
                 / np.maximum(group["scale"].fillna(1).to_numpy(), detector.scale_floor_))
+
+
+def gate_metrics(predict, ledger: pd.DataFrame) -> dict:
+    """Score any anomaly model on an evaluation ledger's labelled anomalies (labels never sent to it)."""
+    from pyfunc_models.category import request_rows
+
+    labels, kinds = AnomalyTask.labels(ledger)
+    if labels is None or not labels.any():
+        raise LedgerError("the evaluation ledger has no labelled anomalies ('anomaly_label' column) to score "
+                          "an anomaly model on")
+    scored = predict(request_rows(ledger))
+    return detection_metrics(labels, kinds, scored["anomaly_score"].to_numpy(), scored["is_anomaly"].to_numpy())

@@ -328,11 +328,11 @@ class CashflowTask:
         predictor = CashflowPredictor(forecaster.fit(series), backtest["errors"], self.level)
         naive = backtests[SeasonalNaive.name][1]["metrics"]
         last = backtest["folds"][-1]
-        evaluated = ledger[ledger["date"] >= last["origin"]]
+        # The evaluation data is the whole ledger: a forecast of its last days needs the history before them.
         outcome = TrainingOutcome(predictor=predictor, chosen=chosen, candidates=results,
                                   metrics=dict(backtest["metrics"]),
                                   baseline_metrics={SeasonalNaive.name: naive},
-                                  train=ledger[ledger["date"] < last["origin"]], test=evaluated,
+                                  train=ledger[ledger["date"] < last["origin"]], test=ledger,
                                   test_predictions=last["forecast"])
         outcome.metrics["interval_level"] = self.level
         outcome.artifacts["forecast_last_fold.png"] = plots.forecast(
@@ -342,3 +342,17 @@ class CashflowTask:
             {name: np.mean([np.abs(f["actual"] - f["forecast"]) for f in bt["folds"]], axis=0)
              for name, (_, bt) in backtests.items()})
         return outcome
+
+
+def gate_metrics(predict, ledger: pd.DataFrame, horizon: int = DEFAULT_HORIZON) -> dict:
+    """Score any cash-flow model on an evaluation ledger: forecast its last `horizon` days from the rest."""
+    from pyfunc_models.category import request_rows
+
+    series = daily_net_flow(ledger)
+    if len(series) < MIN_HISTORY_DAYS + horizon:
+        raise LedgerError(f"the evaluation ledger spans {len(series)} days; scoring a {horizon}-day forecast needs "
+                          f"at least {MIN_HISTORY_DAYS + horizon}")
+    origin = series.index[-horizon]
+    history = ledger[ledger["date"] < origin]
+    forecast = predict(request_rows(history), params={"horizon": horizon})["forecast"].to_numpy(dtype=float)
+    return forecast_metrics(series.iloc[-horizon:].to_numpy(), forecast, series.loc[: origin - pd.Timedelta(days=1)])

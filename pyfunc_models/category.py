@@ -174,3 +174,19 @@ class CategoryTask(RowTask):
             for metric_name, value in self.metrics(unseen, y_unseen, baseline.predict(unseen)).items():
                 outcome.baseline_metrics[name][f"merchant_holdout_{metric_name}"] = value
         outcome.metrics["merchant_holdout_rows"] = float(len(unseen))
+
+
+def gate_metrics(predict, ledger: pd.DataFrame) -> dict:
+    """Score any category model (its pyfunc `predict`) on an evaluation ledger's categorised expenses."""
+    rows = ledger[(ledger["type"] == "expense") & (ledger["category"] != "")]
+    if rows.empty:
+        raise LedgerError("the evaluation ledger has no categorised expense rows to score a category model on")
+    predicted = predict(request_rows(rows, drop=("category",)))["category"].to_numpy()
+    return CategoryTask().metrics(rows, rows["category"].to_numpy(), predicted)
+
+
+def request_rows(rows: pd.DataFrame, drop=()) -> pd.DataFrame:
+    """Canonical ledger rows as a client sends them: ISO dates, no label columns."""
+    out = rows.drop(columns=[c for c in (*drop, config.ANOMALY_LABEL) if c in rows.columns]).copy()
+    out["date"] = out["date"].dt.strftime("%Y-%m-%d")
+    return out.reset_index(drop=True)

@@ -112,3 +112,18 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 MODEL_ARTIFACT_NAME = "model"
 MODEL_TYPE_TAG = "model_type"
+
+# The registry gate, per model type: what a candidate must reach on the evaluation data
+# (metric: (threshold, greater_is_better)), the logged baseline it must beat, the metric
+# it is compared with the champion on, and how much worse than the champion it may be
+# (absolute for scores in 0..1, relative for errors).
+GATES = {
+    "category": {"thresholds": {"macro_f1": (0.80, True)}, "beat_baseline": "baseline_majority_test_macro_f1",
+                 "key_metric": "macro_f1", "greater_is_better": True, "tolerance": 0.01, "relative": False},
+    "amount": {"thresholds": {}, "beat_baseline": "baseline_category_median_test_mae",
+               "key_metric": "mae", "greater_is_better": False, "tolerance": 0.05, "relative": True},
+    "anomaly": {"thresholds": {"recall": (0.70, True), "precision": (0.50, True)}, "beat_baseline": None,
+                "key_metric": "f1", "greater_is_better": True, "tolerance": 0.02, "relative": False},
+    "cashflow": {"thresholds": {"mase": (1.0, False)}, "beat_baseline": None,
+                 "key_metric": "mase", "greater_is_better": False, "tolerance": 0.05, "relative": True},
+}

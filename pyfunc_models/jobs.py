@@ -108,3 +108,27 @@ def sample_prediction(trained: TrainedModel) -> pd.DataFrame:
     """Load the logged model back as any client would and score its input example."""
     model = mlflow.pyfunc.load_model(trained.model_uri)
     return pd.concat([trained.example[["date", "description", "amount"]], model.predict(trained.example)], axis=1)
+
+
+def summary_row(task, trained: TrainedModel, version: str, alias: str, decision) -> dict:
+    """One line of the main job's summary: the registered version and its key metric against the baseline."""
+    key = task.primary_metric
+    baseline_name, baseline = next(iter(trained.baseline_metrics.items()), ("-", {}))
+    if task.model_type == "category":
+        baseline_name, baseline = "merchant_lookup", trained.baseline_metrics["merchant_lookup"]
+    return {
+        "model_type": task.model_type, "model": config.MODEL_NAMES[task.model_type], "version": version,
+        "alias": alias, "metric": key, "value": trained.metrics.get(key, float("nan")),
+        "baseline": baseline_name, "baseline_value": baseline.get(key, float("nan")),
+        "why": "; ".join(decision.reasons),
+    }
+
+
+def summary_table(rows: list) -> str:
+    lines = [f"{'model':<38}{'version':>8}  {'alias':<11}{'test metric':<16}{'model':>12}{'baseline':>12}  baseline name"]
+    for row in rows:
+        lines.append(f"{row['model']:<38}{row['version']:>8}  {row['alias']:<11}{row['metric']:<16}"
+                     f"{row['value']:>12.4f}{row['baseline_value']:>12.4f}  {row['baseline']}")
+        if row["why"]:
+            lines.append(f"    not promoted: {row['why']}")
+    return "\n".join(lines)

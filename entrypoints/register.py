@@ -1,0 +1,73 @@
+"""Entry point `register`: the registry lifecycle, one action at a time.
+
+    mlflow run . -e register -P model_type=category                  # newest FINISHED run, through the gate
+    mlflow run . -e register -P model_type=all
+    mlflow run . -e register -P action=list
+    mlflow run . -e register -P action=promote -P model_type=amount -P version=3 [-P force=true]
+    mlflow run . -e register -P action=rollback -P model_type=amount
+    mlflow run . -e register -P action=archive -P model_type=amount -P version=2
+"""
+
+import argparse
+import sys
+
+import pandas as pd
+
+from pyfunc_models import config, registry
+from pyfunc_models.ledger import LedgerError
+
+ACTIONS = ("register", "list", "promote", "rollback", "archive")
+
+
+def describe(model_type, version, alias, decision) -> str:
+    key = config.GATES[model_type]["key_metric"]
+    line = f"{config.MODEL_NAMES[model_type]} version {version} -> {alias} ({key}={decision.candidate.get(key, float('nan')):.4f}"
+    if decision.champion is not None:
+        line += f"; champion v{decision.champion_version} {key}={decision.champion[key]:.4f}"
+    line += ")"
+    if decision.reasons:
+        line += "\n  rejected: " + "\n  rejected: ".join(decision.reasons)
+    return line
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--action", default="register", choices=ACTIONS)
+    parser.add_argument("--model-type", default="all", choices=(*registry.MODEL_TYPES, "all"))
+    parser.add_argument("--run-id", default="", help="register this run instead of the newest FINISHED one")
+    parser.add_argument("--version", default="", help="model version for promote / archive")
+    parser.add_argument("--force", default="false", choices=("true", "false"), help="promote without the gate")
+    parser.add_argument("--eval-data", default="", help="CSV ledger to score candidate and champion on")
+    parser.add_argument("--experiment-name", default=config.EXPERIMENT_NAME)
+    args = parser.parse_args(argv)
+    types = registry.MODEL_TYPES if args.model_type == "all" else (args.model_type,)
+    if args.action in ("promote", "archive") and (args.model_type == "all" or not args.version):
+        parser.error(f"{args.action} needs one --model-type and a --version")
+    if args.run_id and args.model_type == "all":
+        parser.error("--run-id needs one --model-type")
+
+    try:
+        if args.action == "list":
+            with pd.option_context("display.width", 200, "display.max_colwidth", 90):
+                print(registry.list_versions(types).to_string(index=False))
+        for model_type in types if args.action != "list" else ():
+            if args.action == "register":
+                version, alias, decision = registry.register(model_type, args.run_id or None, args.eval_data or None,
+                                                             args.experiment_name)
+                print(describe(model_type, version.version, alias, decision))
+            elif args.action == "promote":
+                alias, decision = registry.promote(model_type, args.version, args.force == "true",
+                                                   args.eval_data or None)
+                print(describe(model_type, args.version, alias, decision))
+            elif args.action == "rollback":
+                print(f"{config.MODEL_NAMES[model_type]}: champion is now version {registry.rollback(model_type)}")
+            elif args.action == "archive":
+                registry.archive(model_type, args.version)
+                print(f"{config.MODEL_NAMES[model_type]} version {args.version} archived (aliases removed)")
+    except (registry.RegistryError, LedgerError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,280 @@
+"""The model registry lifecycle: register through a gate, promote, roll back, archive, list.
+
+Aliases, not stages: `champion` serves, `challenger` is the newest candidate that was
+registered but not promoted. Every decision is stored in the registry itself (version
+tags, and the champion's history as a registered-model tag), so it survives any process.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.models import MetricThreshold
+from mlflow.models.evaluation import EvaluationResult
+from mlflow.models.evaluation.validation import ModelValidationFailedException
+from mlflow.tracking import MlflowClient
+
+from pyfunc_models import amount, anomaly, cashflow, category, config
+from pyfunc_models.ledger import LedgerError, prepare_ledger, read_ledger
+
+MODEL_TYPES = tuple(config.MODEL_NAMES)
+HISTORY_TAG = "champion_history"  # JSON list of versions that were champion, oldest first
+EVALUATION_ARTIFACT = "evaluation/test_ledger.csv"
+GATE_METRICS = {"category": category.gate_metrics, "amount": amount.gate_metrics,
+                "anomaly": anomaly.gate_metrics, "cashflow": cashflow.gate_metrics}
+
+
+class RegistryError(ValueError):
+    """A registry action that cannot be done, with a message a user can act on."""
+
+
+@dataclass
+class GateDecision:
+    passed: bool
+    reasons: list = field(default_factory=list)
+    candidate: dict = field(default_factory=dict)  # key metrics on the evaluation data
+    champion: dict | None = None
+    champion_version: str | None = None
+
+
+def _client() -> MlflowClient:
+    return MlflowClient()
+
+
+def newest_training_run(model_type: str, experiment_name: str = config.EXPERIMENT_NAME):
+    client = _client()
+    experiment = client.get_experiment_by_name(experiment_name)
+    runs = [] if experiment is None else client.search_runs(
+        [experiment.experiment_id], f"tags.{config.MODEL_TYPE_TAG} = '{model_type}' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"], max_results=1)
+    if not runs:
+        raise RegistryError(f"no FINISHED training run with {config.MODEL_TYPE_TAG}={model_type} in experiment "
+                            f"'{experiment_name}'; train one first (mlflow run . -e train_{model_type})")
+    return runs[0]
+
+
+def logged_model_uri(run) -> str:
+    models = _client().search_logged_models(experiment_ids=[run.info.experiment_id],
+                                            filter_string=f"source_run_id = '{run.info.run_id}'")
+    if not models:
+        raise RegistryError(f"run {run.info.run_id} logged no model (did its training fail?)")
+    return models[0].model_uri
+
+
+def evaluation_ledger(run_id: str, eval_data: str | None) -> pd.DataFrame:
+    """The data both candidate and champion are scored on: a CSV given, else the run's held-out test rows."""
+    if eval_data:
+        raw, source = read_ledger(eval_data), Path(eval_data).name
+    else:
+        path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=EVALUATION_ARTIFACT)
+        raw, source = read_ledger(path), "the run's evaluation data"
+    return prepare_ledger(raw, required=("date", "amount"), source=source)[0]
+
+
+def score(model_type: str, model_uri: str, ledger: pd.DataFrame) -> dict:
+    model = mlflow.pyfunc.load_model(model_uri)
+    return GATE_METRICS[model_type](model.predict, ledger)
+
+
+def _validate(metrics: dict, thresholds: dict) -> list:
+    """MLflow's own validator; returns its failure message lines (empty when everything passed)."""
+    try:
+        mlflow.validate_evaluation_results(thresholds, EvaluationResult(metrics=metrics, artifacts={}))
+        return []
+    except ModelValidationFailedException as failure:
+        return [line.strip() for line in str(failure.message).splitlines() if "failed" in line]
+
+
+def gate(model_type: str, candidate: dict, run_metrics: dict, champion: dict | None) -> list:
+    """Why a candidate may not become champion (an empty list means it may)."""
+    rules = config.GATES[model_type]
+    key, greater = rules["key_metric"], rules["greater_is_better"]
+    metrics, thresholds = {}, {}
+    for name, (threshold, greater_is_better) in rules["thresholds"].items():
+        metrics[name] = candidate[name]
+        thresholds[name] = MetricThreshold(threshold=threshold, greater_is_better=greater_is_better)
+    baseline_name = rules["beat_baseline"]
+    if baseline_name and baseline_name in run_metrics:
+        metrics[f"{key}_vs_{baseline_name}"] = run_metrics[f"test_{key}"]
+        thresholds[f"{key}_vs_{baseline_name}"] = MetricThreshold(threshold=float(run_metrics[baseline_name]),
+                                                                   greater_is_better=greater)
+    if champion is not None:
+        allowed = rules["tolerance"] * (abs(champion[key]) if rules["relative"] else 1.0)
+        metrics[f"{key}_vs_champion"] = candidate[key]
+        thresholds[f"{key}_vs_champion"] = MetricThreshold(
+            threshold=float(champion[key] - allowed if greater else champion[key] + allowed), greater_is_better=greater)
+    return _validate(metrics, thresholds)
+
+
+def _version_of_alias(name: str, alias: str):
+    try:
+        return _client().get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+
+
+def _champion_history(name: str) -> list:
+    try:
+        return json.loads(_client().get_registered_model(name).tags.get(HISTORY_TAG, "[]"))
+    except MlflowException:
+        return []
+
+
+def _make_champion(name: str, version: str) -> None:
+    client = _client()
+    history = [v for v in _champion_history(name) if v != version] + [version]
+    client.set_registered_model_alias(name, config.CHAMPION, version)
+    client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(history))
+    challenger = _version_of_alias(name, config.CHALLENGER)
+    if challenger is not None and challenger.version == version:
+        client.delete_registered_model_alias(name, config.CHALLENGER)
+
+
+def evaluate_against_champion(model_type: str, version: str, eval_data: str | None = None) -> GateDecision:
+    name, client = config.MODEL_NAMES[model_type], _client()
+    candidate_version = client.get_model_version(name, version)
+    run = client.get_run(candidate_version.run_id)
+    ledger = evaluation_ledger(run.info.run_id, eval_data)
+    candidate = score(model_type, f"models:/{name}/{version}", ledger)
+    champion_version = _version_of_alias(name, config.CHAMPION)
+    champion = None
+    if champion_version is not None and champion_version.version != str(version):
+        champion = score(model_type, f"models:/{name}/{champion_version.version}", ledger)
+    reasons = gate(model_type, candidate, run.data.metrics, champion)
+    return GateDecision(not reasons, reasons, candidate, champion,
+                        champion_version.version if champion is not None else None)
+
+
+def _record(name: str, version: str, decision: GateDecision, forced: bool = False) -> None:
+    client = _client()
+    key = config.GATES[name_to_type(name)]["key_metric"]
+    tags = {
+        "validation_status": "forced" if forced else ("passed" if decision.passed else "rejected"),
+        f"eval_{key}": f"{decision.candidate.get(key, float('nan')):.6g}",
+        "rejection_reason": " | ".join(decision.reasons) if decision.reasons else "",
+        "compared_with_champion": decision.champion_version or "none",
+    }
+    if forced:
+        tags["forced_promotion"] = "true"
+    for tag, value in tags.items():
+        client.set_model_version_tag(name, version, tag, value)
+
+
+def name_to_type(name: str) -> str:
+    return {v: k for k, v in config.MODEL_NAMES.items()}[name]
+
+
+def _decide(model_type: str, version: str, decision: GateDecision, force: bool = False) -> str:
+    name = config.MODEL_NAMES[model_type]
+    _record(name, version, decision, forced=force and not decision.passed)
+    if decision.passed or force:
+        _make_champion(name, version)
+        return config.CHAMPION
+    _client().set_registered_model_alias(name, config.CHALLENGER, version)
+    return config.CHALLENGER
+
+
+def _git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
+                              cwd=Path(__file__).resolve().parent).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def register(model_type: str, run_id: str | None = None, eval_data: str | None = None,
+             experiment_name: str = config.EXPERIMENT_NAME) -> tuple:
+    """Register a training run's model and put it through the gate: (model version, alias, decision)."""
+    client = _client()
+    run = client.get_run(run_id) if run_id else newest_training_run(model_type, experiment_name)
+    if run.info.status != "FINISHED":
+        raise RegistryError(f"run {run.info.run_id} is {run.info.status}; only FINISHED training runs are registered")
+    if run.data.tags.get(config.MODEL_TYPE_TAG) != model_type:
+        raise RegistryError(f"run {run.info.run_id} trained a '{run.data.tags.get(config.MODEL_TYPE_TAG)}' model, "
+                            f"not '{model_type}'")
+    name = config.MODEL_NAMES[model_type]
+    training = [d for d in run.inputs.dataset_inputs if any(t.value == "training" for t in d.tags)]
+    key = config.GATES[model_type]["key_metric"]
+    tags = {
+        config.MODEL_TYPE_TAG: model_type,
+        "source_run_id": run.info.run_id,
+        "training_data_digest": training[0].dataset.digest if training else "unknown",
+        "git_commit": run.data.tags.get("mlflow.source.git.commit") or _git_commit(),
+        f"test_{key}": f"{run.data.metrics.get(f'test_{key}', float('nan')):.6g}",
+        "chosen_candidate": run.data.tags.get("chosen_candidate", ""),
+    }
+    version = mlflow.register_model(logged_model_uri(run), name, tags=tags)
+    client.update_model_version(name, version.version, description=(
+        f"{model_type} model from run {run.info.run_id} ({tags['chosen_candidate'] or 'single model'}); "
+        f"test {key} = {tags[f'test_{key}']}."))
+    try:
+        decision = evaluate_against_champion(model_type, version.version, eval_data)
+    except LedgerError as error:
+        client.set_model_version_tag(name, version.version, "validation_status", "error")
+        client.set_model_version_tag(name, version.version, "rejection_reason", f"could not evaluate: {error}")
+        raise
+    return version, _decide(model_type, version.version, decision), decision
+
+
+def promote(model_type: str, version: str, force: bool = False, eval_data: str | None = None) -> tuple:
+    decision = evaluate_against_champion(model_type, version, eval_data)
+    return _decide(model_type, version, decision, force=force), decision
+
+
+def rollback(model_type: str) -> str:
+    """Champion goes back to the version that was champion before it; returns that version."""
+    name, client = config.MODEL_NAMES[model_type], _client()
+    history = _champion_history(name)
+    current = _version_of_alias(name, config.CHAMPION)
+    if current is not None and history and history[-1] == current.version:
+        history = history[:-1]
+    archived = {v.version for v in client.search_model_versions(f"name = '{name}'") if v.tags.get("archived") == "true"}
+    history = [v for v in history if v not in archived]
+    if not history:
+        raise RegistryError(f"{name} has no earlier champion to roll back to")
+    previous = history[-1]
+    client.set_registered_model_alias(name, config.CHAMPION, previous)
+    client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(history))
+    if current is not None:
+        client.set_model_version_tag(name, current.version, "rolled_back", "true")
+    return previous
+
+
+def archive(model_type: str, version: str) -> None:
+    name, client = config.MODEL_NAMES[model_type], _client()
+    for alias in client.get_model_version(name, version).aliases:
+        client.delete_registered_model_alias(name, alias)
+    client.set_model_version_tag(name, version, "archived", "true")
+    history = [v for v in _champion_history(name) if v != str(version)]
+    client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(history))
+
+
+def list_versions(model_types=MODEL_TYPES) -> pd.DataFrame:
+    client, rows = _client(), []
+    for model_type in model_types:
+        name = config.MODEL_NAMES[model_type]
+        key = config.GATES[model_type]["key_metric"]
+        for version in client.search_model_versions(f"name = '{name}'"):
+            rows.append({
+                "model": name, "version": int(version.version), "aliases": ",".join(sorted(version.aliases)) or "-",
+                f"key metric": f"{key}={version.tags.get(f'eval_{key}', version.tags.get(f'test_{key}', '?'))}",
+                "status": "archived" if version.tags.get("archived") == "true"
+                else version.tags.get("validation_status", "unvalidated"),
+                "reason": version.tags.get("rejection_reason", ""),
+            })
+    return pd.DataFrame(rows).sort_values(["model", "version"]) if rows else pd.DataFrame(
+        columns=["model", "version", "aliases", "key metric", "status", "reason"])
+
+
+def serve_command(model_type: str) -> str:
+    return (f"mlflow models serve -m models:/{config.MODEL_NAMES[model_type]}@{config.CHAMPION} "
+            f"--env-manager local -p 5001")
+
+
+__all__ = ["register", "promote", "rollback", "archive", "list_versions", "RegistryError", "LedgerError"]
