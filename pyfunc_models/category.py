@@ -19,7 +19,8 @@ from pyfunc_models import config, plots
 from pyfunc_models.features import EncodedLabels, merchant_keys, transaction_features
 from pyfunc_models.ledger import LedgerError, prepare_ledger
 from pyfunc_models.splits import merchant_split
-from pyfunc_models.training import Candidate, RowTask, TrainingOutcome, fit_candidate, require_classes
+from pyfunc_models.training import (Candidate, RowTask, TrainingOutcome, fit_candidate, require_classes,
+                                    select_candidates)
 
 MAX_TOP_K = 20
 DEFAULT_TOP_K = 3
@@ -104,8 +105,9 @@ class CategoryTask(RowTask):
     report_metrics = ("accuracy", "macro_f1", "weighted_f1",
                       "merchant_holdout_accuracy", "merchant_holdout_macro_f1")
 
-    def __init__(self, max_tree_rows: int | None = DEFAULT_MAX_TREE_ROWS):
+    def __init__(self, max_tree_rows: int | None = DEFAULT_MAX_TREE_ROWS, only=None):
         self.max_tree_rows = max_tree_rows
+        self.only = tuple(only) if only else None  # candidate names to try (default: all)
 
     def training_rows(self, ledger: pd.DataFrame) -> pd.DataFrame:
         rows = ledger[(ledger["type"] == "expense") & (ledger["category"] != "")]
@@ -122,7 +124,7 @@ class CategoryTask(RowTask):
         def pipeline(classifier, text_features=40_000):
             return Pipeline([("features", transaction_features(text_features)), ("classifier", classifier)])
 
-        return [
+        candidates = [
             Candidate("logistic_regression",
                       pipeline(LogisticRegression(C=20.0, max_iter=2000)),
                       {"C": 20.0, "text_features": 40_000}),
@@ -140,6 +142,7 @@ class CategoryTask(RowTask):
                        "text_features": TREE_TEXT_FEATURES, "max_rows": self.max_tree_rows},
                       self.max_tree_rows),
         ]
+        return select_candidates(candidates, self.only)
 
     def metrics(self, rows, y_true, y_pred) -> dict:
         return {

@@ -7,6 +7,7 @@ tags, and the champion's history as a registered-model tag), so it survives any 
 
 from __future__ import annotations
 
+import importlib
 import json
 import subprocess
 from dataclasses import dataclass, field
@@ -20,14 +21,13 @@ from mlflow.models.evaluation import EvaluationResult
 from mlflow.models.evaluation.validation import ModelValidationFailedException
 from mlflow.tracking import MlflowClient
 
-from pyfunc_models import amount, anomaly, cashflow, category, config
+from pyfunc_models import config
 from pyfunc_models.ledger import LedgerError, prepare_ledger, read_ledger
 
 MODEL_TYPES = tuple(config.MODEL_NAMES)
 HISTORY_TAG = "champion_history"  # JSON list of versions that were champion, oldest first
 EVALUATION_ARTIFACT = "evaluation/test_ledger.csv"
-GATE_METRICS = {"category": category.gate_metrics, "amount": amount.gate_metrics,
-                "anomaly": anomaly.gate_metrics, "cashflow": cashflow.gate_metrics}
+GATE_MODULES = {model_type: f"pyfunc_models.{model_type}" for model_type in MODEL_TYPES}  # each has gate_metrics
 
 
 class RegistryError(ValueError):
@@ -78,8 +78,9 @@ def evaluation_ledger(run_id: str, eval_data: str | None) -> pd.DataFrame:
 
 
 def score(model_type: str, model_uri: str, ledger: pd.DataFrame) -> dict:
+    gate_metrics = importlib.import_module(GATE_MODULES[model_type]).gate_metrics  # only the model being scored
     model = mlflow.pyfunc.load_model(model_uri)
-    return GATE_METRICS[model_type](model.predict, ledger)
+    return gate_metrics(model.predict, ledger)
 
 
 def _validate(metrics: dict, thresholds: dict) -> list:
@@ -121,18 +122,18 @@ def _version_of_alias(name: str, alias: str):
 
 def _champion_history(name: str) -> list:
     try:
-        return json.loads(_client().get_registered_model(name).tags.get(HISTORY_TAG, "[]"))
+        return [str(v) for v in json.loads(_client().get_registered_model(name).tags.get(HISTORY_TAG, "[]"))]
     except MlflowException:
         return []
 
 
-def _make_champion(name: str, version: str) -> None:
-    client = _client()
+def _make_champion(name: str, version) -> None:
+    client, version = _client(), str(version)
     history = [v for v in _champion_history(name) if v != version] + [version]
     client.set_registered_model_alias(name, config.CHAMPION, version)
     client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(history))
     challenger = _version_of_alias(name, config.CHALLENGER)
-    if challenger is not None and challenger.version == version:
+    if challenger is not None and str(challenger.version) == version:
         client.delete_registered_model_alias(name, config.CHALLENGER)
 
 
@@ -144,7 +145,7 @@ def evaluate_against_champion(model_type: str, version: str, eval_data: str | No
     candidate = score(model_type, f"models:/{name}/{version}", ledger)
     champion_version = _version_of_alias(name, config.CHAMPION)
     champion = None
-    if champion_version is not None and champion_version.version != str(version):
+    if champion_version is not None and str(champion_version.version) != str(version):
         champion = score(model_type, f"models:/{name}/{champion_version.version}", ledger)
     reasons = gate(model_type, candidate, run.data.metrics, champion)
     return GateDecision(not reasons, reasons, candidate, champion,
@@ -232,9 +233,9 @@ def rollback(model_type: str) -> str:
     name, client = config.MODEL_NAMES[model_type], _client()
     history = _champion_history(name)
     current = _version_of_alias(name, config.CHAMPION)
-    if current is not None and history and history[-1] == current.version:
+    if current is not None and history and history[-1] == str(current.version):
         history = history[:-1]
-    archived = {v.version for v in client.search_model_versions(f"name = '{name}'") if v.tags.get("archived") == "true"}
+    archived = {str(v.version) for v in client.search_model_versions(f"name = '{name}'") if v.tags.get("archived") == "true"}
     history = [v for v in history if v not in archived]
     if not history:
         raise RegistryError(f"{name} has no earlier champion to roll back to")
@@ -260,9 +261,16 @@ def list_versions(model_types=MODEL_TYPES) -> pd.DataFrame:
     for model_type in model_types:
         name = config.MODEL_NAMES[model_type]
         key = config.GATES[model_type]["key_metric"]
+        try:
+            by_version = {}
+            for alias, number in client.get_registered_model(name).aliases.items():
+                by_version.setdefault(str(number), []).append(alias)
+        except MlflowException:
+            continue  # never registered
         for version in client.search_model_versions(f"name = '{name}'"):
             rows.append({
-                "model": name, "version": int(version.version), "aliases": ",".join(sorted(version.aliases)) or "-",
+                "model": name, "version": int(version.version),
+                "aliases": ",".join(sorted(by_version.get(str(version.version), []))) or "-",
                 f"key metric": f"{key}={version.tags.get(f'eval_{key}', version.tags.get(f'test_{key}', '?'))}",
                 "status": "archived" if version.tags.get("archived") == "true"
                 else version.tags.get("validation_status", "unvalidated"),

@@ -162,3 +162,14 @@ def require_classes(labels, minimum: int = 2, what: str = "categories") -> None:
     if len(distinct) < minimum:
         found = ", ".join(map(repr, distinct[:5])) or "none"
         raise LedgerError(f"the ledger has {len(distinct)} distinct {what} ({found}); need at least {minimum} to learn from")
+
+
+def select_candidates(candidates: list, only) -> list:
+    """The named candidates only (all when `only` is empty); an unknown name is an error, not a silent skip."""
+    if not only:
+        return candidates
+    known = {c.name for c in candidates}
+    unknown = [name for name in only if name not in known]
+    if unknown:
+        raise ValueError(f"unknown candidate(s) {', '.join(unknown)}; choose from {', '.join(sorted(known))}")
+    return [c for c in candidates if c.name in only]

@@ -61,6 +61,15 @@ def mlflow_cli(*args, uri: str, cwd=REPO, timeout=900, check=True) -> subprocess
     return result
 
 
+def python_module(module: str, *args, uri: str, cwd=REPO, timeout=900, check=True) -> subprocess.CompletedProcess:
+    """`python -m <module>` in a fresh process, as an entry point runs without `mlflow run`."""
+    result = subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=tracking_env(uri),
+                            capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"python -m {module} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -125,3 +134,40 @@ def invoke(base: str, body, timeout: int = 60):
     data = body if isinstance(body, str) else json.dumps(body)
     return requests.post(f"{base}/invocations", data=data, headers={"Content-Type": "application/json"},
                          timeout=timeout)
+
+
+@contextlib.contextmanager
+def tracking_server(folder: Path):
+    """`mlflow server` with a sqlite backend and proxied artifacts (--serve-artifacts) on 127.0.0.1,
+    stopped by PID even if the test fails. Yields its URI."""
+    port = free_port()
+    folder.mkdir(parents=True, exist_ok=True)
+    log = open(folder / "server.log", "w")
+    command = [str(Path(sys.executable).with_name("mlflow")), "server",
+               "--backend-store-uri", f"sqlite:///{folder}/server.db",
+               "--artifacts-destination", str(folder / "artifacts"), "--serve-artifacts",
+               "-h", "127.0.0.1", "-p", str(port), "--workers", "1"]
+    process = subprocess.Popen(command, cwd=folder, env=tracking_env(""), stdout=log, stderr=subprocess.STDOUT,
+                               start_new_session=True)
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if process.poll() is not None:
+                raise AssertionError(f"tracking server exited early:\n{Path(log.name).read_text()}")
+            with contextlib.suppress(requests.ConnectionError):
+                if requests.get(f"{uri}/health", timeout=2).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise AssertionError(f"tracking server did not answer /health:\n{Path(log.name).read_text()}")
+            time.sleep(0.5)
+        yield uri
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        log.close()
