@@ -25,7 +25,7 @@ from pyfunc_models.training import (Candidate, RowTask, TrainingOutcome, fit_can
 MAX_TOP_K = 20
 DEFAULT_TOP_K = 3
 TREE_TEXT_FEATURES = 2_000  # trees cannot use 80k sparse n-grams in reasonable time; the linear model can
-DEFAULT_MAX_TREE_ROWS = 50_000
+DEFAULT_MAX_TREE_ROWS = 30_000
 HELD_OUT_MERCHANT_SHARE = 0.2
 
 
@@ -134,11 +134,11 @@ class CategoryTask(RowTask):
                       {"n_estimators": 200, "text_features": TREE_TEXT_FEATURES, "max_rows": self.max_tree_rows},
                       self.max_tree_rows),
             Candidate("xgboost",
-                      pipeline(EncodedLabels(XGBClassifier(n_estimators=100, max_depth=6, learning_rate=0.3,
-                                                           max_bin=64, tree_method="hist", n_jobs=-1,
-                                                           random_state=seed)),
+                      pipeline(EncodedLabels(XGBClassifier(n_estimators=80, max_depth=6, learning_rate=0.3,
+                                                           max_bin=32, colsample_bytree=0.5, tree_method="hist",
+                                                           n_jobs=-1, random_state=seed)),
                                TREE_TEXT_FEATURES),
-                      {"n_estimators": 100, "max_depth": 6, "learning_rate": 0.3,
+                      {"n_estimators": 80, "max_depth": 6, "learning_rate": 0.3, "colsample_bytree": 0.5,
                        "text_features": TREE_TEXT_FEATURES, "max_rows": self.max_tree_rows},
                       self.max_tree_rows),
         ]

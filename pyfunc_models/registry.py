@@ -149,7 +149,7 @@ def evaluate_against_champion(model_type: str, version: str, eval_data: str | No
         champion = score(model_type, f"models:/{name}/{champion_version.version}", ledger)
     reasons = gate(model_type, candidate, run.data.metrics, champion)
     return GateDecision(not reasons, reasons, candidate, champion,
-                        champion_version.version if champion is not None else None)
+                        str(champion_version.version) if champion is not None else None)
 
 
 def _record(name: str, version: str, decision: GateDecision, forced: bool = False) -> None:

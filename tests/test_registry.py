@@ -1,37 +1,44 @@
-"""The registry lifecycle through the real `mlflow run . -e register`: the gate, promotion, rollback,
-archive, list; every step a fresh process, so all state lives in the registry."""
+"""The registry lifecycle: the gate, promotion, rejection, rollback, archive and list, against the embedded
+sqlite store and against a real `mlflow server` with proxied artifacts. The state is read back by fresh
+processes (`mlflow run . -e register`), so it lives in the registry, not in memory."""
 
 import numpy as np
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from pyfunc_models import config, jobs
+from pyfunc_models import config, jobs, registry
 from pyfunc_models.category import CategoryTask
-from tests.conftest import mlflow_cli, python_module
+from pyfunc_models.generator import write_ledger
+from tests.conftest import mlflow_cli, tracking_server
 
 NAME = config.MODEL_NAMES["category"]
 
 
-def register(uri, *params, check=True):
-    """`mlflow run . -e register` for registering (what users run); the other actions as the same entry
-    point in a plain fresh process, which is quicker and proves the state lives in the registry."""
-    if params[0].startswith("model_type"):
-        args = [arg for param in params for arg in ("-P", param)]
-        return mlflow_cli("run", ".", "-e", "register", "--env-manager", "local", *args, uri=uri, check=check)
-    args = [arg for param in params for arg in (f"--{param.split('=')[0].replace('_', '-')}", param.split("=", 1)[1])]
-    return python_module("entrypoints.register", *args, uri=uri, check=check)
-
-
-def train_category(uri, ledger, monkeypatch, seed=42):
-    """Training itself is tested through `mlflow run` elsewhere; here it only feeds the registry."""
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    return jobs.train_model(CategoryTask(only=["logistic_regression"]), str(ledger), seed=seed)
+@pytest.fixture(params=["sqlite", "server"])
+def store(request, tmp_path, monkeypatch):
+    """A tracking URI for this test, used in process too."""
+    if request.param == "sqlite":
+        uri = f"sqlite:///{tmp_path}/mlflow.db"
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+        yield uri
+    else:
+        with tracking_server(tmp_path / "server") as uri:
+            monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+            yield uri
 
 
 @pytest.fixture(scope="module")
-def shuffled_ledger(small_ledger, tmp_path_factory):
-    raw = pd.read_csv(small_ledger, dtype=str, keep_default_na=False)
+def good_ledger(tmp_path_factory):
+    """Smaller than the other tests' ledger: the registry, not the model, is under test here."""
+    path = tmp_path_factory.mktemp("good") / "ledger.csv"
+    write_ledger(path, rows=1500, seed=8)
+    return path
+
+
+@pytest.fixture(scope="module")
+def shuffled_ledger(good_ledger, tmp_path_factory):
+    raw = pd.read_csv(good_ledger, dtype=str, keep_default_na=False)
     has_category = raw["Category"] != ""
     raw.loc[has_category, "Category"] = np.random.default_rng(0).permutation(raw.loc[has_category, "Category"].to_numpy())
     path = tmp_path_factory.mktemp("shuffled") / "shuffled.csv"
@@ -39,58 +46,69 @@ def shuffled_ledger(small_ledger, tmp_path_factory):
     return path
 
 
+def register_cli(uri, *params, check=True):
+    args = [arg for param in params for arg in ("-P", param)]
+    return mlflow_cli("run", ".", "-e", "register", "--env-manager", "local", *args, uri=uri, check=check)
+
+
+def train(ledger, seed=42):
+    """Training is tested through `mlflow run` elsewhere; here it only feeds the registry (one candidate)."""
+    return jobs.train_model(CategoryTask(only=["logistic_regression"]), str(ledger), seed=seed)
+
+
 def aliases(client):
     versions = [str(v.version) for v in client.search_model_versions(f"name = '{NAME}'")]
     return {v: sorted(client.get_model_version(NAME, v).aliases) for v in versions}
 
 
-def test_gate_promotion_rejection_rollback_archive_and_list(tmp_path, small_ledger, shuffled_ledger, monkeypatch):
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
-    client = MlflowClient(uri)
-
-    first = train_category(uri, small_ledger, monkeypatch)
-    out = register(uri, "model_type=category").stdout
+def test_gate_promotion_rejection_rollback_archive_and_list(store, good_ledger, shuffled_ledger):
+    client = MlflowClient(store)
+    good = train(good_ledger)
+    out = register_cli(store, "model_type=category").stdout
     assert "version 1 -> champion" in out
     version = client.get_model_version(NAME, "1")
-    assert version.tags["validation_status"] == "passed" and version.tags["source_run_id"] == first.run_id
+    assert version.tags["validation_status"] == "passed" and version.tags["source_run_id"] == good.run_id
     assert {"model_type", "training_data_digest", "git_commit", "test_macro_f1"} <= set(version.tags)
     assert "category model from run" in version.description
 
-    train_category(uri, shuffled_ledger, monkeypatch)
-    out = register(uri, "model_type=category").stdout
-    assert "version 2 -> challenger" in out
+    # Shuffled categories: registered, not promoted, and the version says why.
+    train(shuffled_ledger)
+    _, alias, decision = registry.register("category")
+    assert alias == config.CHALLENGER and not decision.passed
     rejected = client.get_model_version(NAME, "2")
     assert rejected.tags["validation_status"] == "rejected"
     assert "macro_f1" in rejected.tags["rejection_reason"] and "threshold = 0.8" in rejected.tags["rejection_reason"]
     assert aliases(client) == {"1": ["champion"], "2": ["challenger"]}
 
-    train_category(uri, small_ledger, monkeypatch, seed=7)
-    assert "version 3 -> champion" in register(uri, "model_type=category").stdout
+    # As good as the champion on the same evaluation data (within tolerance): promoted.
+    _, alias, decision = registry.register("category", run_id=good.run_id)
+    assert alias == config.CHAMPION and decision.champion_version == "1"
     assert aliases(client)["3"] == ["champion"] and aliases(client)["1"] == []
 
-    # A forced promotion of the rejected version is recorded; rollbacks walk the champion history back.
-    assert "-> champion" in register(uri, "action=promote", "model_type=category", "version=2", "force=true").stdout
-    assert client.get_model_version(NAME, "2").tags["forced_promotion"] == "true"
-    assert "champion is now version 3" in register(uri, "action=rollback", "model_type=category").stdout
-    assert "champion is now version 1" in register(uri, "action=rollback", "model_type=category").stdout
-    refused = register(uri, "action=rollback", "model_type=category", check=False)
-    assert refused.returncode != 0 and "no earlier champion" in refused.stderr
+    # A forced promotion is recorded; rollbacks walk the champion history back, more than once.
+    alias, _ = registry.promote("category", "2", force=True)
+    assert alias == config.CHAMPION and client.get_model_version(NAME, "2").tags["forced_promotion"] == "true"
+    assert registry.rollback("category") == "3"
+    assert registry.rollback("category") == "1"
+    with pytest.raises(registry.RegistryError, match="no earlier champion"):
+        registry.rollback("category")
 
-    register(uri, "action=archive", "model_type=category", "version=1")
+    registry.archive("category", "1")
     assert aliases(client)["1"] == [] and client.get_model_version(NAME, "1").tags["archived"] == "true"
 
-    listing = register(uri, "action=list", "model_type=category").stdout
-    for line in ("1", "2", "3"):
-        assert any(row.split()[:2] == [NAME, line] for row in listing.splitlines())
-    assert "archived" in listing and "forced" in listing and "threshold = 0.8" in listing
+    listing = register_cli(store, "action=list", "model_type=category").stdout
+    rows = {row.split()[1]: row for row in listing.splitlines() if row.strip().startswith(NAME)}
+    assert set(rows) == {"1", "2", "3"}
+    assert "archived" in rows["1"] and "forced" in rows["2"] and "threshold = 0.8" in rows["2"]
+    assert "passed" in rows["3"]
 
 
-def test_a_failed_training_run_registers_nothing(tmp_path, monkeypatch):
+def test_a_failed_training_run_registers_nothing(tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     bad = tmp_path / "bad.csv"
     bad.write_text("Date,Description,Amount,Category\n2024-01-01,SHELL,abc,fuel\n")
     assert mlflow_cli("run", ".", "-e", "train_category", "--env-manager", "local", "-P", f"data={bad}",
                       uri=uri, check=False).returncode != 0
-    result = register(uri, "model_type=category", check=False)
+    result = register_cli(uri, "model_type=category", check=False)
     assert result.returncode != 0 and "no FINISHED training run" in result.stderr
     assert MlflowClient(uri).search_model_versions(f"name = '{NAME}'") == []
