@@ -39,9 +39,15 @@ def main(argv=None):
                 print(f"error: {failures[-1]}", flush=True)
                 continue
             summary.append(jobs.summary_row(task, trained, version.version, alias, decision))
+            print(f"\n{config.MODEL_NAMES[task.model_type]} version {version.version} ({alias}), "
+                  f"{trained.model_uri}\n{jobs.metrics_table(trained, task.report_metrics)}\n", flush=True)
 
+    champions = [row["model_type"] for row in summary if row["alias"] == config.CHAMPION]
+    if "category" in champions:
+        print("\nsample prediction of the category champion (loaded back from the registry):")
+        print(jobs.champion_sample("category").to_string(index=False))
     print("\n" + jobs.summary_table(summary))
-    for model_type in [row["model_type"] for row in summary if row["alias"] == config.CHAMPION]:
+    for model_type in champions:
         print(f"  serve: {registry.serve_command(model_type)}")
     for failure in failures:
         print(f"  not registered: {failure}")

@@ -104,10 +104,17 @@ def run_entry_point(job, *args, **kwargs):
         sys.exit(2)
 
 
-def sample_prediction(trained: TrainedModel) -> pd.DataFrame:
-    """Load the logged model back as any client would and score its input example."""
-    model = mlflow.pyfunc.load_model(trained.model_uri)
-    return pd.concat([trained.example[["date", "description", "amount"]], model.predict(trained.example)], axis=1)
+SAMPLE_TRANSACTIONS = pd.DataFrame([
+    {"date": "2025-03-11", "description": "POS PURCHASE SHELL OIL #4410 SAN JOSE CA", "amount": -52.30},
+    {"date": "2025-03-11", "description": "ADOBE *CREATIVE CLOUD", "amount": -84.99},
+])
+
+
+def champion_sample(model_type: str) -> pd.DataFrame:
+    """What a client of the served champion sees, for two everyday transactions."""
+    model = mlflow.pyfunc.load_model(f"models:/{config.MODEL_NAMES[model_type]}@{config.CHAMPION}")
+    answer = model.predict(SAMPLE_TRANSACTIONS).drop(columns=["alternatives"], errors="ignore")
+    return pd.concat([SAMPLE_TRANSACTIONS, answer], axis=1)
 
 
 def summary_row(task, trained: TrainedModel, version: str, alias: str, decision) -> dict:
