@@ -77,27 +77,24 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def served_model(model_uri: str, uri: str, cwd, workers: int = 1):
-    """`mlflow models serve` on 127.0.0.1, stopped by PID (its whole process group) even if the test fails."""
-    port = free_port()
-    log = open(Path(cwd) / f"serve-{port}.log", "w")
-    command = [str(Path(sys.executable).with_name("mlflow")), "models", "serve", "-m", model_uri,
-               "-h", "127.0.0.1", "-p", str(port), "--env-manager", "local", "--workers", str(workers)]
-    process = subprocess.Popen(command, cwd=cwd, env=tracking_env(uri), stdout=log, stderr=subprocess.STDOUT,
+def background_server(command: list, cwd, env: dict, ready_url: str, log_path: Path):
+    """Start a server process in its own session, wait until `ready_url` answers 200, and stop the whole
+    process group by PID afterwards, even when the test fails."""
+    log = open(log_path, "w")
+    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
                                start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
         while True:
             if process.poll() is not None:
-                raise AssertionError(f"server exited early:\n{Path(log.name).read_text()}")
+                raise AssertionError(f"{command[1]} exited early:\n{log_path.read_text()}")
             with contextlib.suppress(requests.ConnectionError):
-                if requests.get(f"{base}/ping", timeout=2).status_code == 200:
+                if requests.get(ready_url, timeout=2).status_code == 200:
                     break
             if time.monotonic() > deadline:
-                raise AssertionError(f"server did not answer /ping in time:\n{Path(log.name).read_text()}")
+                raise AssertionError(f"{command[1]} did not answer {ready_url} in time:\n{log_path.read_text()}")
             time.sleep(0.5)
-        yield base
+        yield process
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
@@ -107,6 +104,17 @@ def served_model(model_uri: str, uri: str, cwd, workers: int = 1):
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
         log.close()
+
+
+@contextlib.contextmanager
+def served_model(model_uri: str, uri: str, cwd, workers: int = 1):
+    """`mlflow models serve` on a free 127.0.0.1 port. Yields its base URL."""
+    port = free_port()
+    command = [str(Path(sys.executable).with_name("mlflow")), "models", "serve", "-m", model_uri,
+               "-h", "127.0.0.1", "-p", str(port), "--env-manager", "local", "--workers", str(workers)]
+    base = f"http://127.0.0.1:{port}"
+    with background_server(command, cwd, tracking_env(uri), f"{base}/ping", Path(cwd) / f"serve-{port}.log"):
+        yield base
 
 
 def train_through_mlflow_run(entry_point: str, model_type: str, ledger, uri: str) -> dict:
@@ -138,36 +146,14 @@ def invoke(base: str, body, timeout: int = 60):
 
 @contextlib.contextmanager
 def tracking_server(folder: Path):
-    """`mlflow server` with a sqlite backend and proxied artifacts (--serve-artifacts) on 127.0.0.1,
-    stopped by PID even if the test fails. Yields its URI."""
+    """`mlflow server` with a sqlite backend and proxied artifacts (--serve-artifacts) on a free
+    127.0.0.1 port. Yields its URI."""
     port = free_port()
     folder.mkdir(parents=True, exist_ok=True)
-    log = open(folder / "server.log", "w")
     command = [str(Path(sys.executable).with_name("mlflow")), "server",
                "--backend-store-uri", f"sqlite:///{folder}/server.db",
                "--artifacts-destination", str(folder / "artifacts"), "--serve-artifacts",
                "-h", "127.0.0.1", "-p", str(port), "--workers", "1"]
-    process = subprocess.Popen(command, cwd=folder, env=tracking_env(""), stdout=log, stderr=subprocess.STDOUT,
-                               start_new_session=True)
     uri = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if process.poll() is not None:
-                raise AssertionError(f"tracking server exited early:\n{Path(log.name).read_text()}")
-            with contextlib.suppress(requests.ConnectionError):
-                if requests.get(f"{uri}/health", timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise AssertionError(f"tracking server did not answer /health:\n{Path(log.name).read_text()}")
-            time.sleep(0.5)
+    with background_server(command, folder, tracking_env(""), f"{uri}/health", folder / "server.log"):
         yield uri
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        log.close()
