@@ -20,7 +20,7 @@ from xgboost import XGBRegressor
 
 from pyfunc_models import config, plots
 from pyfunc_models.features import merchant_keys, transaction_features
-from pyfunc_models.ledger import LedgerError, prepare_ledger
+from pyfunc_models.ledger import LedgerError, prepare_ledger, request_rows
 from pyfunc_models.splits import time_split
 from pyfunc_models.training import Candidate, RowTask, TrainingOutcome, fit_candidate
 
@@ -202,8 +202,6 @@ class AmountTask(RowTask):
 
 def gate_metrics(predict, ledger: pd.DataFrame) -> dict:
     """Score any amount model on an evaluation ledger: it is asked without the amount it must predict."""
-    from pyfunc_models.category import request_rows
-
     rows = AmountTask().training_rows(ledger)
     predicted = predict(request_rows(rows, drop=("amount",)))["predicted_amount"].to_numpy(dtype=float)
     return regression_metrics(rows["amount"].to_numpy(dtype=float), predicted)

@@ -26,7 +26,7 @@ from sklearn.metrics import average_precision_score, precision_recall_curve
 
 from pyfunc_models import config, plots
 from pyfunc_models.features import merchant_keys
-from pyfunc_models.ledger import LedgerError, prepare_ledger
+from pyfunc_models.ledger import LedgerError, prepare_ledger, request_rows
 from pyfunc_models.splits import time_split
 from pyfunc_models.training import TrainingOutcome
 
@@ -280,8 +280,6 @@ class AnomalyTask:
 
 def gate_metrics(predict, ledger: pd.DataFrame) -> dict:
     """Score any anomaly model on an evaluation ledger's labelled anomalies (labels never sent to it)."""
-    from pyfunc_models.category import request_rows
-
     labels, kinds = AnomalyTask.labels(ledger)
     if labels is None or not labels.any():
         raise LedgerError("the evaluation ledger has no labelled anomalies ('anomaly_label' column) to score "

@@ -25,7 +25,7 @@ from statsmodels.tsa.statespace.sarimax import SARIMAX
 from xgboost import XGBRegressor
 
 from pyfunc_models import config, plots
-from pyfunc_models.ledger import LedgerError, prepare_ledger
+from pyfunc_models.ledger import LedgerError, prepare_ledger, request_rows
 from pyfunc_models.training import CandidateResult, TrainingOutcome
 
 DEFAULT_HORIZON = 30
@@ -346,8 +346,6 @@ class CashflowTask:
 
 def gate_metrics(predict, ledger: pd.DataFrame, horizon: int = DEFAULT_HORIZON) -> dict:
     """Score any cash-flow model on an evaluation ledger: forecast its last `horizon` days from the rest."""
-    from pyfunc_models.category import request_rows
-
     series = daily_net_flow(ledger)
     if len(series) < MIN_HISTORY_DAYS + horizon:
         raise LedgerError(f"the evaluation ledger spans {len(series)} days; scoring a {horizon}-day forecast needs "

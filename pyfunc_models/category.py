@@ -17,7 +17,7 @@ from xgboost import XGBClassifier
 
 from pyfunc_models import config, plots
 from pyfunc_models.features import EncodedLabels, merchant_keys, transaction_features
-from pyfunc_models.ledger import LedgerError, prepare_ledger
+from pyfunc_models.ledger import LedgerError, prepare_ledger, request_rows
 from pyfunc_models.splits import merchant_split
 from pyfunc_models.training import (Candidate, RowTask, TrainingOutcome, fit_candidate, require_classes,
                                     select_candidates)
@@ -186,10 +186,3 @@ def gate_metrics(predict, ledger: pd.DataFrame) -> dict:
         raise LedgerError("the evaluation ledger has no categorised expense rows to score a category model on")
     predicted = predict(request_rows(rows, drop=("category",)))["category"].to_numpy()
     return CategoryTask().metrics(rows, rows["category"].to_numpy(), predicted)
-
-
-def request_rows(rows: pd.DataFrame, drop=()) -> pd.DataFrame:
-    """Canonical ledger rows as a client sends them: ISO dates, no label columns."""
-    out = rows.drop(columns=[c for c in (*drop, config.ANOMALY_LABEL) if c in rows.columns]).copy()
-    out["date"] = out["date"].dt.strftime("%Y-%m-%d")
-    return out.reset_index(drop=True)

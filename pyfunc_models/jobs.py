@@ -18,7 +18,7 @@ import pandas as pd
 
 from pyfunc_models import config, tracking
 from pyfunc_models.generator import write_ledger
-from pyfunc_models.ledger import LedgerError, load_ledger
+from pyfunc_models.ledger import LedgerError, load_ledger, request_rows
 
 DEFAULT_SAMPLE_ROWS = 20_000
 
@@ -76,7 +76,7 @@ def train_model(task, data: str | None, experiment_name: str = config.EXPERIMENT
         if hasattr(task, "serving_example"):
             example = task.serving_example(outcome)
         else:
-            example = tracking.serving_example(outcome.test.head(3), outcome.predictor.input_columns)
+            example = request_rows(outcome.test.head(3), columns=outcome.predictor.input_columns)
         info = tracking.log_predictor(outcome.predictor, example, task.serving_params, task.model_type)
         mlflow.log_metric("train_seconds", time.perf_counter() - started)
         return TrainedModel(task.model_type, run.info.run_id, info.model_uri, outcome.metrics,

@@ -286,6 +286,15 @@ def prepare_ledger(
     return pd.DataFrame({column: ledger[column] for column in ordered}), report
 
 
+def request_rows(rows: pd.DataFrame, drop=(), columns=None) -> pd.DataFrame:
+    """Canonical ledger rows as a client sends them: ISO dates, no label column, without `drop`
+    (or only `columns`)."""
+    kept = [c for c in (columns or rows.columns) if c not in (*drop, config.ANOMALY_LABEL)]
+    out = rows[kept].copy()
+    out["date"] = out["date"].dt.strftime("%Y-%m-%d")
+    return out.reset_index(drop=True)
+
+
 def load_ledger(path, required=("date", "description", "amount")) -> tuple[pd.DataFrame, LedgerReport]:
     """Read and prepare a ledger CSV in one step (what training uses)."""
     return prepare_ledger(read_ledger(path), required=required, source=Path(path).name)

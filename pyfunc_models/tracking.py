@@ -106,13 +106,6 @@ def transaction_schema(columns, required) -> Schema:
     ])
 
 
-def serving_example(rows: pd.DataFrame, columns) -> pd.DataFrame:
-    """Rows as a client would send them: dates as ISO text, empty optional text as empty strings."""
-    example = rows[list(columns)].copy()
-    example["date"] = example["date"].dt.strftime("%Y-%m-%d")
-    return example.reset_index(drop=True)
-
-
 def pip_requirements() -> list:
     return [f"{name}=={importlib.metadata.version(name)}" for name in SERVING_PACKAGES]
 
