@@ -12,7 +12,6 @@ from entrypoints import whole_number
 from pyfunc_models.generator import write_ledger
 
 
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=whole_number, default=20_000)

@@ -73,7 +73,7 @@ def batch_duplicates(transactions: pd.DataFrame) -> np.ndarray:
 class AnomalyDetector:
     """Fitted statistics + IsolationForest + threshold; scores raw transactions with a reason each."""
 
-    input_columns = tuple(c for c in config.COLUMNS)
+    input_columns = config.COLUMNS
     required_columns = ("date", "description", "amount")
     nonempty_columns = ("description",)
 
@@ -106,20 +106,18 @@ class AnomalyDetector:
         categories = rows["category"].to_numpy(dtype=object)
         return np.where(categories != "", categories, "type:" + rows["type"].to_numpy(dtype=object))
 
-    def _lookup(self, stats: pd.DataFrame, keys) -> pd.DataFrame:
-        return stats.reindex(keys)
-
     def _features(self, rows: pd.DataFrame):
         log_amount = np.log1p(np.abs(rows["amount"].to_numpy(dtype=float)))
         merchants = merchant_keys(rows["description"])
-        by_name = self._lookup(self.merchant_stats_, merchants)
-        by_first_word = self._lookup(self.first_word_stats_, _first_words(merchants))
+        by_name = self.merchant_stats_.reindex(merchants)
+        by_first_word = self.first_word_stats_.reindex(_first_words(merchants))
         named = (by_name["count"].fillna(0) >= MIN_HISTORY).to_numpy()
         merchant = pd.DataFrame(np.where(named[:, None], by_name.to_numpy(), by_first_word.to_numpy()),
                                 columns=by_name.columns)
         count = by_first_word["count"].fillna(0).to_numpy()
         trusted = merchant["count"].astype(float).fillna(0).to_numpy() >= MIN_HISTORY
-        group = self._lookup(self.group_stats_, self._groups(rows)).reset_index(drop=True)
+        groups = self._groups(rows)
+        group = self.group_stats_.reindex(groups).reset_index(drop=True)
         # An unknown group (new category) falls back to the row's amount itself: no evidence either way.
         group_median = group["median"].fillna(pd.Series(log_amount)).to_numpy()
         group_scale = np.maximum(group["scale"].fillna(self.scale_floor_).to_numpy(), self.scale_floor_)
@@ -130,8 +128,8 @@ class AnomalyDetector:
         # Relative features only: a large amount that is usual for its merchant is not odd.
         features = np.column_stack([np.clip(z_reference, -50, 50), np.clip(z_group, -50, 50), np.log1p(count)])
         reference_median = np.where(trusted, merchant["median"].astype(float).to_numpy(), group_median)
-        context = {"merchants": merchants, "count": count, "trusted": trusted, "log_amount": log_amount,
-                   "reference_median": reference_median, "groups": self._groups(rows)}
+        context = {"merchants": merchants, "count": count, "trusted": trusted,
+                   "reference_median": reference_median, "groups": groups}
         return features, z_reference, context
 
     # --- scoring -----------------------------------------------------------------------
@@ -151,7 +149,7 @@ class AnomalyDetector:
         score = 1 - evidence.min(axis=1)
         return score, strongest, duplicate_of, unseen, context
 
-    def _reason(self, kind, duplicate_of, unseen, amount, log_amount, reference_median, merchant, group, trusted):
+    def _reason(self, kind, duplicate_of, unseen, amount, reference_median, merchant, group, trusted):
         if kind == 1:
             return f"duplicate of row {duplicate_of}"
         ratio = abs(amount) / max(np.expm1(reference_median), 0.01)
@@ -169,7 +167,7 @@ class AnomalyDetector:
         amounts = transactions["amount"].to_numpy(dtype=float)
         reasons = np.full(len(score), "", dtype=object)
         for i in np.flatnonzero(flagged):
-            reasons[i] = self._reason(strongest[i], duplicate_of[i], unseen[i], amounts[i], context["log_amount"][i],
+            reasons[i] = self._reason(strongest[i], duplicate_of[i], unseen[i], amounts[i],
                                       context["reference_median"][i], context["merchants"][i],
                                       context["groups"][i], context["trusted"][i])
         return pd.DataFrame({"anomaly_score": np.round(score, 6), "is_anomaly": flagged,

@@ -152,9 +152,9 @@ def evaluate_against_champion(model_type: str, version: str, eval_data: str | No
                         str(champion_version.version) if champion is not None else None)
 
 
-def _record(name: str, version: str, decision: GateDecision, forced: bool = False) -> None:
-    client = _client()
-    key = config.GATES[name_to_type(name)]["key_metric"]
+def _record(model_type: str, version: str, decision: GateDecision, forced: bool = False) -> None:
+    client, name = _client(), config.MODEL_NAMES[model_type]
+    key = config.GATES[model_type]["key_metric"]
     tags = {
         "validation_status": "forced" if forced else ("passed" if decision.passed else "rejected"),
         f"eval_{key}": f"{decision.candidate.get(key, float('nan')):.6g}",
@@ -167,13 +167,9 @@ def _record(name: str, version: str, decision: GateDecision, forced: bool = Fals
         client.set_model_version_tag(name, version, tag, value)
 
 
-def name_to_type(name: str) -> str:
-    return {v: k for k, v in config.MODEL_NAMES.items()}[name]
-
-
 def _decide(model_type: str, version: str, decision: GateDecision, force: bool = False) -> str:
     name = config.MODEL_NAMES[model_type]
-    _record(name, version, decision, forced=force and not decision.passed)
+    _record(model_type, version, decision, forced=force and not decision.passed)
     if decision.passed or force:
         _make_champion(name, version)
         return config.CHAMPION
@@ -283,6 +279,3 @@ def list_versions(model_types=MODEL_TYPES) -> pd.DataFrame:
 def serve_command(model_type: str) -> str:
     return (f"mlflow models serve -m models:/{config.MODEL_NAMES[model_type]}@{config.CHAMPION} "
             f"--env-manager local -p 5001")
-
-
-__all__ = ["register", "promote", "rollback", "archive", "list_versions", "RegistryError", "LedgerError"]
