@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -145,15 +147,83 @@ def invoke(base: str, body, timeout: int = 60):
 
 
 @contextlib.contextmanager
-def tracking_server(folder: Path):
-    """`mlflow server` with a sqlite backend and proxied artifacts (--serve-artifacts) on a free
-    127.0.0.1 port. Yields its URI."""
+def tracking_server(folder: Path, backend_store_uri: str | None = None):
+    """`mlflow server` with a backend store (sqlite in `folder` unless given) and proxied artifacts
+    (--serve-artifacts) in `folder`, on a free 127.0.0.1 port. Yields its URI."""
     port = free_port()
     folder.mkdir(parents=True, exist_ok=True)
     command = [str(Path(sys.executable).with_name("mlflow")), "server",
-               "--backend-store-uri", f"sqlite:///{folder}/server.db",
+               "--backend-store-uri", backend_store_uri or f"sqlite:///{folder}/server.db",
                "--artifacts-destination", str(folder / "artifacts"), "--serve-artifacts",
                "-h", "127.0.0.1", "-p", str(port), "--workers", "1"]
     uri = f"http://127.0.0.1:{port}"
-    with background_server(command, folder, tracking_env(""), f"{uri}/health", folder / "server.log"):
+    with background_server(command, folder, tracking_env(""), f"{uri}/health", folder / f"server-{port}.log"):
         yield uri
+
+
+def _postgres_programs() -> Path | None:
+    """The bin folder of the newest PostgreSQL installed from Debian packages (or on PATH)."""
+    installed = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+                       key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0)
+    if installed:
+        return installed[-1].parent
+    on_path = shutil.which("initdb")
+    return Path(on_path).parent if on_path else None
+
+
+@contextlib.contextmanager
+def postgres_database():
+    """A private PostgreSQL cluster on a free 127.0.0.1 port with one empty database, stopped (by PID)
+    and deleted afterwards. Skips the test, saying why, where PostgreSQL cannot be started."""
+    programs = _postgres_programs()
+    if programs is None:
+        pytest.skip("PostgreSQL is not installed (no initdb); `.ci/run` installs it: apt-get install postgresql")
+    try:
+        import psycopg
+    except ImportError:
+        pytest.skip("psycopg is not installed; `pip install -r requirements.txt` installs it")
+    as_owner = []
+    folder = Path(tempfile.mkdtemp(prefix="titans-postgres-"))
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root: run it as the Debian package's user.
+        if shutil.which("runuser") is None or subprocess.run(["id", "postgres"], capture_output=True).returncode:
+            pytest.skip("running as root without a 'postgres' user to run PostgreSQL as")
+        as_owner = ["runuser", "-u", "postgres", "--"]
+        shutil.chown(folder, "postgres")
+    data = folder / "data"
+    port = free_port()
+    process = log = None
+    try:
+        initdb = subprocess.run([*as_owner, str(programs / "initdb"), "-D", str(data), "-U", "titans", "-A", "trust",
+                                 "-E", "UTF8", "--no-sync"], capture_output=True, text=True, timeout=120)
+        if initdb.returncode != 0:
+            pytest.skip(f"PostgreSQL could not be initialised here: {initdb.stderr.strip()[-300:]}")
+        log = open(folder / "postgres.log", "w")
+        process = subprocess.Popen([*as_owner, str(programs / "postgres"), "-D", str(data), "-h", "127.0.0.1",
+                                    "-p", str(port), "-k", str(folder), "-F"],
+                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        admin = f"postgresql://titans@127.0.0.1:{port}/postgres"
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                pytest.skip(f"PostgreSQL did not start: {(folder / 'postgres.log').read_text()[-300:]}")
+            try:
+                with psycopg.connect(admin, autocommit=True, connect_timeout=2) as connection:
+                    connection.execute("CREATE DATABASE mlflow")
+                break
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"PostgreSQL did not accept connections:\n{(folder / 'postgres.log').read_text()}")
+                time.sleep(0.5)
+        yield f"postgresql://titans@127.0.0.1:{port}/mlflow"
+    finally:
+        if process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGINT)  # PostgreSQL's "fast shutdown"
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        if log is not None:
+            log.close()
+        shutil.rmtree(folder, ignore_errors=True)

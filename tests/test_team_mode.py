@@ -1,5 +1,7 @@
-"""Team mode: the main pipeline against an `mlflow server` with proxied artifacts, from a directory that
-is not the repo, and the champion loaded from a third directory. Nothing is written on the client side."""
+"""Team mode on a real database: `mlflow server` on PostgreSQL with proxied artifacts. The main pipeline
+runs from a directory that is not the repo and writes nothing there; the champion is loaded and served
+from the registry through the server; and the registry (versions, aliases, tags) survives a restart of
+the tracking server."""
 
 import json
 import subprocess
@@ -10,7 +12,11 @@ from mlflow.tracking import MlflowClient
 
 from pyfunc_models import config
 from pyfunc_models.generator import write_ledger
-from tests.conftest import REPO, mlflow_cli, python_module, tracking_env, tracking_server
+from tests.conftest import (REPO, invoke, mlflow_cli, postgres_database, python_module, served_model, tracking_env,
+                            tracking_server)
+
+FUEL = {"date": "2024-01-05", "description": "POS PURCHASE SHELL OIL #4410 SAN JOSE CA", "amount": -52.3,
+        "payment_method": "credit_card"}
 
 
 @pytest.fixture(scope="module")
@@ -21,37 +27,60 @@ def year_ledger(tmp_path_factory):
     return path
 
 
-def test_main_pipeline_through_a_tracking_server(tmp_path, year_ledger):
-    with tracking_server(tmp_path / "server") as uri:
-        client_dir = tmp_path / "client"
-        client_dir.mkdir()
-        result = mlflow_cli("run", str(REPO), "--env-manager", "local", "-P", f"data={year_ledger}",
-                            uri=uri, cwd=client_dir)
-        for model_type, name in config.MODEL_NAMES.items():
-            assert name in result.stdout  # every model has a line in the summary
-        assert f"models:/{config.MODEL_NAMES['category']}@champion" in result.stdout
-        assert not any(client_dir.iterdir()), "the client wrote to its own disk"
-        assert (tmp_path / "server" / "artifacts").is_dir()
+def registry_state(client: MlflowClient) -> dict:
+    """Everything the registry promises to keep: each model's tags, and each version's aliases and tags."""
+    state = {}
+    for model in client.search_registered_models():
+        versions = client.search_model_versions(f"name = '{model.name}'")
+        state[model.name] = {
+            "tags": dict(model.tags),
+            "aliases": dict(model.aliases),
+            "versions": {v.version: (v.status, dict(v.tags)) for v in versions},
+        }
+    return state
 
-        client = MlflowClient(uri)
-        champion = client.get_model_version_by_alias(config.MODEL_NAMES["category"], config.CHAMPION)
-        assert champion.tags["validation_status"] == "passed"
 
-        elsewhere = tmp_path / "third"
-        elsewhere.mkdir()
-        script = (
-            "import json, sys, mlflow, pandas as pd\n"
-            "model = mlflow.pyfunc.load_model(sys.argv[1])\n"
-            "rows = pd.DataFrame([{'date': '2024-01-05', 'description': 'POS PURCHASE SHELL OIL #4410 SAN JOSE CA',"
-            " 'amount': -52.3, 'payment_method': 'credit_card'}])\n"
-            "print(json.dumps(model.predict(rows)['category'].tolist()))\n"
-        )
-        env = tracking_env(uri)
-        env.pop("PYTHONPATH", None)
-        loaded = subprocess.run([sys.executable, "-c", script, f"models:/{config.MODEL_NAMES['category']}@champion"],
-                                cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300)
-        assert loaded.returncode == 0, loaded.stderr
-        assert json.loads(loaded.stdout.strip().splitlines()[-1]) == ["fuel"]
+def test_main_pipeline_on_postgresql_serves_a_champion_and_survives_a_server_restart(tmp_path, year_ledger):
+    with postgres_database() as database:
+        with tracking_server(tmp_path / "server", database) as uri:
+            client_dir = tmp_path / "client"
+            client_dir.mkdir()
+            result = mlflow_cli("run", str(REPO), "--env-manager", "local", "-P", f"data={year_ledger}",
+                                uri=uri, cwd=client_dir)
+            for name in config.MODEL_NAMES.values():
+                assert name in result.stdout  # every model has a line in the summary
+            assert not any(client_dir.iterdir()), "the client wrote to its own disk"
+            assert (tmp_path / "server" / "artifacts").is_dir()
 
-        listing = python_module("entrypoints.register", "--action", "list", uri=uri).stdout
-        assert "champion" in listing and config.MODEL_NAMES["cashflow"] in listing
+            client = MlflowClient(uri)
+            champion = client.get_model_version_by_alias(config.MODEL_NAMES["category"], config.CHAMPION)
+            assert champion.tags["validation_status"] == "passed"
+            before = registry_state(client)
+            assert set(before) == set(config.MODEL_NAMES.values())
+            assert all(config.CHAMPION in model["aliases"] for model in before.values())
+
+            # Served from the registry through the server, from a directory with nothing in it.
+            elsewhere = tmp_path / "third"
+            elsewhere.mkdir()
+            champion_uri = f"models:/{config.MODEL_NAMES['category']}@champion"
+            with served_model(champion_uri, uri, cwd=elsewhere) as base:
+                response = invoke(base, {"dataframe_records": [FUEL]})
+                assert response.status_code == 200, response.text
+                assert response.json()["predictions"][0]["category"] == "fuel"
+
+        with tracking_server(tmp_path / "server", database) as restarted:
+            after = registry_state(MlflowClient(restarted))
+            assert after == before
+            script = (
+                "import json, sys, mlflow, pandas as pd\n"
+                "model = mlflow.pyfunc.load_model(sys.argv[1])\n"
+                f"print(json.dumps(model.predict(pd.DataFrame([{FUEL!r}]))['category'].tolist()))\n"
+            )
+            env = tracking_env(restarted)
+            env.pop("PYTHONPATH", None)
+            loaded = subprocess.run([sys.executable, "-c", script, champion_uri], cwd=elsewhere, env=env,
+                                    capture_output=True, text=True, timeout=300)
+            assert loaded.returncode == 0, loaded.stderr
+            assert json.loads(loaded.stdout.strip().splitlines()[-1]) == ["fuel"]
+            listing = python_module("entrypoints.register", "--action", "list", uri=restarted).stdout
+            assert "champion" in listing and config.MODEL_NAMES["cashflow"] in listing
