@@ -108,6 +108,16 @@ def _as_text(values) -> np.ndarray:
     )
 
 
+def _refuse_nested(values: pd.Series, column: str, source: str | None) -> None:
+    """A request can carry a list or an object where a cell belongs: refused by row, never stringified."""
+    if values.dtype != object:
+        return
+    nested = np.flatnonzero([isinstance(value, (list, tuple, dict, set, bytes)) for value in values])
+    if nested.size:
+        raise LedgerError(_problems_message(column, nested, values.iloc[nested],
+                                            "is not a single value; expected text or a number", source))
+
+
 def _shown(value):
     # How a refused cell is quoted in a message: null for a missing one, else its text.
     return None if value is None or value is pd.NA or value != value else value
@@ -212,6 +222,7 @@ def prepare_ledger(
     nonempty=(),
     source: str | None = None,
     missing_amount_ok: bool = False,
+    refuse_unknown_values: bool = False,
 ) -> tuple[pd.DataFrame, LedgerReport]:
     """Apply the contract to raw transactions.
 
@@ -220,6 +231,10 @@ def prepare_ledger(
     normalised (missing amounts stay NaN where `missing_amount_ok`); and a report of what
     normalisation did. Raises LedgerError naming
     row, column, value and expectation for anything it cannot accept.
+
+    Enumeration values that are neither allowed, an alias nor a close typo become
+    'unknown' and are counted in the report (a training ledger keeps its rows);
+    with `refuse_unknown_values` (a request to a served model) they are refused.
     """
     if not isinstance(raw, pd.DataFrame):
         raise LedgerError(f"expected a table of transactions, got {type(raw).__name__}")
@@ -246,6 +261,9 @@ def prepare_ledger(
     def given(column):
         return raw[seen[column]] if column in seen else None
 
+    for column, original in seen.items():
+        _refuse_nested(raw[original], column, source)
+
     def text(column):
         return _as_text(given(column)) if column in seen else np.full(rows, "", dtype=object)
 
@@ -268,17 +286,25 @@ def prepare_ledger(
             [_normalise_name(value) if value else "" for value in categories], dtype=object
         )
 
-    kinds = normalise_enum(text("type"), config.TRANSACTION_TYPES, config.TYPE_ALIASES, "type", report)
+    def enumeration(column, allowed, aliases):
+        given_text = text(column)
+        values = normalise_enum(given_text, allowed, aliases, column, report)
+        if refuse_unknown_values:
+            unknown = np.flatnonzero((values == config.UNKNOWN) & (given_text != ""))
+            if unknown.size:
+                expected = f"is not a known {column.replace('_', ' ')}; expected one of {', '.join(allowed)} or empty"
+                raise LedgerError(_problems_message(column, unknown, given_text[unknown], expected, source))
+        return values
+
+    kinds = enumeration("type", config.TRANSACTION_TYPES, config.TYPE_ALIASES)
     unknown_type = (kinds == config.UNKNOWN) & ~np.isnan(ledger["amount"])
     if unknown_type.any():
         # No usable type: the sign says it (money out is negative in a signed ledger).
         kinds[unknown_type] = np.where(ledger["amount"][unknown_type] < 0, "expense", "income")
         report.type_inferred_from_sign = int(unknown_type.sum())
     ledger["type"] = kinds
-    ledger["payment_method"] = normalise_enum(
-        text("payment_method"), config.PAYMENT_METHODS, config.PAYMENT_METHOD_ALIASES, "payment_method", report
-    )
-    ledger["status"] = normalise_enum(text("status"), config.STATUSES, config.STATUS_ALIASES, "status", report)
+    ledger["payment_method"] = enumeration("payment_method", config.PAYMENT_METHODS, config.PAYMENT_METHOD_ALIASES)
+    ledger["status"] = enumeration("status", config.STATUSES, config.STATUS_ALIASES)
     ordered = list(config.COLUMNS)
     if config.ANOMALY_LABEL in seen:
         ledger[config.ANOMALY_LABEL] = text(config.ANOMALY_LABEL)

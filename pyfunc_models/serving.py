@@ -9,9 +9,12 @@ becomes an MlflowException with INVALID_PARAMETER_VALUE, which
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import joblib
+import mlflow.pyfunc
 from mlflow.exceptions import MlflowException
+from mlflow.models import Model
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.pyfunc import PythonModel
 
@@ -21,10 +24,49 @@ PREDICTOR_ARTIFACT = "predictor"
 # Our input contract is the logged signature plus `ledger.prepare_ledger`, not type hints.
 warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method")
 
+# Param sets of the models loaded in this process (e.g. {"horizon", "level"}): requests naming any
+# other param are refused (see `refuse_unknown_params`).
+_STRICT_PARAM_SETS: set = set()
+
+
+def refuse_unknown_params(param_names) -> None:
+    """Make an unknown param a 400 for a model whose params are `param_names`.
+
+    MLflow drops params its signature does not declare with only a server-side
+    warning, so a client's typo (`top_kk`, `horizn`) would be answered 200 with
+    the default silently used. pyfunc has no hook for this, so we wrap MLflow's
+    params check once per process; it refuses only for param sets registered here
+    and defers to MLflow for everything else.
+    """
+    _STRICT_PARAM_SETS.add(frozenset(param_names))
+    enforce = mlflow.pyfunc._enforce_params_schema
+    if getattr(enforce, "refuses_unknown", False):
+        return
+
+    def strict(params, schema):
+        if isinstance(params, dict) and params and schema is not None:
+            declared = {spec.name for spec in schema.params}
+            unknown = sorted(set(map(str, params)) - declared)
+            if unknown and frozenset(declared) in _STRICT_PARAM_SETS:
+                raise MlflowException(
+                    f"unknown param(s) {', '.join(map(repr, unknown))}; "
+                    f"this model takes: {', '.join(sorted(declared))}",
+                    error_code=INVALID_PARAMETER_VALUE,
+                )
+        return enforce(params, schema)
+
+    strict.refuses_unknown = True
+    mlflow.pyfunc._enforce_params_schema = strict
+
 
 class LedgerModel(PythonModel):
     def load_context(self, context):
-        self.predictor = joblib.load(context.artifacts[PREDICTOR_ARTIFACT])
+        predictor_path = Path(context.artifacts[PREDICTOR_ARTIFACT])
+        self.predictor = joblib.load(predictor_path)
+        # The model directory is the artifacts folder's parent; its MLmodel has the params schema.
+        signature = Model.load(predictor_path.parent.parent).signature
+        if signature is not None and signature.params is not None:
+            refuse_unknown_params(spec.name for spec in signature.params.params)
 
     def predict(self, context, model_input, params=None):
         try:
