@@ -289,10 +289,12 @@ def prepare_ledger(
     def enumeration(column, allowed, aliases):
         given_text = text(column)
         values = normalise_enum(given_text, allowed, aliases, column, report)
-        if refuse_unknown_values:
-            unknown = np.flatnonzero((values == config.UNKNOWN) & (given_text != ""))
+        if refuse_unknown_values and (values == config.UNKNOWN).any():
+            # Empty, or literally 'unknown', is what a client sends when it does not know.
+            said_unknown = [str(v) for v in np.unique(given_text.astype(str)) if _enum_key(v) in ("", config.UNKNOWN)]
+            unknown = np.flatnonzero((values == config.UNKNOWN) & ~np.isin(given_text.astype(str), said_unknown))
             if unknown.size:
-                expected = f"is not a known {column.replace('_', ' ')}; expected one of {', '.join(allowed)} or empty"
+                expected = f"is not a known {column.replace('_', ' ')}; expected one of {', '.join(allowed)}, unknown or empty"
                 raise LedgerError(_problems_message(column, unknown, given_text[unknown], expected, source))
         return values
 

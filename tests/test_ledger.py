@@ -43,6 +43,27 @@ def test_misspelt_and_unknown_enums_are_normalised_and_counted_never_a_crash():
     assert report.unknown["payment_method"] == {"barter": 2}
 
 
+def test_a_request_refuses_unknown_enums_but_takes_typos_aliases_empty_and_unknown():
+    raw = pd.concat([titans_rows(**{"Payment Method": m, "Type": t})
+                     for m, t in [("credit_car", "debit"), ("", ""), ("Unknown", "credit")]]).reset_index(drop=True)
+    ledger, _ = prepare_ledger(raw, refuse_unknown_values=True)
+    assert ledger["payment_method"].tolist() == ["credit_card", "unknown", "unknown"]
+    refused = pd.concat([raw, titans_rows(**{"Payment Method": "barter"})]).reset_index(drop=True)
+    with pytest.raises(LedgerError, match=r"row 3, column 'payment_method': 'barter' is not a known payment method; "
+                                          r"expected one of cash, credit_card, .*, unknown or empty"):
+        prepare_ledger(refused, refuse_unknown_values=True)
+    with pytest.raises(LedgerError, match=r"row 0, column 'status': 'lost' is not a known status"):
+        prepare_ledger(titans_rows(Status="lost"), refuse_unknown_values=True)
+
+
+@pytest.mark.parametrize("cell", [["SHELL"], {"name": "SHELL"}])
+def test_a_list_or_object_in_a_cell_is_refused_not_stringified(cell):
+    raw = pd.concat([titans_rows(), titans_rows()]).reset_index(drop=True).astype(object)
+    raw.at[1, "Description"] = cell
+    with pytest.raises(LedgerError, match=r"row 1, column 'description': .* is not a single value; expected text"):
+        prepare_ledger(raw)
+
+
 def test_amount_formats_and_category_spelling():
     raw = pd.concat([titans_rows(Amount=a, Category=c) for a, c in
                      [("$1,234.56", "Meals & Entertainment"), ("(12.50)", " fuel "), ("7", "")]])
