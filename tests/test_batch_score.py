@@ -1,0 +1,242 @@
+"""batch_score on Spark `local[2]`: the Parquet it writes holds the ledger's columns and exactly what in-process
+`pyfunc.predict` answers for the same rows, for each way rows reach a model (spark_udf row by row; anomaly by
+day; cash flow per ledger); and what it cannot do, it refuses in one line.
+
+Real models, trained or logged in a store of this module's own: the anomaly detector and a ridge-only amount
+model by the shared training job, a cash-flow predictor (seasonal naive) logged as training logs it.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from pyfunc_models import batch, config, jobs, tracking
+from pyfunc_models.amount import AmountTask
+from pyfunc_models.anomaly import AnomalyTask
+from pyfunc_models.cashflow import CashflowPredictor, CashflowTask, SeasonalNaive
+from pyfunc_models.ledger import LedgerError, load_ledger
+from tests.conftest import REPO, python_module, tracking_env
+
+MLFLOW = str(Path(sys.executable).with_name("mlflow"))
+
+
+class RidgeOnlyAmount(AmountTask):
+    """The amount task with its cheapest candidate: these tests are about scoring, not model choice."""
+
+    def candidates(self, seed):
+        return [c for c in super().candidates(seed) if c.name == "ridge"]
+
+
+def log_cashflow_model(ledger_path) -> str:
+    """A cash-flow predictor (weekly seasonal naive, fixed backtest errors) logged exactly as training logs one."""
+    ledger, _ = load_ledger(ledger_path)
+    predictor = CashflowPredictor(SeasonalNaive(), errors=np.array([-900.0, -300.0, 0.0, 250.0, 800.0]))
+    example = CashflowTask.serving_example(types.SimpleNamespace(train=ledger))
+    mlflow.set_experiment(config.EXPERIMENT_NAME)
+    with mlflow.start_run(tags={config.MODEL_TYPE_TAG: "cashflow"}):
+        return tracking.log_predictor(predictor, example, CashflowTask.serving_params, "cashflow").model_uri
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory, small_ledger) -> dict:
+    folder = tmp_path_factory.mktemp("batch")
+    uri = f"sqlite:///{folder}/mlflow.db"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
+        # Artifacts inside the test's folder, not ./mlruns of wherever pytest runs.
+        MlflowClient().create_experiment(config.EXPERIMENT_NAME, artifact_location=(folder / "artifacts").as_uri())
+        uris = {"anomaly": jobs.train_model(AnomalyTask(), str(small_ledger)).model_uri,
+                "amount": jobs.train_model(RidgeOnlyAmount(), str(small_ledger)).model_uri,
+                "cashflow": log_cashflow_model(small_ledger)}
+    return {"uri": uri, **uris}
+
+
+@pytest.fixture
+def in_store(store, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store["uri"])
+    return store
+
+
+def raw_ledger(path) -> pd.DataFrame:
+    """The ledger as text, as a client would send it."""
+    return pd.read_csv(path, dtype=str, keep_default_na=False)
+
+
+def predicted_in_process(model_uri: str, raw: pd.DataFrame, params=None) -> pd.DataFrame:
+    model = mlflow.pyfunc.load_model(model_uri)
+    return model.predict(batch.model_rows(raw, model.metadata.get_input_schema()), params=params)
+
+
+def cells(values) -> list:
+    """Values to compare: every missing marker (None, NaN, pandas' NA) is None."""
+    return [None if not isinstance(v, (list, np.ndarray)) and pd.isna(v) else v for v in values]
+
+
+def assert_same_answers(written: pd.DataFrame, expected: pd.DataFrame) -> None:
+    assert len(written) == len(expected)
+    for column in expected.columns:
+        assert cells(written[column]) == cells(expected[column]), column
+
+
+def assert_ledger_kept(written: pd.DataFrame, raw: pd.DataFrame) -> None:
+    """The input columns, in the input's order (Spark reads empty CSV cells as null)."""
+    assert list(written.columns[:len(raw.columns)]) == list(raw.columns)
+    assert written[list(raw.columns)].fillna("").astype(str).equals(raw.astype(str))
+
+
+# --- through the real CLI ---------------------------------------------------------------------------
+
+def test_mlflow_run_scores_anomalies_like_in_process_predict(in_store, small_ledger, tmp_path):
+    """`mlflow run . -e batch_score` on local[2], the CSV read as several partitions: every answer equals
+    in-process predict on the whole file, duplicates found across partitions and named by input row."""
+    output = tmp_path / "anomalies.parquet"
+    several_partitions = "--conf spark.sql.files.maxPartitionBytes=65536 pyspark-shell"
+    env = tracking_env(in_store["uri"], PYSPARK_SUBMIT_ARGS=several_partitions)
+    command = [MLFLOW, "run", ".", "-e", "batch_score",
+               "--env-manager", "local", "--experiment-name", config.EXPERIMENT_NAME,
+               "-P", f"model_uri={in_store['anomaly']}", "-P", f"data={small_ledger}", "-P", f"output={output}",
+               "-P", "master=local[2]"]
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "each day's rows together" in result.stdout and "wrote 3000 rows" in result.stdout
+
+    raw = raw_ledger(small_ledger)
+    written = pd.read_parquet(output)
+    expected = predicted_in_process(in_store["anomaly"], raw)
+    assert_ledger_kept(written, raw)
+    assert_same_answers(written, expected)
+    duplicates = expected["reason"].str.startswith("duplicate of row")
+    assert duplicates.sum() >= 3  # the small ledger has injected duplicates to find
+
+
+def test_cli_refuses_a_model_that_does_not_exist_in_one_line(store, small_ledger, tmp_path):
+    result = python_module("entrypoints.batch_score", "--model-uri", "models:/no-such-model@champion",
+                           "--data", str(small_ledger), "--output", str(tmp_path / "out.parquet"),
+                           uri=store["uri"], check=False)
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("error: model 'models:/no-such-model@champion' cannot be found")
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert not (tmp_path / "out.parquet").exists()
+
+
+@pytest.mark.parametrize("change, error, message", [
+    ({"data": "missing.csv"}, LedgerError, "ledger file '.*missing.csv' does not exist"),
+    ({"data": "ledger.xlsx"}, LedgerError, "ledger.xlsx: unsupported file type '.xlsx'; expected a ledger ending in"),
+    ({"group_by": "account"}, batch.BatchError, "group_by is for a model that forecasts a whole ledger"),
+    ({"params": {"top_k": 3}}, batch.BatchError, "param\\(s\\) 'top_k' not taken by this model; it takes: threshold"),
+    ({"env_manager": "virtualenv"}, batch.BatchError, "works through spark_udf, for row-by-row models"),
+    ({"master": "spark:/typo"}, batch.BatchError, "master 'spark:/typo' is not a Spark master URL"),
+], ids=["missing file", "unsupported extension", "group_by on a row model", "unknown param", "env_manager",
+        "master"])
+def test_refused_before_spark_starts(in_store, small_ledger, tmp_path, change, error, message):
+    arguments = {"model_uri": in_store["anomaly"], "data": str(small_ledger), "output": str(tmp_path / "out.parquet"),
+                 "master": "local[1]"}
+    if "data" in change:
+        (tmp_path / "ledger.xlsx").write_text("not a ledger")
+        change = {"data": str(tmp_path / change["data"])}
+    with pytest.raises(error, match=message):
+        batch.batch_score(**{**arguments, **change})
+    assert not (tmp_path / "out.parquet").exists()
+
+
+# --- in one Spark session (starting one costs more than a job) ---------------------------------------
+
+@pytest.fixture(scope="module")
+def spark():
+    with batch.spark_session("local[2]") as session:
+        yield session
+    from pyspark import SparkContext
+
+    # The JVM pyspark started would otherwise live until pytest exits; it ends when its stdin closes.
+    jvm = SparkContext._gateway.proc
+    jvm.stdin.close()
+    jvm.wait(timeout=60)
+    SparkContext._gateway, SparkContext._jvm = None, None
+
+
+def test_amount_through_spark_udf_keeps_missing_answers_missing(in_store, spark, small_ledger, tmp_path):
+    """Rows without an amount: the model answers null deviation and null outside_interval; spark_udf alone
+    would write NaN and False (or fail on pandas' NA)."""
+    raw = raw_ledger(small_ledger)
+    raw.loc[[5, 700, 2999], "Amount"] = ""
+    data = tmp_path / "ledger.csv"
+    raw.to_csv(data, index=False)
+    output = tmp_path / "amounts.parquet"
+    done = batch.batch_score(in_store["amount"], str(data), str(output), spark=spark)
+    assert done["plan"] == batch.ROWS and done["rows_written"] == 3000
+
+    written = pd.read_parquet(output)
+    expected = predicted_in_process(in_store["amount"], raw)
+    assert_ledger_kept(written, raw)
+    assert_same_answers(written, expected)
+    assert written.loc[[5, 700, 2999], "outside_interval"].isna().all()
+    assert written["outside_interval"].notna().sum() == 2997
+
+
+def test_cashflow_forecasts_each_ledger_like_in_process_predict(in_store, spark, small_ledger, tmp_path):
+    raw = raw_ledger(small_ledger)
+    ledgers = pd.concat([raw.assign(account="north"), raw[raw["Date"] >= "2023-01-20"].assign(account="south")])
+    data = tmp_path / "ledgers.parquet"
+    ledgers.to_parquet(data, index=False)
+    output = tmp_path / "forecasts.parquet"
+    batch.batch_score(in_store["cashflow"], str(data), str(output), params={"horizon": 10}, group_by="account",
+                      spark=spark)
+
+    written = pd.read_parquet(output)
+    assert list(written.columns) == ["account", "date", "forecast", "lower", "upper"]
+    for account, rows in ledgers.groupby("account"):
+        expected = predicted_in_process(in_store["cashflow"], rows.drop(columns="account"), params={"horizon": 10})
+        mine = written[written["account"] == account].drop(columns="account").reset_index(drop=True)
+        assert len(mine) == 10
+        assert_same_answers(mine, expected)
+
+
+def test_cashflow_without_group_by_forecasts_the_whole_input(in_store, spark, small_ledger, tmp_path):
+    output = tmp_path / "forecast.parquet"
+    batch.batch_score(in_store["cashflow"], str(small_ledger), str(output), spark=spark)
+    written = pd.read_parquet(output)
+    assert list(written.columns) == ["date", "forecast", "lower", "upper"]
+    assert_same_answers(written, predicted_in_process(in_store["cashflow"], raw_ledger(small_ledger)))
+
+
+def test_a_ledger_too_short_to_forecast_is_refused_by_name(in_store, spark, small_ledger, tmp_path):
+    raw = raw_ledger(small_ledger)
+    ledgers = pd.concat([raw.assign(account="north"), raw[raw["Date"] >= "2023-04-10"].assign(account="tiny")])
+    data = tmp_path / "ledgers.parquet"
+    ledgers.to_parquet(data, index=False)
+    with pytest.raises(batch.BatchError, match="ledger account='tiny': the history spans 21 day"):
+        batch.batch_score(in_store["cashflow"], str(data), str(tmp_path / "out.parquet"), group_by="account",
+                          spark=spark)
+
+
+@pytest.mark.parametrize("model_type, where", [
+    ("amount", "row 1234, column 'amount'"),  # one Spark batch here; the message says rows count within it
+    ("anomaly", "row 1234, column 'amount'"),  # grouped by day: the row of the input
+])
+def test_a_row_the_model_refuses_fails_the_job_in_one_line(in_store, spark, small_ledger, tmp_path, model_type,
+                                                           where):
+    raw = raw_ledger(small_ledger)
+    raw.loc[1234, "Amount"] = "12,50"
+    data = tmp_path / "ledger.csv"
+    raw.to_csv(data, index=False)
+    with pytest.raises(batch.BatchError) as refused:
+        batch.batch_score(in_store[model_type], str(data), str(tmp_path / "out.parquet"), spark=spark)
+    message = str(refused.value)
+    assert message.startswith(f"{where}: '12,50' is not a finite number"), message
+    assert "\n" not in message
+
+
+def test_a_malformed_csv_fails_the_job_in_one_line(in_store, spark, tmp_path):
+    data = tmp_path / "ledger.csv"
+    data.write_text("Date,Description,Amount\n2024-01-01,SHELL OIL,-5.00\n2024-01-02,SHELL OIL,-5.00,extra,fields\n")
+    with pytest.raises(batch.BatchError, match=r"^\[MALFORMED_CSV_RECORD\] Malformed CSV record: 2024-01-02,SHELL"):
+        batch.batch_score(in_store["anomaly"], str(data), str(tmp_path / "out.parquet"), spark=spark)
