@@ -52,6 +52,7 @@ class TrainingOutcome:
     test: pd.DataFrame
     test_predictions: Any
     artifacts: dict = field(default_factory=dict)  # name -> matplotlib figure | dict | str
+    params: dict = field(default_factory=dict)  # row caps and other choices the run should record as parameters
 
 
 class RowTask:
@@ -60,6 +61,9 @@ class RowTask:
     model_type: str = ""
     primary_metric: str = ""
     greater_is_better: bool = True
+    # Candidates are compared on at most this many recent training rows (None = all): ranking them needs far
+    # fewer rows than the served model learns from, and the search is where most of the fitting happens.
+    max_search_rows: int | None = None
 
     def training_rows(self, ledger: pd.DataFrame) -> pd.DataFrame:
         raise NotImplementedError
@@ -96,8 +100,14 @@ def _recent(rows: pd.DataFrame, max_rows: int | None) -> pd.DataFrame:
     return rows if max_rows is None or len(rows) <= max_rows else rows.iloc[-max_rows:]
 
 
-def fit_candidate(task: RowTask, candidate: Candidate, rows: pd.DataFrame):
-    used = _recent(rows, candidate.max_rows)
+def _tighter(*caps):
+    given = [cap for cap in caps if cap]
+    return min(given) if given else None
+
+
+def fit_candidate(task: RowTask, candidate: Candidate, rows: pd.DataFrame, max_rows: int | None = None):
+    """Fit a fresh copy on the most recent rows allowed by the candidate's own cap and `max_rows`."""
+    used = _recent(rows, _tighter(candidate.max_rows, max_rows))
     return clone(candidate.estimator).fit(used, task.target(used)), len(used)
 
 
@@ -121,11 +131,14 @@ def train_row_task(
     train, validation = time_split(past, validation_fraction)
     log(f"{task.model_type}: {len(train)} train / {len(validation)} validation / {len(test)} test rows "
         f"(time-ordered, test from {test['date'].min().date()})")
+    search_rows = task.max_search_rows
+    if search_rows and len(train) > search_rows:
+        log(f"  candidates compared on the latest {search_rows} of {len(train)} train rows (max_search_rows)")
 
     results, best, best_score = [], None, None
     for candidate in task.candidates(seed):
         started = time.perf_counter()
-        fitted, used = fit_candidate(task, candidate, train)
+        fitted, used = fit_candidate(task, candidate, train, search_rows)
         seconds = time.perf_counter() - started
         metrics = task.metrics(validation, task.target(validation), task.predictions(fitted, validation))
         result = CandidateResult(candidate.name, candidate.params, metrics, seconds, used)
@@ -137,8 +150,8 @@ def train_row_task(
         if _better(task, metrics[task.primary_metric], best_score):
             best, best_score, chosen = candidate, metrics[task.primary_metric], result
 
-    log(f"  chosen: {best.name}; refitting on train + validation")
-    fitted, _ = fit_candidate(task, best, past)
+    fitted, refit_rows = fit_candidate(task, best, past)
+    log(f"  chosen: {best.name}; refit on train + validation: {refit_rows} of {len(past)} rows")
     predictions = task.predictions(fitted, test)
     y_test = task.target(test)
     outcome = TrainingOutcome(
@@ -152,8 +165,10 @@ def train_row_task(
         train=past,
         test=test,
         test_predictions=predictions,
+        params={"max_search_rows": search_rows or "none", "refit_rows": refit_rows},
     )
     task.evidence(outcome, best, seed)
+    log("  rows used: " + ", ".join(f"{name}={value}" for name, value in outcome.params.items()))
     return outcome
 
 
