@@ -14,13 +14,15 @@ import tempfile
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import requests
 
-from pyfunc_models.generator import write_ledger
+from pyfunc_models.generator import generate_ledger, write_ledger
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL_LEDGER_ROWS = 3000
+HELD_BACK_DAYS = 30
 
 
 @pytest.fixture(autouse=True)
@@ -30,12 +32,6 @@ def _temporary_tracking(tmp_path, monkeypatch):
     monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
     monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
     monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
-
-
-@pytest.fixture(scope="module")
-def tracking_store(tmp_path_factory) -> str:
-    """A tracking URI shared by the tests of one module (e.g. train once, serve many times)."""
-    return f"sqlite:///{tmp_path_factory.mktemp('store')}/mlflow.db"
 
 
 @pytest.fixture(scope="session")
@@ -117,24 +113,6 @@ def served_model(model_uri: str, uri: str, cwd, workers: int = 1):
     base = f"http://127.0.0.1:{port}"
     with background_server(command, cwd, tracking_env(uri), f"{base}/ping", Path(cwd) / f"serve-{port}.log"):
         yield base
-
-
-def train_through_mlflow_run(entry_point: str, model_type: str, ledger, uri: str) -> dict:
-    """`mlflow run . -e <entry_point>` on a ledger; the training run and its logged model."""
-    from mlflow.tracking import MlflowClient
-
-    from pyfunc_models import config
-
-    mlflow_cli("run", ".", "-e", entry_point, "--env-manager", "local", "-P", f"data={ledger}", uri=uri)
-    client = MlflowClient(uri)
-    experiment = client.get_experiment_by_name(config.EXPERIMENT_NAME)
-    runs = client.search_runs([experiment.experiment_id], f"tags.model_type = '{model_type}'")
-    assert len(runs) == 1
-    run = runs[0]
-    models = client.search_logged_models(experiment_ids=[experiment.experiment_id],
-                                         filter_string=f"source_run_id = '{run.info.run_id}'")
-    assert len(models) == 1
-    return {"uri": uri, "run": run, "model_uri": models[0].model_uri, "client": client}
 
 
 def invoke(base: str, body, timeout: int = 60):
@@ -227,3 +205,41 @@ def postgres_database():
         if log is not None:
             log.close()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def champions(tmp_path_factory) -> dict:
+    """`mlflow run . -e main` once, on a small ledger long enough for the cash-flow backtest: four
+    registered models with a champion each, in a store of the session's own. The ledger's last
+    HELD_BACK_DAYS are held back from training (the cash-flow test judges the forecast on them)."""
+    from mlflow.tracking import MlflowClient
+
+    from pyfunc_models import config
+
+    folder = tmp_path_factory.mktemp("champions")
+    # 5% anomalies: enough labelled ones in a small ledger's test split for the gate's recall to mean something.
+    raw = generate_ledger(rows=3300, seed=7, days=360, anomaly_rate=0.05)
+    cutoff = (pd.to_datetime(raw["Date"]).max() - pd.Timedelta(days=HELD_BACK_DAYS - 1)).strftime("%Y-%m-%d")
+    past, future = raw[raw["Date"] < cutoff], raw[raw["Date"] >= cutoff]
+    ledger = folder / "ledger.csv"
+    past.to_csv(ledger, index=False, float_format="%.2f")
+    uri = f"sqlite:///{folder}/mlflow.db"
+    mlflow_cli("run", ".", "--env-manager", "local", "-P", f"data={ledger}", uri=uri)
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name(config.EXPERIMENT_NAME)
+    trained = {}
+    for model_type, name in config.MODEL_NAMES.items():
+        runs = client.search_runs([experiment.experiment_id], f"tags.model_type = '{model_type}'")
+        assert len(runs) == 1, f"{model_type}: {len(runs)} training runs"
+        trained[model_type] = {"uri": uri, "client": client, "run": runs[0],
+                               "model_uri": f"models:/{name}@{config.CHAMPION}"}
+    return {"uri": uri, "ledger": ledger, "past": past, "future": future, "trained": trained}
+
+
+@pytest.fixture(scope="session")
+def champion_servers(champions, tmp_path_factory) -> dict:
+    """Each champion served from the registry (`models:/<name>@champion`): model type -> base URL."""
+    with contextlib.ExitStack() as stack:
+        yield {model_type: stack.enter_context(served_model(trained["model_uri"], champions["uri"],
+                                                            tmp_path_factory.mktemp(f"serve-{model_type}")))
+               for model_type, trained in champions["trained"].items()}

@@ -1,4 +1,5 @@
-"""Amount prediction and anomaly detection end to end: real `mlflow run`, real `mlflow models serve`."""
+"""Amount prediction and anomaly detection end to end: trained by the real `mlflow run . -e main` (the
+session's champions), served from the registry by a real `mlflow models serve`."""
 
 import re
 
@@ -8,7 +9,7 @@ import pytest
 
 from pyfunc_models.features import merchant_keys
 from pyfunc_models.ledger import load_ledger
-from tests.conftest import invoke, served_model, train_through_mlflow_run
+from tests.conftest import invoke
 
 
 def records(rows: pd.DataFrame) -> list:
@@ -18,8 +19,8 @@ def records(rows: pd.DataFrame) -> list:
 
 
 @pytest.fixture(scope="module")
-def ledger(small_ledger):
-    return load_ledger(small_ledger)[0]
+def ledger(champions):
+    return load_ledger(champions["ledger"])[0]
 
 
 @pytest.fixture(scope="module")
@@ -39,14 +40,13 @@ def usual_purchase(ledger):
 # --- amount -------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def amount_model(tracking_store, small_ledger):
-    return train_through_mlflow_run("train_amount", "amount", small_ledger, tracking_store)
+def amount_model(champions):
+    return champions["trained"]["amount"]
 
 
 @pytest.fixture(scope="module")
-def amount_server(amount_model, tmp_path_factory):
-    with served_model(amount_model["model_uri"], amount_model["uri"], tmp_path_factory.mktemp("amount")) as base:
-        yield base
+def amount_server(champion_servers):
+    return champion_servers["amount"]
 
 
 def test_amount_run_logs_candidates_baselines_interval_and_plot(amount_model):
@@ -89,26 +89,16 @@ def test_served_amount_level_param_widens_the_interval(amount_server, usual_purc
     assert bad.status_code == 400 and "param 'level' is 1.5" in bad.json()["message"]
 
 
-def test_served_amount_refuses_an_unparsable_amount_by_row(amount_server, usual_purchase):
-    rows = records(usual_purchase) * 2
-    rows[1] = {**rows[1], "amount": "twelve"}
-    response = invoke(amount_server, {"dataframe_records": rows})
-    assert response.status_code == 400
-    assert "row 1, column 'amount': 'twelve'" in response.json()["message"]
-    assert invoke(amount_server, {"dataframe_records": rows[:1]}).status_code == 200
-
-
 # --- anomaly ------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def anomaly_model(tracking_store, small_ledger):
-    return train_through_mlflow_run("train_anomaly", "anomaly", small_ledger, tracking_store)
+def anomaly_model(champions):
+    return champions["trained"]["anomaly"]
 
 
 @pytest.fixture(scope="module")
-def anomaly_server(anomaly_model, tmp_path_factory):
-    with served_model(anomaly_model["model_uri"], anomaly_model["uri"], tmp_path_factory.mktemp("anomaly")) as base:
-        yield base
+def anomaly_server(champion_servers):
+    return champion_servers["anomaly"]
 
 
 def test_anomaly_run_logs_detection_metrics_per_kind_and_plot(anomaly_model):

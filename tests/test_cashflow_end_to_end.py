@@ -1,5 +1,5 @@
-"""Cash-flow forecasting end to end: trained through `mlflow run` on a ledger's past, served, and judged
-on the 30 days that ledger held back."""
+"""Cash-flow forecasting end to end: trained by the real `mlflow run . -e main` on a ledger's past (the
+session's champions), served from the registry, and judged on the 30 days that ledger held back."""
 
 from datetime import date, timedelta
 
@@ -8,33 +8,24 @@ import pandas as pd
 import pytest
 
 from pyfunc_models.cashflow import MIN_HISTORY_DAYS, daily_net_flow
-from pyfunc_models.generator import generate_ledger
 from pyfunc_models.ledger import prepare_ledger
-from tests.conftest import invoke, served_model, train_through_mlflow_run
-
-HELD_BACK_DAYS = 30
+from tests.conftest import HELD_BACK_DAYS, invoke
 
 
 @pytest.fixture(scope="module")
-def ledger_split(tmp_path_factory):
-    """A year of transactions; training sees all but the last 30 days."""
-    raw = generate_ledger(rows=4000, seed=21, days=400)
-    cutoff = (pd.to_datetime(raw["Date"]).max() - pd.Timedelta(days=HELD_BACK_DAYS - 1)).strftime("%Y-%m-%d")
-    past, future = raw[raw["Date"] < cutoff], raw[raw["Date"] >= cutoff]
-    path = tmp_path_factory.mktemp("cashflow") / "past.csv"
-    past.to_csv(path, index=False)
-    return path, past, future
+def ledger_split(champions):
+    """Almost a year of transactions; training saw all but the last HELD_BACK_DAYS."""
+    return champions["ledger"], champions["past"], champions["future"]
 
 
 @pytest.fixture(scope="module")
-def cashflow_model(tracking_store, ledger_split):
-    return train_through_mlflow_run("train_cashflow", "cashflow", ledger_split[0], tracking_store)
+def cashflow_model(champions):
+    return champions["trained"]["cashflow"]
 
 
 @pytest.fixture(scope="module")
-def server(cashflow_model, tmp_path_factory):
-    with served_model(cashflow_model["model_uri"], cashflow_model["uri"], tmp_path_factory.mktemp("serve")) as base:
-        yield base
+def server(champion_servers):
+    return champion_servers["cashflow"]
 
 
 def history_records(raw: pd.DataFrame) -> list:
