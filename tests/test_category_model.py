@@ -86,3 +86,14 @@ def test_predictor_top_k_and_bad_top_k(ledger):
     assert np.allclose(out["confidence"], [a[0]["probability"] for a in out["alternatives"]], atol=1e-6)
     with pytest.raises(LedgerError, match="param 'top_k' is 0"):
         predictor.predict(rows.head(1), top_k=0)
+
+
+def test_row_caps_bound_every_fit_and_are_reported(ledger):
+    rows = ledger[ledger["category"] != ""]
+    task = CategoryTask(max_tree_rows=300, max_search_rows=400, max_linear_rows=600,
+                        only=["logistic_regression", "random_forest"])
+    outcome = train_row_task(task, rows, seed=1, log=lambda _: None)
+    assert {c.name: c.rows_used for c in outcome.candidates} == {"logistic_regression": 400, "random_forest": 300}
+    assert outcome.params["max_search_rows"] == 400
+    assert outcome.params["refit_rows"] == (600 if outcome.chosen.name == "logistic_regression" else 300)
+    assert outcome.params["merchant_holdout_train_rows"] <= 400
