@@ -86,7 +86,7 @@ def background_server(command: list, cwd, env: dict, ready_url: str, log_path: P
         while True:
             if process.poll() is not None:
                 raise AssertionError(f"{command[1]} exited early:\n{log_path.read_text()}")
-            with contextlib.suppress(requests.ConnectionError):
+            with contextlib.suppress(requests.ConnectionError, requests.Timeout):  # not up yet, or busy starting
                 if requests.get(ready_url, timeout=2).status_code == 200:
                     break
             if time.monotonic() > deadline:
