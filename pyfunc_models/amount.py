@@ -28,6 +28,7 @@ DEFAULT_LEVEL = 0.9
 LEVEL_RANGE = (0.5, 0.99)
 TREE_TEXT_FEATURES = 2_000
 DEFAULT_MAX_TREE_ROWS = 50_000
+DEFAULT_MAX_SEARCH_ROWS = 100_000  # candidates are compared on at most this many recent training rows
 CALIBRATION_FRACTION = 0.2  # the latest share of the training past, held back to calibrate the interval
 
 
@@ -141,8 +142,10 @@ class AmountTask(RowTask):
     serving_params = {"level": DEFAULT_LEVEL}
     report_metrics = ("mae", "rmse", "r2", "mape", "interval_coverage")
 
-    def __init__(self, max_tree_rows: int | None = DEFAULT_MAX_TREE_ROWS, level: float = DEFAULT_LEVEL):
+    def __init__(self, max_tree_rows: int | None = DEFAULT_MAX_TREE_ROWS, level: float = DEFAULT_LEVEL,
+                 max_search_rows: int | None = DEFAULT_MAX_SEARCH_ROWS):
         self.max_tree_rows = max_tree_rows
+        self.max_search_rows = max_search_rows
         self.level = level
 
     def training_rows(self, ledger: pd.DataFrame) -> pd.DataFrame:
@@ -168,11 +171,13 @@ class AmountTask(RowTask):
                       {"n_estimators": 150, "min_samples_leaf": 2, "max_features": "sqrt", **tree_params},
                       self.max_tree_rows),
             Candidate("xgboost",
+                      # One thread: on a busy 2-core machine two threads spent most of their time waiting for each
+                      # other (6k rows: 355 s of a 506 s run).
                       pipeline(XGBRegressor(n_estimators=300, max_depth=8, learning_rate=0.1, max_bin=64,
-                                            objective="reg:absoluteerror", tree_method="hist", n_jobs=-1,
+                                            objective="reg:absoluteerror", tree_method="hist", n_jobs=1,
                                             random_state=seed), TREE_TEXT_FEATURES),
                       {"n_estimators": 300, "max_depth": 8, "learning_rate": 0.1, "objective": "reg:absoluteerror",
-                       **tree_params}, self.max_tree_rows),
+                       "n_jobs": 1, **tree_params}, self.max_tree_rows),
         ]
 
     def metrics(self, rows, y_true, y_pred) -> dict:
