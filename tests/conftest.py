@@ -207,6 +207,17 @@ def postgres_database():
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def write_champion_ledger(path: Path) -> tuple:
+    """A small ledger on which all four models pass their gates: almost a year (the cash-flow backtest
+    needs 300 days), 5% anomalies (enough labelled ones in the test split for the gate's recall to mean
+    something). Writes all but the last HELD_BACK_DAYS to `path`; returns (past, future) raw rows."""
+    raw = generate_ledger(rows=3300, seed=7, days=360, anomaly_rate=0.05)
+    cutoff = (pd.to_datetime(raw["Date"]).max() - pd.Timedelta(days=HELD_BACK_DAYS - 1)).strftime("%Y-%m-%d")
+    past, future = raw[raw["Date"] < cutoff], raw[raw["Date"] >= cutoff]
+    past.to_csv(path, index=False, float_format="%.2f")
+    return past, future
+
+
 @pytest.fixture(scope="session")
 def champions(tmp_path_factory) -> dict:
     """`mlflow run . -e main` once, on a small ledger long enough for the cash-flow backtest: four
@@ -217,12 +228,8 @@ def champions(tmp_path_factory) -> dict:
     from pyfunc_models import config
 
     folder = tmp_path_factory.mktemp("champions")
-    # 5% anomalies: enough labelled ones in a small ledger's test split for the gate's recall to mean something.
-    raw = generate_ledger(rows=3300, seed=7, days=360, anomaly_rate=0.05)
-    cutoff = (pd.to_datetime(raw["Date"]).max() - pd.Timedelta(days=HELD_BACK_DAYS - 1)).strftime("%Y-%m-%d")
-    past, future = raw[raw["Date"] < cutoff], raw[raw["Date"] >= cutoff]
     ledger = folder / "ledger.csv"
-    past.to_csv(ledger, index=False, float_format="%.2f")
+    past, future = write_champion_ledger(ledger)
     uri = f"sqlite:///{folder}/mlflow.db"
     mlflow_cli("run", ".", "--env-manager", "local", "-P", f"data={ledger}", uri=uri)
     client = MlflowClient(uri)

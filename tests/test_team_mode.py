@@ -11,9 +11,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from pyfunc_models import config
-from pyfunc_models.generator import write_ledger
 from tests.conftest import (REPO, invoke, mlflow_cli, postgres_database, python_module, served_model, tracking_env,
-                            tracking_server)
+                            tracking_server, write_champion_ledger)
 
 FUEL = {"date": "2024-01-05", "description": "POS PURCHASE SHELL OIL #4410 SAN JOSE CA", "amount": -52.3,
         "payment_method": "credit_card"}
@@ -21,9 +20,9 @@ FUEL = {"date": "2024-01-05", "description": "POS PURCHASE SHELL OIL #4410 SAN J
 
 @pytest.fixture(scope="module")
 def year_ledger(tmp_path_factory):
-    """Long enough for the cash-flow backtest, small enough for a quick run."""
+    """The champions' ledger: long enough for the cash-flow backtest, small enough for a quick run."""
     path = tmp_path_factory.mktemp("ledger") / "ledger.csv"
-    write_ledger(path, rows=4000, seed=3, days=365)
+    write_champion_ledger(path)
     return path
 
 
