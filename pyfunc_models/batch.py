@@ -62,7 +62,7 @@ BUCKET_ROWS = 200_000  # rows of one predict call, about, when days are bucketed
 PARTITION_BITS = 33  # monotonically_increasing_id(): partition index above these bits, position below
 SPARK_CONF = {
     "spark.ui.enabled": "false",  # no web UI: nothing listens but what the job needs
-    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.session.timeZone": "UTC",  # a Parquet timestamp becomes the same text on every machine
 }
 SPARK_LOG_LEVEL = "OFF"  # failures reach the user as one line (BatchError), not as executor logs
 ROW_REFERENCE = re.compile(r"\brow (\d+)\b")
@@ -150,20 +150,36 @@ def spark_session(master: str = DEFAULT_MASTER, app_name: str = "titans-batch-sc
         raise BatchError(f"master {master!r} is not a Spark master URL; expected local[*], local[2], "
                          f"spark://host:7077, yarn or k8s://https://host:port")
     builder = SparkSession.builder.master(master).appName(app_name)
+    launch = {}  # read once, when the JVM and the context start
     if master.startswith("local"):
-        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        launch = {"SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable}
         builder = builder.config("spark.driver.bindAddress", "127.0.0.1").config("spark.driver.host", "127.0.0.1")
     for key, value in SPARK_CONF.items():
         builder = builder.config(key, value)
     # Spark's stage progress bar for someone watching a terminal; a log file gets only our lines.
     builder = builder.config("spark.ui.showConsoleProgress", str(sys.stderr.isatty()).lower())
-    spark = builder.getOrCreate()
+    with _environment({name: os.environ.get(name, value) for name, value in launch.items()}):
+        spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(SPARK_LOG_LEVEL)
     try:
         yield spark
     finally:
         spark.stop()
+
+
+@contextlib.contextmanager
+def _environment(values: dict):
+    """Environment variables set for a moment, then as they were."""
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def read_frame(spark, data: str):
@@ -430,6 +446,7 @@ def batch_score(model_uri: str, data: str, output: str, master: str = DEFAULT_MA
     """
     started = time.perf_counter()
     params = params or {}
+    check_paths(data, output)
     model = describe_model(model_uri)
     unknown = sorted(set(params) - set(model.params))
     if unknown:
@@ -441,7 +458,6 @@ def batch_score(model_uri: str, data: str, output: str, master: str = DEFAULT_MA
     if env_manager != "local" and model.plan != ROWS:
         raise BatchError(f"env_manager={env_manager!r} works through spark_udf, for row-by-row models; the "
                          f"{model.model_type} model runs on the executors' own Python: use env_manager=local")
-    check_paths(data, output)
     how = {ROWS: "each row on its own (spark_udf)",
            SAME_DAY: "each day's rows together, so duplicates are found (applyInPandas)",
            PER_LEDGER: f"one forecast per {'value of ' + repr(group_by) if group_by else 'input (one ledger)'} "
