@@ -11,7 +11,8 @@ process tree (for Spark: driver, JVM and Python workers), sampled every 0.2 s. B
 as text and write Parquet; afterwards their answers are compared row by row.
 
 Without `model_uri`, a model of `model_type` is trained on a separate `train_rows`-row ledger by the shared
-training job, in a tracking store inside the work directory (the repository's mlflow.db is never touched).
+training job, in a tracking store inside the work directory (the repository's mlflow.db is never touched);
+a given `model_uri` is read from `tracking_uri`, else from where MLflow points (MLFLOW_TRACKING_URI).
 """
 
 from __future__ import annotations
@@ -170,7 +171,10 @@ def run(rows: int = 1_000_000, model_uri: str | None = None, model_type: str = "
     own_folder = workdir is None
     folder = Path(workdir or tempfile.mkdtemp(prefix="titans-batch-bench-")) / f"batch_score_{rows}"
     folder.mkdir(parents=True, exist_ok=True)
-    tracking_uri = tracking_uri or f"sqlite:///{folder}/mlflow.db"
+    if tracking_uri is None:  # a given model lives in the caller's store; one trained here, in the work folder
+        import mlflow
+
+        tracking_uri = mlflow.get_tracking_uri() if model_uri else f"sqlite:///{folder}/mlflow.db"
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "PYTHONPATH": os.pathsep.join(
         filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     env.pop("MLFLOW_RUN_ID", None)
