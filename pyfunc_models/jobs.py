@@ -60,6 +60,8 @@ def train_model(task, data: str | None, experiment_name: str = config.EXPERIMENT
             print(f"normalised enumerations: {json.dumps({**report.corrected, **{'unknown': report.unknown}})}")
 
         outcome = task.train(ledger, seed=seed, test_fraction=test_fraction, on_candidate=tracking.log_candidate)
+        if outcome.params:  # row caps and other choices the task made, e.g. max_search_rows
+            mlflow.log_params(outcome.params)
         source = str(Path(path).resolve()) if data else "generated sample ledger"
         target = getattr(task, "target_column", None)
         tracking.log_ledger(outcome.train, source, "training", f"{task.model_type}-train", target)
