@@ -254,7 +254,8 @@ def background(command: list, workspace: Workspace, name: str, ready_url: str, e
         deadline = time.monotonic() + startup_timeout
         while True:
             if process.poll() is not None:
-                raise RuntimeError(f"{' '.join(map(str, command[:3]))} exited early:\n{log_path.read_text()[-3000:]}")
+                raise RuntimeError(f"{' '.join(map(str, command[:3]))} exited early (exit status {process.returncode}):"
+                                   f"\n{log_path.read_text()[-3000:]}")
             with contextlib.suppress(requests.ConnectionError, requests.Timeout):
                 if requests.get(ready_url, timeout=2).status_code == 200:
                     break
@@ -280,22 +281,48 @@ def background(command: list, workspace: Workspace, name: str, ready_url: str, e
 
 @contextlib.contextmanager
 def served_model(model_uri: str, workspace: Workspace, name: str, workers: int = 1, env: dict | None = None):
-    """`mlflow models serve --env-manager local` on a free loopback port; yields its base URL."""
-    port = free_port()
-    command = [MLFLOW_CLI, "models", "serve", "-m", model_uri, "-h", "127.0.0.1", "-p", str(port),
-               "--env-manager", "local", "--workers", str(workers)]
-    base = f"http://127.0.0.1:{port}"
-    with background(command, workspace, name, f"{base}/ping", env=env) as process:
-        yield base, process
+    """`mlflow models serve --env-manager local` on a free loopback port; yields its base URL and process.
+    A server that exits before answering is started once more (on another port), and that is said."""
+    for attempt in (1, 2):
+        port = free_port()
+        command = [MLFLOW_CLI, "models", "serve", "-m", model_uri, "-h", "127.0.0.1", "-p", str(port),
+                   "--env-manager", "local", "--workers", str(workers)]
+        base = f"http://127.0.0.1:{port}"
+        stack = contextlib.ExitStack()
+        try:
+            process = stack.enter_context(background(command, workspace, f"{name}_{attempt}", f"{base}/ping",
+                                                     env=env))
+        except RuntimeError as error:
+            stack.close()
+            if attempt == 2 or "exited early" not in str(error):
+                raise
+            say(f"{name}: the server exited before answering ({str(error)[:300]}); starting it once more")
+            continue
+        with stack:
+            yield base, process
+        return
+
+
+@contextlib.contextmanager
+def without_mlflow_advice(*phrases):
+    """Hide MLflow's advice warnings containing any of `phrases` (e.g. to add type hints: our input contract
+    is the signature plus the ledger contract). A filter cannot do it: MLflow's load and log functions put a
+    'once' filter for UserWarning in front of every other, so the display is what gets filtered."""
+    import warnings
+
+    with warnings.catch_warnings():  # restores showwarning afterwards
+        shown = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            if not any(phrase in str(message) for phrase in phrases):
+                shown(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
+        yield
 
 
 def load_pyfunc(uri: str):
-    """`mlflow.pyfunc.load_model` without MLflow's type-hint advice (our input contract is the signature plus
-    the ledger contract; a library's 'once' filter for UserWarning would otherwise let it through)."""
-    import warnings
-
     import mlflow
 
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method")
+    with without_mlflow_advice("Add type hints to the `predict` method"):
         return mlflow.pyfunc.load_model(uri)

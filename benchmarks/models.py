@@ -4,13 +4,12 @@ as a client sends them, from a generated ledger the models never saw (another se
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from benchmarks.common import PYTHON, Workspace, run_measured, say
+from benchmarks.common import PYTHON, Workspace, run_measured, say, without_mlflow_advice
 
 MODEL_TYPES = ("category", "amount", "anomaly", "cashflow")
 SCORING_LEDGER_ROWS = 15_000  # enough for 10,000-row batches of categorised expenses
@@ -66,9 +65,8 @@ def identity_models(workspace: Workspace) -> dict:
     requirement = [f"mlflow=={mlflow.__version__}"]
     schema = transaction_schema(CategoryPredictor.input_columns, CategoryPredictor.required_columns)
     uris = {}
-    with mlflow.start_run(run_name="identity-floor"), warnings.catch_warnings():
-        # The floor needs no input example, and takes no type hints: MLflow would say so twice.
-        warnings.filterwarnings("ignore", message=".*(input example|Add type hints)")
+    # The floor needs no input example and takes no type hints: MLflow would advise both, twice.
+    with mlflow.start_run(run_name="identity-floor"), without_mlflow_advice("input example", "Add type hints"):
         uris["identity"] = mlflow.pyfunc.log_model(name="identity", python_model=code,
                                                    pip_requirements=requirement).model_uri
         uris["identity_schema"] = mlflow.pyfunc.log_model(
