@@ -79,7 +79,7 @@ def parse_args(argv=None):
     if unknown:
         parser.error(f"unknown section(s) {', '.join(sorted(unknown))}; choose from {', '.join(SECTIONS)}")
     args.models = [m.strip() for m in args.models.split(",") if m.strip()]
-    args.output_dir = args.output_dir or (QUICK_OUTPUT if args.quick else OUTPUT)
+    args.output_dir = (args.output_dir or (QUICK_OUTPUT if args.quick else OUTPUT)).resolve()
     return args
 
 
@@ -197,9 +197,12 @@ def main(argv=None):
     args = parse_args(argv)
     benchmark = Run(args, argv)
     say(f"workspace {benchmark.workspace.root}; results go to {args.output_dir}")
+    here = os.getcwd()
+    os.chdir(benchmark.workspace.root)  # anything MLflow puts under a relative ./mlruns lands in the workspace
     try:
         benchmark.run()
     finally:
+        os.chdir(here)
         benchmark.workspace.close()
     say(f"wrote {args.output_dir / 'RESULTS.md'} and {args.output_dir / 'results.json'} "
         f"in {benchmark.results.get('total_seconds', 0) / 60:.1f} min")
