@@ -71,6 +71,8 @@ def _logged_run(workspace: Workspace, model_type: str) -> dict:
         "status": run.info.status,
         "train_seconds": run.data.metrics.get("train_seconds"),
         "chosen": run.data.tags.get("chosen_candidate"),
+        # Row caps the task chose and logged on the run (e.g. max_search_rows, refit_rows), whatever their names.
+        "row_params": {k: v for k, v in sorted(run.data.params.items()) if "rows" in k and k != "sample_rows"},
         "test_metrics": {k: v for k, v in run.data.metrics.items() if k.startswith("test_") and "fold" not in k},
         "candidates": sorted(candidates, key=lambda c: c["name"]),
     }
@@ -137,8 +139,11 @@ def _candidates_text(measurement) -> str:
     for c in measurement["logged"].get("candidates", []):
         text = f"{c['name']} {c['rows_used']:,}" if c["rows_used"] is not None else c["name"]
         if c.get("capped"):
-            text += f" (capped at max_rows={c['max_rows']})"
+            text += f" (capped: max_rows={c['max_rows']})" if c.get("max_rows") not in (None, "None") else " (capped)"
         parts.append(text)
+    row_params = measurement["logged"].get("row_params") or {}
+    if row_params:
+        parts.append("run: " + ", ".join(f"{k}={v}" for k, v in row_params.items()))
     return "; ".join(parts) or "-"
 
 
@@ -149,7 +154,8 @@ def markdown(result: dict) -> str:
              "temporary sqlite store: interpreter start, imports, parsing, every candidate, evaluation "
              "evidence and logging the model. Peak RSS is the kernel's maximum resident set of that process "
              "(wait4). *Candidates* are the rows each candidate was fitted on, read back from its nested run; "
-             "a cap is the training code's `max_rows`, logged as a parameter.", ""]
+             "a cap is the training code's `max_rows`, logged as a parameter; *run:* lists the row caps the training "
+             "run itself logged (any parameter with `rows` in its name).", ""]
     rows = []
     for m in result["measurements"]:
         split = m["split"] or {}
