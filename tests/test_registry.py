@@ -1,6 +1,6 @@
-"""The registry lifecycle: the gate, promotion, rejection, rollback, archive and list, against the embedded
-sqlite store and against a real `mlflow server` with proxied artifacts. The state is read back by fresh
-processes (`mlflow run . -e register`), so it lives in the registry, not in memory."""
+"""The registry lifecycle: the gate, promotion, rejection, rollback, archive and list. The state is read
+back by fresh processes (`mlflow run . -e register`), so it lives in the registry, not in memory. The same
+registry behind a tracking server (PostgreSQL, proxied artifacts, a restart) is tests/test_team_mode.py."""
 
 import numpy as np
 import pandas as pd
@@ -10,22 +10,17 @@ from mlflow.tracking import MlflowClient
 from pyfunc_models import config, jobs, registry
 from pyfunc_models.category import CategoryTask
 from pyfunc_models.generator import write_ledger
-from tests.conftest import mlflow_cli, tracking_server
+from tests.conftest import mlflow_cli
 
 NAME = config.MODEL_NAMES["category"]
 
 
-@pytest.fixture(params=["sqlite", "server"])
-def store(request, tmp_path, monkeypatch):
+@pytest.fixture
+def store(tmp_path, monkeypatch):
     """A tracking URI for this test, used in process too."""
-    if request.param == "sqlite":
-        uri = f"sqlite:///{tmp_path}/mlflow.db"
-        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-        yield uri
-    else:
-        with tracking_server(tmp_path / "server") as uri:
-            monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-            yield uri
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return uri
 
 
 @pytest.fixture(scope="module")
