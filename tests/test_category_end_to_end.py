@@ -119,7 +119,7 @@ def test_unseen_merchants_extra_columns_and_minimal_rows_are_scored(server):
     assert len(predictions) == 2 and predictions[1]["category"] == "fuel"
 
 
-def test_a_bad_training_ledger_fails_the_run_and_logs_no_model(tmp_path):
+def test_a_bad_training_ledger_fails_the_run_and_registers_nothing(tmp_path):
     bad = tmp_path / "bad.csv"
     pd.DataFrame({"Date": ["2024-01-01", "2024-01-02"], "Description": ["a", "b"], "Amount": ["-1", "12,50"],
                   "Category": ["fuel", "rent"]}).to_csv(bad, index=False)
@@ -134,3 +134,8 @@ def test_a_bad_training_ledger_fails_the_run_and_logs_no_model(tmp_path):
     runs = client.search_runs([experiment.experiment_id], "tags.model_type = 'category'")
     assert [r.info.status for r in runs] == ["FAILED"]
     assert list(client.search_logged_models(experiment_ids=[experiment.experiment_id])) == []
+    # ...and the registry finds nothing to register.
+    result = mlflow_cli("run", ".", "-e", "register", "--env-manager", "local", "-P", "model_type=category",
+                        uri=uri, check=False)
+    assert result.returncode != 0 and "no FINISHED training run" in result.stderr
+    assert client.search_model_versions(f"name = '{config.MODEL_NAMES['category']}'") == []

@@ -97,13 +97,3 @@ def test_gate_promotion_rejection_rollback_archive_and_list(store, good_ledger, 
     assert "archived" in rows["1"] and "forced" in rows["2"] and "threshold = 0.8" in rows["2"]
     assert "passed" in rows["3"]
 
-
-def test_a_failed_training_run_registers_nothing(tmp_path):
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
-    bad = tmp_path / "bad.csv"
-    bad.write_text("Date,Description,Amount,Category\n2024-01-01,SHELL,abc,fuel\n")
-    assert mlflow_cli("run", ".", "-e", "train_category", "--env-manager", "local", "-P", f"data={bad}",
-                      uri=uri, check=False).returncode != 0
-    result = register_cli(uri, "model_type=category", check=False)
-    assert result.returncode != 0 and "no FINISHED training run" in result.stderr
-    assert MlflowClient(uri).search_model_versions(f"name = '{NAME}'") == []
