@@ -265,14 +265,7 @@ def background(command: list, workspace: Workspace, name: str, ready_url: str, e
             time.sleep(0.3)
         yield process
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_group(process, signal.SIGTERM, timeout=20)
         # Workers of a multi-process server may outlive the parent for a moment: make sure the group is gone.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
@@ -326,3 +319,15 @@ def load_pyfunc(uri: str):
 
     with without_mlflow_advice("Add type hints to the `predict` method"):
         return mlflow.pyfunc.load_model(uri)
+
+
+def stop_group(process: subprocess.Popen, first_signal=signal.SIGTERM, timeout: float = 20) -> None:
+    """Stop a process started in its own session, and its group: `first_signal`, then SIGKILL after `timeout`."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, first_signal)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()

@@ -33,7 +33,7 @@ from pathlib import Path
 import requests
 
 from benchmarks.common import (PYTHON, Workspace, background, free_port, load_average, load_pyfunc, percentile, say,
-                               served_model)
+                               served_model, stop_group)
 from benchmarks.models import MODEL_TYPES, Requests
 
 FLOOR = "identity_schema"  # the floor a champion is compared with: same server, same input schema
@@ -145,14 +145,7 @@ def nodelay_trace(base: str, server_pgid: int, body: bytes, workspace: Workspace
             requests.post(f"{base}/invocations", data=body, headers={**HEADERS, "Connection": "close"}, timeout=60)
         time.sleep(0.5)
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(tracer.pid, signal.SIGINT)
-        try:
-            tracer.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(tracer.pid, signal.SIGKILL)
-            tracer.wait()
+        stop_group(tracer, signal.SIGINT, timeout=10)
     text = out.read_text() if out.exists() else ""
     if not text:
         return {"available": False, "error": (tracer.stderr.read() or b"").decode()[-300:]}
