@@ -232,6 +232,7 @@ class CashflowPredictor:
     input_columns = config.COLUMNS
     required_columns = ("date", "amount")
     nonempty_columns = ()
+    read_columns = ("date", "amount", "type", "status")  # all `daily_net_flow` needs; the rest is not parsed
 
     def __init__(self, forecaster: Forecaster, errors: np.ndarray, level: float = DEFAULT_LEVEL):
         self.forecaster = forecaster
@@ -239,7 +240,8 @@ class CashflowPredictor:
         self.default_level = level
 
     def prepare(self, raw: pd.DataFrame) -> pd.DataFrame:
-        return prepare_ledger(raw, required=self.required_columns, refuse_unknown_values=True)[0]
+        return prepare_ledger(raw, required=self.required_columns, refuse_unknown_values=True,
+                              columns=self.read_columns)[0]
 
     def predict(self, transactions: pd.DataFrame, horizon: int = DEFAULT_HORIZON,
                 level: float = DEFAULT_LEVEL) -> pd.DataFrame:

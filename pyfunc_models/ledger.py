@@ -104,10 +104,14 @@ def _as_text(values) -> np.ndarray:
     """Cells as stripped strings; None, NaN and pandas' missing markers become ''."""
     # Walk a plain list: iterating a pandas (Arrow-backed) column cell by cell costs microseconds a cell.
     cells = values.to_numpy(dtype=object).tolist() if isinstance(values, pd.Series) else list(values)
-    return np.array(
-        ["" if value is None or value is pd.NA or value != value else str(value).strip() for value in cells],
-        dtype=object,
-    )
+    text = np.empty(len(cells), dtype=object)
+    text[:] = [value.strip() if type(value) is str else _cell_text(value) for value in cells]
+    return text
+
+
+def _cell_text(value) -> str:
+    # The slow path of `_as_text`, for the cells that are not already strings.
+    return "" if value is None or value is pd.NA or value != value else str(value).strip()
 
 
 def _refuse_nested(values: pd.Series, column: str, source: str | None) -> None:
@@ -164,6 +168,8 @@ def parse_dates(values: pd.Series, column: str = "date", source: str | None = No
         dates = values.dt.tz_localize(None) if getattr(values.dt, "tz", None) is not None else values
         dates = dates.to_numpy(dtype="datetime64[ns]")
     else:
+        dates = _iso_dates(values)
+    if dates is None:
         text = _as_text(values)
         dates = np.full(len(text), np.datetime64("NaT"), dtype="datetime64[ns]")
         todo = text != ""
@@ -187,19 +193,41 @@ def parse_dates(values: pd.Series, column: str = "date", source: str | None = No
     return dates.astype("datetime64[D]").astype("datetime64[ns]")
 
 
+def _iso_dates(values: pd.Series) -> np.ndarray | None:
+    """The common case in one vectorised pass: every cell an ISO date as it stands. None otherwise."""
+    if not pd.api.types.is_string_dtype(values):
+        return None
+    parsed = pd.to_datetime(values, format="ISO8601", errors="coerce", utc=True)
+    if parsed.isna().any():
+        return None
+    return parsed.dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
+
+
+def _coded_text(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """A column as codes into its distinct stripped texts (missing cells are ''): an enumeration has a
+    handful of values, so they are stripped once each, not once per row."""
+    codes, uniques = pd.factorize(values)
+    distinct = _as_text(list(np.asarray(uniques, dtype=object)) + [""])
+    return np.where(codes < 0, len(distinct) - 1, codes), distinct
+
+
 def _enum_key(value) -> str:
     return _normalise_name(value) if isinstance(value, str) else ""
 
 
-def normalise_enum(text: np.ndarray, allowed, aliases: dict, column: str, report: LedgerReport) -> np.ndarray:
+def normalise_enum(codes: np.ndarray, distinct: np.ndarray, allowed, aliases: dict, column: str,
+                   report: LedgerReport) -> np.ndarray:
     """Map spellings onto the allowed set: aliases, then close typos, else an explicit 'unknown'.
 
-    Works on the distinct values only, so a large ledger costs what its vocabulary costs.
+    Takes the column as codes into its distinct texts (`_coded_text`), so a large ledger costs what its
+    vocabulary costs.
     """
-    distinct, counts = np.unique(text.astype(str), return_counts=True)
+    counts: dict = {}
+    for value, count in zip(distinct.tolist(), np.bincount(codes, minlength=len(distinct)).tolist()):
+        counts[value] = counts.get(value, 0) + count  # ' debit' and 'debit' are one spelling
     candidates = list(allowed) + list(aliases)
     mapping = {}
-    for raw_value, count in zip(distinct.tolist(), counts.tolist()):
+    for raw_value, count in sorted((value, count) for value, count in counts.items() if count):
         key = _enum_key(raw_value)
         if key in allowed:
             canonical = key
@@ -215,7 +243,7 @@ def normalise_enum(text: np.ndarray, allowed, aliases: dict, column: str, report
             report.unknown.setdefault(column, {})[raw_value or "(empty)"] = int(count)
         elif canonical != key:
             report.corrected.setdefault(column, {})[raw_value] = canonical
-    return np.array([mapping[value] for value in text], dtype=object)
+    return np.array([mapping.get(value, config.UNKNOWN) for value in distinct.tolist()], dtype=object)[codes]
 
 
 def prepare_ledger(
@@ -225,6 +253,7 @@ def prepare_ledger(
     source: str | None = None,
     missing_amount_ok: bool = False,
     refuse_unknown_values: bool = False,
+    columns=None,
 ) -> tuple[pd.DataFrame, LedgerReport]:
     """Apply the contract to raw transactions.
 
@@ -237,6 +266,10 @@ def prepare_ledger(
     Enumeration values that are neither allowed, an alias nor a close typo become
     'unknown' and are counted in the report (a training ledger keeps its rows);
     with `refuse_unknown_values` (a request to a served model) they are refused.
+
+    `columns`, if given, are the canonical columns a model reads: only those are checked and parsed,
+    the others are filled with their empty value as if they were absent (a forecast that reads dates
+    and amounts need not parse descriptions).
     """
     if not isinstance(raw, pd.DataFrame):
         raise LedgerError(f"expected a table of transactions, got {type(raw).__name__}")
@@ -249,6 +282,8 @@ def prepare_ledger(
             raise LedgerError(f"columns {seen[canonical]!r} and {original!r} both mean '{canonical}'; keep only one")
         else:
             seen[canonical] = original
+    if columns is not None:
+        seen = {canonical: original for canonical, original in seen.items() if canonical in columns}
     missing = [column for column in required if column not in seen]
     if missing:
         found = ", ".join(map(str, raw.columns)) or "none"
@@ -289,13 +324,15 @@ def prepare_ledger(
                                       dtype=object)[where]
 
     def enumeration(column, allowed, aliases):
-        given_text = text(column)
-        values = normalise_enum(given_text, allowed, aliases, column, report)
+        codes, distinct = _coded_text(given(column)) if column in seen else (np.zeros(rows, dtype=int),
+                                                                             np.array([""], dtype=object))
+        values = normalise_enum(codes, distinct, allowed, aliases, column, report)
         if refuse_unknown_values and (values == config.UNKNOWN).any():
             # Empty, or literally 'unknown', is what a client sends when it does not know.
-            said_unknown = [str(v) for v in np.unique(given_text.astype(str)) if _enum_key(v) in ("", config.UNKNOWN)]
-            unknown = np.flatnonzero((values == config.UNKNOWN) & ~np.isin(given_text.astype(str), said_unknown))
+            said_unknown = np.array([_enum_key(value) in ("", config.UNKNOWN) for value in distinct.tolist()])
+            unknown = np.flatnonzero((values == config.UNKNOWN) & ~said_unknown[codes])
             if unknown.size:
+                given_text = distinct[codes]
                 expected = f"is not a known {column.replace('_', ' ')}; expected one of {', '.join(allowed)}, unknown or empty"
                 raise LedgerError(_problems_message(column, unknown, given_text[unknown], expected, source))
         return values

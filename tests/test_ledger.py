@@ -56,6 +56,25 @@ def test_a_request_refuses_unknown_enums_but_takes_typos_aliases_empty_and_unkno
         prepare_ledger(titans_rows(Status="lost"), refuse_unknown_values=True)
 
 
+def test_enum_spellings_that_differ_only_by_blanks_or_missing_cells_are_one_value():
+    raw = pd.concat([titans_rows(Status=s) for s in [" completed", "completed ", None, np.nan, " lost ", "lost"]])
+    ledger, report = prepare_ledger(raw.reset_index(drop=True))
+    assert ledger["status"].tolist() == ["completed", "completed", "unknown", "unknown", "unknown", "unknown"]
+    assert report.unknown["status"] == {"(empty)": 2, "lost": 2}
+
+
+def test_only_the_columns_a_model_reads_are_parsed():
+    """A forecast reads dates, amounts, types and statuses: a bad description is not its business."""
+    raw = titans_rows(Description=None, **{"Payment Method": "barter", "Receipt URL": ["not", "text"]})
+    ledger, _ = prepare_ledger(raw, required=("date", "amount"), refuse_unknown_values=True,
+                               columns=("date", "amount", "type", "status"))
+    assert ledger.loc[0, "amount"] == -45.10 and ledger.loc[0, "description"] == ""
+    assert ledger.loc[0, "payment_method"] == "unknown"
+    with pytest.raises(LedgerError, match=r"row 0, column 'status': 'lost' is not a known status"):
+        prepare_ledger(titans_rows(Status="lost"), required=("date", "amount"), refuse_unknown_values=True,
+                       columns=("date", "amount", "type", "status"))
+
+
 @pytest.mark.parametrize("cell", [["SHELL"], {"name": "SHELL"}])
 def test_a_list_or_object_in_a_cell_is_refused_not_stringified(cell):
     raw = pd.concat([titans_rows(), titans_rows()]).reset_index(drop=True).astype(object)
