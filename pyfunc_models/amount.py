@@ -19,7 +19,7 @@ from sklearn.pipeline import Pipeline
 from xgboost import XGBRegressor
 
 from pyfunc_models import config, plots
-from pyfunc_models.features import merchant_keys, transaction_features
+from pyfunc_models.features import merchant_keys, predict_in_one_thread, transaction_features
 from pyfunc_models.ledger import LedgerError, prepare_ledger, request_rows
 from pyfunc_models.splits import time_split
 from pyfunc_models.training import Candidate, RowTask, TrainingOutcome, fit_candidate
@@ -82,7 +82,7 @@ class AmountPredictor:
 
     def __init__(self, pipeline, calibration_residuals: np.ndarray, level: float = DEFAULT_LEVEL,
                  usual_type: str = "expense"):
-        self.pipeline = pipeline
+        self.pipeline = predict_in_one_thread(pipeline)
         self.usual_type = usual_type  # the training ledger's most common type, for rows that say neither
         # Absolute residuals in signed-log space on rows the pipeline never saw; sorted, so any level is a lookup.
         self.calibration_residuals = np.sort(np.abs(calibration_residuals))

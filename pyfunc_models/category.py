@@ -16,7 +16,7 @@ from sklearn.pipeline import Pipeline
 from xgboost import XGBClassifier
 
 from pyfunc_models import config, plots
-from pyfunc_models.features import EncodedLabels, merchant_keys, transaction_features
+from pyfunc_models.features import EncodedLabels, merchant_keys, predict_in_one_thread, transaction_features
 from pyfunc_models.ledger import LedgerError, prepare_ledger, request_rows
 from pyfunc_models.splits import merchant_split
 from pyfunc_models.training import (Candidate, RowTask, TrainingOutcome, fit_candidate, require_classes,
@@ -74,7 +74,7 @@ class CategoryPredictor:
     nonempty_columns = ("description",)
 
     def __init__(self, pipeline: Pipeline):
-        self.pipeline = pipeline
+        self.pipeline = predict_in_one_thread(pipeline)
         self.categories = np.asarray(pipeline.classes_, dtype=object)
 
     def prepare(self, raw: pd.DataFrame) -> pd.DataFrame:

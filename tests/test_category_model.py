@@ -88,6 +88,18 @@ def test_predictor_top_k_and_bad_top_k(ledger):
         predictor.predict(rows.head(1), top_k=0)
 
 
+def test_a_served_forest_predicts_on_one_thread_with_the_same_answers(ledger):
+    """n_jobs=-1 makes a one-row request wait in joblib's polling sleeps; the served model uses one thread."""
+    rows = ledger[ledger["category"] != ""]
+    forest = next(c for c in CategoryTask().candidates(seed=0) if c.name == "random_forest")
+    fitted = forest.estimator.fit(rows, rows["category"])
+    threaded = fitted.predict_proba(rows.head(50))
+    assert [v for k, v in fitted.get_params().items() if k.endswith("n_jobs")] == [None, -1]
+    predictor = CategoryPredictor(fitted)
+    assert [v for k, v in predictor.pipeline.get_params().items() if k.endswith("n_jobs")] == [None, 1]
+    assert np.array_equal(predictor.pipeline.predict_proba(rows.head(50)), threaded)
+
+
 def test_row_caps_bound_every_fit_and_are_reported(ledger):
     rows = ledger[ledger["category"] != ""]
     task = CategoryTask(max_tree_rows=300, max_search_rows=400, max_linear_rows=600,
