@@ -304,12 +304,20 @@ def prepare_ledger(
     def text(column):
         return _as_text(given(column)) if column in seen else np.full(rows, "", dtype=object)
 
+    def coded(column):
+        # A column of few distinct values (a name, an enumeration) as codes into its distinct stripped texts.
+        return _coded_text(given(column)) if column in seen else (np.zeros(rows, dtype=int),
+                                                                  np.array([""], dtype=object))
+
     ledger = {
         "date": parse_dates(given("date"), source=source) if "date" in seen else np.full(rows, np.datetime64("NaT"), "datetime64[ns]"),
         "amount": parse_amounts(given("amount"), source=source, missing_ok=missing_amount_ok) if "amount" in seen else np.full(rows, np.nan),
     }
-    for column in ("description", "reference", "receipt_url", "category"):
+    for column in ("description", "reference", "receipt_url"):
         ledger[column] = text(column)
+    codes, distinct = coded("category")  # a regex per distinct name, not per row
+    ledger["category"] = np.array([_normalise_name(value) if value else "" for value in distinct.tolist()],
+                                  dtype=object)[codes]
     for column in nonempty:
         empty = np.flatnonzero(ledger[column] == "")
         if empty.size:
@@ -317,15 +325,9 @@ def prepare_ledger(
             raise LedgerError(
                 _problems_message(column, empty, shown, f"is empty; expected the transaction's {column}", source)
             )
-    categories = ledger["category"]
-    if (categories != "").any():
-        where, distinct = pd.factorize(categories)  # a regex per distinct name, not per row
-        ledger["category"] = np.array([_normalise_name(value) if value else "" for value in distinct],
-                                      dtype=object)[where]
 
     def enumeration(column, allowed, aliases):
-        codes, distinct = _coded_text(given(column)) if column in seen else (np.zeros(rows, dtype=int),
-                                                                             np.array([""], dtype=object))
+        codes, distinct = coded(column)
         values = normalise_enum(codes, distinct, allowed, aliases, column, report)
         if refuse_unknown_values and (values == config.UNKNOWN).any():
             # Empty, or literally 'unknown', is what a client sends when it does not know.
