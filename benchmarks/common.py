@@ -99,20 +99,6 @@ def percentile(values, share: float) -> float:
     return ordered[min(rank, len(ordered)) - 1]
 
 
-def timings(action, min_repeats: int, min_seconds: float = 0.0, max_repeats: int | None = None,
-            warmup: int = 1) -> list:
-    """Seconds per call of `action()`: at least `min_repeats` calls and `min_seconds` in total."""
-    for _ in range(warmup):
-        action()
-    samples, started = [], time.perf_counter()
-    while len(samples) < min_repeats or (time.perf_counter() - started < min_seconds
-                                         and (max_repeats is None or len(samples) < max_repeats)):
-        begin = time.perf_counter()
-        action()
-        samples.append(time.perf_counter() - begin)
-    return samples
-
-
 def summary(samples) -> dict:
     return {"n": len(samples), "median": statistics.median(samples), "p99": percentile(samples, 0.99),
             "min": min(samples), "mean": statistics.fmean(samples)}
