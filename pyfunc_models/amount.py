@@ -90,7 +90,7 @@ class AmountPredictor:
 
     def prepare(self, raw: pd.DataFrame) -> pd.DataFrame:
         return prepare_ledger(raw, required=self.required_columns, nonempty=self.nonempty_columns,
-                              missing_amount_ok=True, refuse_unknown_values=True)[0]
+                              missing_amount_ok=True)[0]
 
     def half_width(self, level: float) -> float:
         """Split-conformal quantile: the ceil((n+1)*level)-th smallest calibration residual."""

@@ -174,8 +174,7 @@ class AnomalyDetector:
                              "reason": reasons.astype(str)})
 
     def prepare(self, raw: pd.DataFrame) -> pd.DataFrame:
-        return prepare_ledger(raw, required=self.required_columns, nonempty=self.nonempty_columns,
-                              refuse_unknown_values=True)[0]
+        return prepare_ledger(raw, required=self.required_columns, nonempty=self.nonempty_columns)[0]
 
 
 def choose_threshold(scores: np.ndarray, labels: np.ndarray | None, expected_rate: float,

@@ -240,7 +240,7 @@ class CashflowPredictor:
         self.default_level = level
 
     def prepare(self, raw: pd.DataFrame) -> pd.DataFrame:
-        return prepare_ledger(raw, required=self.required_columns, refuse_unknown_values=True,
+        return prepare_ledger(raw, required=self.required_columns,
                               columns=self.read_columns)[0]
 
     def predict(self, transactions: pd.DataFrame, horizon: int = DEFAULT_HORIZON,

@@ -78,8 +78,7 @@ class CategoryPredictor:
         self.categories = np.asarray(pipeline.classes_, dtype=object)
 
     def prepare(self, raw: pd.DataFrame) -> pd.DataFrame:
-        return prepare_ledger(raw, required=self.required_columns, nonempty=self.nonempty_columns,
-                              refuse_unknown_values=True)[0]
+        return prepare_ledger(raw, required=self.required_columns, nonempty=self.nonempty_columns)[0]
 
     def predict(self, transactions: pd.DataFrame, top_k: int = DEFAULT_TOP_K) -> pd.DataFrame:
         if not 1 <= int(top_k) <= MAX_TOP_K:
