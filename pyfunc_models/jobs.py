@@ -71,6 +71,7 @@ def train_model(task, data: str | None, experiment_name: str = config.EXPERIMENT
         if outcome.chosen:
             mlflow.set_tag("chosen_candidate", outcome.chosen.name)
         mlflow.log_metrics({f"test_{k}": v for k, v in outcome.metrics.items()})
+        mlflow.log_metrics(outcome.run_metrics)
         for name, metrics in outcome.baseline_metrics.items():
             mlflow.log_metrics({f"baseline_{name}_test_{k}": v for k, v in metrics.items()})
         tracking.log_artifacts(outcome.artifacts, "evaluation")

@@ -20,6 +20,11 @@ from pyfunc_models.ledger import LedgerError
 from pyfunc_models.splits import time_split
 
 
+class NotEnoughData(LedgerError):
+    """The ledger is valid but too small for this model: `main` skips the model with this message (in numbers,
+    e.g. "cash flow needs 120 days of history; the ledger spans 62") and goes on with the others."""
+
+
 @dataclass
 class Candidate:
     """One estimator to try: an unfitted pipeline, the parameters worth logging, an optional row cap."""
@@ -53,6 +58,7 @@ class TrainingOutcome:
     test_predictions: Any
     artifacts: dict = field(default_factory=dict)  # name -> matplotlib figure | dict | str
     params: dict = field(default_factory=dict)  # row caps and other choices the run should record as parameters
+    run_metrics: dict = field(default_factory=dict)  # logged under their own names (e.g. backtest_mase), no test_ prefix
 
 
 class RowTask:
