@@ -1,5 +1,6 @@
 """Entry point `main` (what `mlflow run .` runs): train every model on one ledger, register each
-through the gate, and print a summary with the command that serves each champion.
+through the gate, and print a summary with the command that serves each champion. A model the ledger is too
+small for is skipped with one line saying why in numbers; the others go on, and the run still succeeds.
 
     mlflow run . --env-manager local                    # generated sample ledger
     mlflow run . --env-manager local -P data=ledger.csv
@@ -16,6 +17,7 @@ from pyfunc_models.anomaly import AnomalyTask
 from pyfunc_models.cashflow import CashflowTask
 from pyfunc_models.category import CategoryTask
 from pyfunc_models.ledger import LedgerError
+from pyfunc_models.training import NotEnoughData
 
 
 def main(argv=None):
@@ -24,16 +26,25 @@ def main(argv=None):
     parser.add_argument("--experiment-name", default=config.EXPERIMENT_NAME)
     parser.add_argument("--sample-rows", type=whole_number, default=jobs.DEFAULT_SAMPLE_ROWS)
     parser.add_argument("--seed", type=whole_number, default=42)
+    parser.add_argument("--floors", default="", help="absolute gate floors, e.g. category.macro_f1=0.8,anomaly.recall=0.7")
     args = parser.parse_args(argv)
+    try:
+        floors = registry.parse_floors(args.floors)
+    except registry.RegistryError as error:
+        parser.error(str(error))
 
-    summary, failures = [], []
+    summary, skipped, failures = [], [], []
     with tempfile.TemporaryDirectory() as folder, tracking.training_run(args.experiment_name, "main", {}):
         # One ledger for every model, so their figures describe the same data; each trains in a nested run.
         data = str(jobs.obtain_ledger(args.data or None, args.sample_rows, args.seed, Path(folder)))
         for task in (CategoryTask(), AmountTask(), AnomalyTask(), CashflowTask()):
             try:
                 trained = jobs.train_model(task, data, args.experiment_name, args.seed)
-                version, alias, decision = registry.register(task.model_type, trained.run_id)
+                version, alias, decision = registry.register(task.model_type, trained.run_id, floors=floors)
+            except NotEnoughData as error:  # this ledger cannot support this model: the others go on
+                skipped.append(f"{config.MODEL_NAMES[task.model_type]}: {error}")
+                print(f"skipped: {skipped[-1]}", flush=True)
+                continue
             except (LedgerError, registry.RegistryError) as error:
                 failures.append(f"{config.MODEL_NAMES[task.model_type]}: {error}")
                 print(f"error: {failures[-1]}", flush=True)
@@ -49,6 +60,8 @@ def main(argv=None):
     print("\n" + jobs.summary_table(summary))
     for model_type in champions:
         print(f"  serve: {registry.serve_command(model_type)}")
+    for line in skipped:
+        print(f"  skipped (not enough data): {line}")
     for failure in failures:
         print(f"  not registered: {failure}")
     if failures:

@@ -25,9 +25,7 @@ def describe(model_type, version, alias, decision) -> str:
     if decision.champion is not None:
         line += f"; champion v{decision.champion_version} {key}={decision.champion[key]:.4f}"
     line += ")"
-    if decision.reasons:
-        line += "\n  rejected: " + "\n  rejected: ".join(decision.reasons)
-    return line
+    return line + "".join(f"\n  {rule}" for rule in decision.rules)
 
 
 def main(argv=None):
@@ -39,6 +37,7 @@ def main(argv=None):
     parser.add_argument("--force", default="false", choices=("true", "false"), help="promote without the gate")
     parser.add_argument("--eval-data", default="", help="CSV ledger to score candidate and champion on")
     parser.add_argument("--experiment-name", default=config.EXPERIMENT_NAME)
+    parser.add_argument("--floors", default="", help="absolute gate floors, e.g. category.macro_f1=0.8,anomaly.recall=0.7")
     args = parser.parse_args(argv)
     types = registry.MODEL_TYPES if args.model_type == "all" else (args.model_type,)
     if args.action in ("promote", "archive") and (args.model_type == "all" or not args.version):
@@ -47,17 +46,18 @@ def main(argv=None):
         parser.error("--run-id needs one --model-type")
 
     try:
+        floors = registry.parse_floors(args.floors)
         if args.action == "list":
             with pd.option_context("display.width", 200, "display.max_colwidth", 90):
                 print(registry.list_versions(types).to_string(index=False))
         for model_type in types if args.action != "list" else ():
             if args.action == "register":
                 version, alias, decision = registry.register(model_type, args.run_id or None, args.eval_data or None,
-                                                             args.experiment_name)
+                                                             args.experiment_name, floors)
                 print(describe(model_type, version.version, alias, decision))
             elif args.action == "promote":
                 alias, decision = registry.promote(model_type, args.version, args.force == "true",
-                                                   args.eval_data or None)
+                                                   args.eval_data or None, floors)
                 print(describe(model_type, args.version, alias, decision))
             elif args.action == "rollback":
                 print(f"{config.MODEL_NAMES[model_type]}: champion is now version {registry.rollback(model_type)}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.compose import TransformedTargetRegressor
 from sklearn.ensemble import RandomForestRegressor
 from sklearn.linear_model import Ridge
@@ -45,14 +46,14 @@ def _log_target(regressor) -> TransformedTargetRegressor:
                                       check_inverse=False)
 
 
-class GroupMedian:
+class GroupMedian(BaseEstimator, RegressorMixin):
     """Baseline: the median amount of the row's group in training, else of its type, else overall."""
 
-    def __init__(self, group):
-        self.group = group  # rows -> array of group keys
+    def __init__(self, group=None):
+        self.group = group  # rows -> array of group keys (a module-level function, so the fitted object pickles)
 
-    def fit(self, rows: pd.DataFrame):
-        amounts = rows["amount"].to_numpy()
+    def fit(self, rows: pd.DataFrame, y=None):
+        amounts = rows["amount"].to_numpy(dtype=float) if y is None else np.asarray(y, dtype=float)
         self.by_group_ = pd.Series(amounts).groupby(self.group(rows)).median().to_dict()
         self.by_type_ = pd.Series(amounts).groupby(rows["type"].to_numpy()).median().to_dict()
         self.overall_ = float(np.median(amounts))
@@ -98,7 +99,8 @@ class AmountPredictor:
         rank = min(n, int(np.ceil((n + 1) * level)))
         return float(self.calibration_residuals[rank - 1])
 
-    def predict(self, transactions: pd.DataFrame, level: float = DEFAULT_LEVEL) -> pd.DataFrame:
+    def predict(self, transactions: pd.DataFrame, level: float | None = None) -> pd.DataFrame:
+        level = self.default_level if level is None else level
         if not LEVEL_RANGE[0] <= float(level) <= LEVEL_RANGE[1]:
             raise LedgerError(f"param 'level' is {level}; expected a coverage between {LEVEL_RANGE[0]} and "
                               f"{LEVEL_RANGE[1]}, e.g. 0.9")
@@ -147,6 +149,7 @@ class AmountTask(RowTask):
         self.max_tree_rows = max_tree_rows
         self.max_search_rows = max_search_rows
         self.level = level
+        self.serving_params = {"level": level}  # the served default is the level trained with
 
     def training_rows(self, ledger: pd.DataFrame) -> pd.DataFrame:
         rows = ledger[ledger["amount"] != 0]
@@ -178,6 +181,9 @@ class AmountTask(RowTask):
                                             random_state=seed), TREE_TEXT_FEATURES),
                       {"n_estimators": 300, "max_depth": 8, "learning_rate": 0.1, "objective": "reg:absoluteerror",
                        "n_jobs": 1, **tree_params}, self.max_tree_rows),
+            # The naive baselines compete too, so the chosen model is never worse than them on validation.
+            Candidate("category_median", GroupMedian(category_of), {"baseline": True}, baseline=True),
+            Candidate("merchant_median", GroupMedian(merchant_of), {"baseline": True}, baseline=True),
         ]
 
     def metrics(self, rows, y_true, y_pred) -> dict:

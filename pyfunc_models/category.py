@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.ensemble import RandomForestClassifier
+from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, classification_report, f1_score
-from sklearn.pipeline import Pipeline
+from sklearn.pipeline import FeatureUnion, Pipeline, make_pipeline
 from xgboost import XGBClassifier
 
 from pyfunc_models import config, plots
-from pyfunc_models.features import EncodedLabels, merchant_keys, predict_in_one_thread, transaction_features
+from pyfunc_models.features import (EncodedLabels, TransactionText, merchant_keys, predict_in_one_thread,
+                                    transaction_features)
 from pyfunc_models.ledger import LedgerError, prepare_ledger, request_rows
 from pyfunc_models.splits import merchant_split
 from pyfunc_models.training import (Candidate, RowTask, TrainingOutcome, fit_candidate, require_classes,
@@ -31,39 +34,54 @@ DEFAULT_MAX_SEARCH_ROWS = 100_000  # candidates are compared, and the merchant h
 HELD_OUT_MERCHANT_SHARE = 0.2
 
 
-class MajorityCategory:
-    """Baseline: always the most frequent category of the training rows."""
+class MajorityCategory(BaseEstimator, ClassifierMixin):
+    """Baseline: always the most frequent category of the training rows (probabilities: their shares)."""
 
-    def fit(self, rows: pd.DataFrame):
-        self.category_ = rows["category"].value_counts().idxmax()
+    def fit(self, rows: pd.DataFrame, y=None):
+        categories = rows["category"].to_numpy(dtype=object) if y is None else np.asarray(y, dtype=object)
+        self.classes_, counts = np.unique(categories, return_counts=True)
+        self.prior_ = counts / counts.sum()
         return self
 
+    def predict_proba(self, rows: pd.DataFrame) -> np.ndarray:
+        return np.tile(self.prior_, (len(rows), 1))
+
     def predict(self, rows: pd.DataFrame) -> np.ndarray:
-        return np.full(len(rows), self.category_, dtype=object)
+        return self.classes_[np.argmax(self.predict_proba(rows), axis=1)]
 
 
-class MerchantLookup:
-    """Baseline: the category a merchant had most often in training (by its two-word key, then its
-    first word), else the majority category."""
+class MerchantLookup(MajorityCategory):
+    """Baseline: the categories a merchant had in training (by its two-word key, then its first word), as
+    shares of its rows; a merchant never seen gets the ledger's category shares."""
 
-    @staticmethod
-    def _most_frequent(keys, categories) -> dict:
-        frame = pd.DataFrame({"merchant": keys, "category": categories})
-        return frame.groupby("merchant")["category"].agg(lambda c: c.value_counts().idxmax()).to_dict()
+    def _counts_by(self, keys, categories) -> dict:
+        frame = pd.DataFrame({"key": keys, "column": pd.Categorical(categories, categories=self.classes_).codes})
+        table = pd.crosstab(frame["key"], frame["column"]).reindex(columns=range(len(self.classes_)), fill_value=0)
+        return dict(zip(table.index, table.to_numpy(dtype=float)))
 
-    def fit(self, rows: pd.DataFrame):
+    def fit(self, rows: pd.DataFrame, y=None):
+        super().fit(rows, y)
+        categories = rows["category"].to_numpy(dtype=object) if y is None else np.asarray(y, dtype=object)
         keys = merchant_keys(rows["description"])
-        categories = rows["category"].to_numpy()
-        self.by_name_ = self._most_frequent(keys, categories)
-        self.by_first_word_ = self._most_frequent([k.split(" ")[0] for k in keys], categories)
-        self.fallback_ = MajorityCategory().fit(rows).category_
+        self.by_name_ = self._counts_by(keys, categories)
+        self.by_first_word_ = self._counts_by([key.split(" ")[0] for key in keys], categories)
         return self
 
-    def predict(self, rows: pd.DataFrame) -> np.ndarray:
-        return np.array([
-            self.by_name_.get(key) or self.by_first_word_.get(key.split(" ")[0], self.fallback_)
-            for key in merchant_keys(rows["description"])
-        ], dtype=object)
+    def predict_proba(self, rows: pd.DataFrame) -> np.ndarray:
+        counts = [self.by_name_.get(key, self.by_first_word_.get(key.split(" ")[0]))
+                  for key in merchant_keys(rows["description"])]
+        return np.array([self.prior_ if c is None else c / c.sum() for c in counts]).reshape(len(rows), -1)
+
+
+def description_text_features(max_text_features: int = 40_000) -> FeatureUnion:
+    """The description alone, as word 1-2-grams and character 2-5-grams (min_df 1: a tiny ledger still has a
+    vocabulary)."""
+    def vectoriser(**options):
+        return make_pipeline(TransactionText(columns=("description",)),
+                             TfidfVectorizer(sublinear_tf=True, max_features=max_text_features, **options))
+
+    return FeatureUnion([("words", vectoriser(ngram_range=(1, 2))),
+                         ("characters", vectoriser(analyzer="char_wb", ngram_range=(2, 5)))])
 
 
 class CategoryPredictor:
@@ -107,6 +125,7 @@ class CategoryTask(RowTask):
     primary_metric = "macro_f1"
     greater_is_better = True
     serving_params = {"top_k": DEFAULT_TOP_K}
+    baseline_margin = 0.01  # the gate's tolerance against the merchant lookup (config.GATES)
     report_metrics = ("accuracy", "macro_f1", "weighted_f1",
                       "merchant_holdout_accuracy", "merchant_holdout_macro_f1")
 
@@ -134,6 +153,11 @@ class CategoryTask(RowTask):
             return Pipeline([("features", transaction_features(text_features)), ("classifier", classifier)])
 
         candidates = [
+            Candidate("text_logistic_regression",
+                      Pipeline([("features", description_text_features()),
+                                ("classifier", LogisticRegression(C=10.0, max_iter=2000))]),
+                      {"C": 10.0, "features": "description word 1-2-grams + char 2-5-grams", "max_rows": self.max_linear_rows},
+                      self.max_linear_rows),
             Candidate("logistic_regression",
                       pipeline(LogisticRegression(C=20.0, max_iter=2000)),
                       {"C": 20.0, "text_features": 40_000, "max_rows": self.max_linear_rows},
@@ -153,6 +177,9 @@ class CategoryTask(RowTask):
                       {"n_estimators": 80, "max_depth": 6, "learning_rate": 0.3, "colsample_bytree": 0.5,
                        "text_features": TREE_TEXT_FEATURES, "max_rows": self.max_tree_rows, "n_jobs": 1},
                       self.max_tree_rows),
+            # The naive baselines compete too, so the chosen model is never worse than them on validation.
+            Candidate("merchant_lookup", MerchantLookup(), {"baseline": True}, baseline=True),
+            Candidate("majority", MajorityCategory(), {"baseline": True}, baseline=True),
         ]
         return select_candidates(candidates, self.only)
 
@@ -181,8 +208,12 @@ class CategoryTask(RowTask):
         # Merchants never seen in training: what a model that only memorises names cannot do.
         # A diagnostic, not the served model: fitted on at most max_search_rows recent known-merchant rows.
         rows = pd.concat([outcome.train, outcome.test], ignore_index=True)
-        known, unseen = merchant_split(rows, HELD_OUT_MERCHANT_SHARE, seed)
-        fitted, used = fit_candidate(self, chosen, known, self.max_search_rows)
+        try:
+            known, unseen = merchant_split(rows, HELD_OUT_MERCHANT_SHARE, seed)
+            fitted, used = fit_candidate(self, chosen, known, self.max_search_rows)
+        except ValueError as error:  # a tiny ledger: too few merchants or categories to hold some out
+            outcome.params["merchant_holdout"] = f"skipped: {str(error).splitlines()[0]}"
+            return
         outcome.params["merchant_holdout_train_rows"] = used
         y_unseen = self.target(unseen)
         for name, metric in self.metrics(unseen, y_unseen, fitted.predict(unseen)).items():

@@ -123,14 +123,14 @@ def champion_sample(model_type: str) -> pd.DataFrame:
 def summary_row(task, trained: TrainedModel, version: str, alias: str, decision) -> dict:
     """One line of the main job's summary: the registered version and its key metric against the baseline."""
     key = task.primary_metric
-    baseline_name, baseline = next(iter(trained.baseline_metrics.items()), ("-", {}))
-    if task.model_type == "category":
-        baseline_name, baseline = "merchant_lookup", trained.baseline_metrics["merchant_lookup"]
+    rules = config.GATES[task.model_type]
+    baseline_name = (*rules["match"], *rules["beat"])[0]  # the strongest baseline the gate compares with
+    baseline = trained.baseline_metrics.get(baseline_name, {})
     return {
         "model_type": task.model_type, "model": config.MODEL_NAMES[task.model_type], "version": version,
         "alias": alias, "metric": key, "value": trained.metrics.get(key, float("nan")),
         "baseline": baseline_name, "baseline_value": baseline.get(key, float("nan")),
-        "why": "; ".join(decision.reasons),
+        "decided_by": decision.decided_by, "passed": decision.passed,
     }
 
 
@@ -139,6 +139,5 @@ def summary_table(rows: list) -> str:
     for row in rows:
         lines.append(f"{row['model']:<38}{row['version']:>8}  {row['alias']:<11}{row['metric']:<16}"
                      f"{row['value']:>12.4f}{row['baseline_value']:>12.4f}  {row['baseline']}")
-        if row["why"]:
-            lines.append(f"    not promoted: {row['why']}")
+        lines.append(f"    {'gate' if row['passed'] else 'not promoted'}: {row['decided_by']}")
     return "\n".join(lines)

@@ -16,9 +16,6 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 from mlflow.exceptions import MlflowException
-from mlflow.models import MetricThreshold
-from mlflow.models.evaluation import EvaluationResult
-from mlflow.models.evaluation.validation import ModelValidationFailedException
 from mlflow.tracking import MlflowClient
 
 from pyfunc_models import config
@@ -37,14 +34,39 @@ class RegistryError(ValueError):
 @dataclass
 class GateDecision:
     passed: bool
-    reasons: list = field(default_factory=list)
+    reasons: list = field(default_factory=list)  # the rules that failed
     candidate: dict = field(default_factory=dict)  # key metrics on the evaluation data
     champion: dict | None = None
     champion_version: str | None = None
+    rules: list = field(default_factory=list)  # every rule checked, each "ok: ..." or "failed: ..."
+
+    @property
+    def decided_by(self) -> str:
+        """The rule that decided: the first that failed, else that every rule passed."""
+        if self.reasons:
+            return self.reasons[0]
+        first = "" if self.champion is not None else "first model that beats its baselines; "
+        return f"{first}passed: " + "; ".join(rule.removeprefix("ok: ") for rule in self.rules)
 
 
 def _client() -> MlflowClient:
     return MlflowClient()
+
+
+def parse_floors(text: str | None) -> dict:
+    """'category.macro_f1=0.8,anomaly.recall=0.7' -> {'category': {'macro_f1': 0.8}, 'anomaly': {'recall': 0.7}}."""
+    floors: dict = {}
+    for item in filter(None, (part.strip() for part in (text or "").split(","))):
+        name, _, value = item.partition("=")
+        model_type, _, metric = name.strip().partition(".")
+        if metric not in config.GATES.get(model_type, {}).get("floors", {}):
+            choices = ", ".join(f"{t}.{m}" for t, rules in config.GATES.items() for m in rules["floors"])
+            raise RegistryError(f"floor {name.strip()!r} is not one the gate knows; choose from {choices}")
+        try:
+            floors.setdefault(model_type, {})[metric] = float(value)
+        except ValueError:
+            raise RegistryError(f"floor {name.strip()!r} = {value!r} is not a number") from None
+    return floors
 
 
 def newest_training_run(model_type: str, experiment_name: str = config.EXPERIMENT_NAME):
@@ -83,34 +105,48 @@ def score(model_type: str, model_uri: str, ledger: pd.DataFrame) -> dict:
     return gate_metrics(model.predict, ledger)
 
 
-def _validate(metrics: dict, thresholds: dict) -> list:
-    """MLflow's own validator; returns its failure message lines (empty when everything passed)."""
-    try:
-        mlflow.validate_evaluation_results(thresholds, EvaluationResult(metrics=metrics, artifacts={}))
-        return []
-    except ModelValidationFailedException as failure:
-        return [line.strip() for line in str(failure.message).splitlines() if "failed" in line]
+def _baseline_value(name: str, key: str, candidate: dict, run_metrics: dict):
+    # Measured on the evaluation rows by the model's gate_metrics where it can (cash flow, anomaly); else the
+    # training run's baseline on its held-out test rows, which are the default evaluation data.
+    return candidate.get(f"baseline_{name}_{key}", run_metrics.get(f"baseline_{name}_test_{key}"))
 
 
-def gate(model_type: str, candidate: dict, run_metrics: dict, champion: dict | None) -> list:
-    """Why a candidate may not become champion (an empty list means it may)."""
+def gate(model_type: str, candidate: dict, run_metrics: dict, champion: dict | None, floors: dict | None = None,
+         champion_version: str | None = None) -> list:
+    """Every rule of the gate (config.GATES), checked: a list of 'ok: ...' and 'failed: ...' lines."""
     rules = config.GATES[model_type]
-    key, greater = rules["key_metric"], rules["greater_is_better"]
-    metrics, thresholds = {}, {}
-    for name, (threshold, greater_is_better) in rules["thresholds"].items():
-        metrics[name] = candidate[name]
-        thresholds[name] = MetricThreshold(threshold=threshold, greater_is_better=greater_is_better)
-    baseline_name = rules["beat_baseline"]
-    if baseline_name and baseline_name in run_metrics:
-        metrics[f"{key}_vs_{baseline_name}"] = run_metrics[f"test_{key}"]
-        thresholds[f"{key}_vs_{baseline_name}"] = MetricThreshold(threshold=float(run_metrics[baseline_name]),
-                                                                   greater_is_better=greater)
+    key, sign = rules["key_metric"], (1.0 if rules["greater_is_better"] else -1.0)
+    value = candidate[key]
+    tolerance = f"{rules['tolerance']:.0%}" if rules["relative"] else f"{rules['tolerance']:g}"
+
+    def no_worse_than(reference) -> bool:
+        allowed = rules["tolerance"] * (abs(reference) if rules["relative"] else 1.0)
+        return sign * (value - reference) >= -allowed
+
+    checks = []
+    for name in rules["beat"]:
+        reference = _baseline_value(name, key, candidate, run_metrics)
+        if reference is not None:
+            ok = sign * (value - reference) > 0
+            checks.append((ok, f"{key} {value:.4g} {'beats' if ok else 'does not beat'} the {name} baseline "
+                               f"({reference:.4g})"))
+    for name in rules["match"]:
+        reference = _baseline_value(name, key, candidate, run_metrics)
+        if reference is not None:
+            ok = no_worse_than(reference)
+            checks.append((ok, f"{key} {value:.4g} {'within' if ok else 'worse than'} {tolerance} of the {name} "
+                               f"baseline ({reference:.4g})"))
+    for metric, (default, greater) in rules["floors"].items():
+        floor = (floors or {}).get(model_type, {}).get(metric, default)
+        if floor is not None and metric in candidate:
+            ok = candidate[metric] >= floor if greater else candidate[metric] <= floor
+            checks.append((ok, f"{metric} {candidate[metric]:.4g} {'' if ok else 'is not '}"
+                               f"{'>=' if greater else '<='} the floor {floor:g}"))
     if champion is not None:
-        allowed = rules["tolerance"] * (abs(champion[key]) if rules["relative"] else 1.0)
-        metrics[f"{key}_vs_champion"] = candidate[key]
-        thresholds[f"{key}_vs_champion"] = MetricThreshold(
-            threshold=float(champion[key] - allowed if greater else champion[key] + allowed), greater_is_better=greater)
-    return _validate(metrics, thresholds)
+        ok = no_worse_than(champion[key])
+        checks.append((ok, f"{key} {value:.4g} {'within' if ok else 'worse than'} {tolerance} of champion "
+                           f"v{champion_version} ({champion[key]:.4g})"))
+    return [("ok: " if ok else "failed: ") + text for ok, text in checks]
 
 
 def _version_of_alias(name: str, alias: str):
@@ -137,7 +173,8 @@ def _make_champion(name: str, version) -> None:
         client.delete_registered_model_alias(name, config.CHALLENGER)
 
 
-def evaluate_against_champion(model_type: str, version: str, eval_data: str | None = None) -> GateDecision:
+def evaluate_against_champion(model_type: str, version: str, eval_data: str | None = None,
+                              floors: dict | None = None) -> GateDecision:
     name, client = config.MODEL_NAMES[model_type], _client()
     candidate_version = client.get_model_version(name, version)
     run = client.get_run(candidate_version.run_id)
@@ -147,9 +184,10 @@ def evaluate_against_champion(model_type: str, version: str, eval_data: str | No
     champion = None
     if champion_version is not None and str(champion_version.version) != str(version):
         champion = score(model_type, f"models:/{name}/{champion_version.version}", ledger)
-    reasons = gate(model_type, candidate, run.data.metrics, champion)
-    return GateDecision(not reasons, reasons, candidate, champion,
-                        str(champion_version.version) if champion is not None else None)
+    compared_with = str(champion_version.version) if champion is not None else None
+    rules = gate(model_type, candidate, run.data.metrics, champion, floors, compared_with)
+    reasons = [rule.removeprefix("failed: ") for rule in rules if rule.startswith("failed: ")]
+    return GateDecision(not reasons, reasons, candidate, champion, compared_with, rules)
 
 
 def _record(model_type: str, version: str, decision: GateDecision, forced: bool = False) -> None:
@@ -159,6 +197,8 @@ def _record(model_type: str, version: str, decision: GateDecision, forced: bool 
         "validation_status": "forced" if forced else ("passed" if decision.passed else "rejected"),
         f"eval_{key}": f"{decision.candidate.get(key, float('nan')):.6g}",
         "rejection_reason": " | ".join(decision.reasons) if decision.reasons else "",
+        "gate_rules": " | ".join(decision.rules),
+        "decided_by": decision.decided_by,
         "compared_with_champion": decision.champion_version or "none",
     }
     if forced:
@@ -186,7 +226,7 @@ def _git_commit() -> str:
 
 
 def register(model_type: str, run_id: str | None = None, eval_data: str | None = None,
-             experiment_name: str = config.EXPERIMENT_NAME) -> tuple:
+             experiment_name: str = config.EXPERIMENT_NAME, floors: dict | None = None) -> tuple:
     """Register a training run's model and put it through the gate: (model version, alias, decision)."""
     client = _client()
     run = client.get_run(run_id) if run_id else newest_training_run(model_type, experiment_name)
@@ -211,7 +251,7 @@ def register(model_type: str, run_id: str | None = None, eval_data: str | None =
         f"{model_type} model from run {run.info.run_id} ({tags['chosen_candidate'] or 'single model'}); "
         f"test {key} = {tags[f'test_{key}']}."))
     try:
-        decision = evaluate_against_champion(model_type, version.version, eval_data)
+        decision = evaluate_against_champion(model_type, version.version, eval_data, floors)
     except LedgerError as error:
         client.set_model_version_tag(name, version.version, "validation_status", "error")
         client.set_model_version_tag(name, version.version, "rejection_reason", f"could not evaluate: {error}")
@@ -219,8 +259,9 @@ def register(model_type: str, run_id: str | None = None, eval_data: str | None =
     return version, _decide(model_type, version.version, decision), decision
 
 
-def promote(model_type: str, version: str, force: bool = False, eval_data: str | None = None) -> tuple:
-    decision = evaluate_against_champion(model_type, version, eval_data)
+def promote(model_type: str, version: str, force: bool = False, eval_data: str | None = None,
+            floors: dict | None = None) -> tuple:
+    decision = evaluate_against_champion(model_type, version, eval_data, floors)
     return _decide(model_type, version, decision, force=force), decision
 
 
@@ -277,5 +318,6 @@ def list_versions(model_types=MODEL_TYPES) -> pd.DataFrame:
 
 
 def serve_command(model_type: str) -> str:
+    """Each model on its own port (5001-5004, as in the README and examples/requests.sh), so all four can run."""
     return (f"mlflow models serve -m models:/{config.MODEL_NAMES[model_type]}@{config.CHAMPION} "
-            f"--env-manager local -p 5001")
+            f"--env-manager local -p {config.FIRST_SERVE_PORT + MODEL_TYPES.index(model_type)}")

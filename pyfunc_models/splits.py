@@ -42,3 +42,28 @@ def merchant_split(rows: pd.DataFrame, held_out_fraction: float, seed: int) -> t
     if mask.all() or not mask.any():
         raise ValueError(f"cannot hold out merchants: only {len(distinct)} merchant group(s) found")
     return rows[~mask].reset_index(drop=True), rows[mask].reset_index(drop=True)
+
+
+def rolling_origin_folds(rows: pd.DataFrame, folds: int, validation_fraction: float) -> list:
+    """`folds` (train, validation) pairs whose validation blocks are consecutive slices of `validation_fraction`
+    of the rows each, ending at the last day, and whose train parts are everything before each block.
+
+    One small validation slice cannot rank candidates on a ledger of a few hundred rows; several later slices,
+    each predicted from its own past, can. Cuts fall on day boundaries, so no day is on both sides; a fold
+    whose train or validation part would be empty is left out.
+    """
+    ordered = rows.sort_values("date", kind="stable").reset_index(drop=True)
+    dates, block = ordered["date"].to_numpy(), max(1, int(len(ordered) * validation_fraction))
+    pairs = []
+    for k in range(folds, 0, -1):
+        start, end = len(ordered) - k * block, len(ordered) - (k - 1) * block
+        if start <= 0:
+            continue
+        in_validation = (dates >= dates[start]) & ((dates < dates[end]) if end < len(ordered) else True)
+        train, validation = ordered[dates < dates[start]], ordered[in_validation]
+        if len(train) and len(validation):
+            pairs.append((train.reset_index(drop=True), validation.reset_index(drop=True)))
+    if not pairs:
+        raise ValueError(f"cannot make a validation fold from {len(rows)} rows: they span "
+                         f"{ordered['date'].dt.date.nunique()} day(s); need rows on at least two days")
+    return pairs

@@ -17,7 +17,7 @@ import pandas as pd
 from sklearn.base import clone
 
 from pyfunc_models.ledger import LedgerError
-from pyfunc_models.splits import time_split
+from pyfunc_models.splits import rolling_origin_folds, time_split
 
 
 class NotEnoughData(LedgerError):
@@ -33,6 +33,7 @@ class Candidate:
     estimator: Any
     params: dict
     max_rows: int | None = None  # train on the most recent rows only, for estimators that cannot scale
+    baseline: bool = False  # a naive baseline competing as a candidate (see RowTask.baseline_margin)
 
 
 @dataclass
@@ -70,6 +71,10 @@ class RowTask:
     # Candidates are compared on at most this many recent training rows (None = all): ranking them needs far
     # fewer rows than the served model learns from, and the search is where most of the fitting happens.
     max_search_rows: int | None = None
+    # A naive baseline (merchant lookup, group median) is chosen over the learned candidates only when it is better
+    # on validation by more than this (in the primary metric's units): within it, the learned model is preferred,
+    # since it also answers for what the lookup has never seen.
+    baseline_margin: float = 0.0
 
     def training_rows(self, ledger: pd.DataFrame) -> pd.DataFrame:
         raise NotImplementedError
@@ -117,10 +122,47 @@ def fit_candidate(task: RowTask, candidate: Candidate, rows: pd.DataFrame, max_r
     return clone(candidate.estimator).fit(used, task.target(used)), len(used)
 
 
-def _better(task: RowTask, score: float, best: float | None) -> bool:
-    if best is None:
-        return True
-    return score > best if task.greater_is_better else score < best
+def choose(task: RowTask, scored: list) -> tuple:
+    """The (candidate, result) with the best validation score; a baseline only if it beats the best learned
+    candidate by more than the task's baseline_margin. Ties keep the earlier candidate."""
+    sign = 1.0 if task.greater_is_better else -1.0
+
+    def best_of(pairs):
+        return max(pairs, key=lambda pair: sign * pair[1].metrics[task.primary_metric], default=None)
+
+    learned = best_of([pair for pair in scored if not pair[0].baseline])
+    baseline = best_of([pair for pair in scored if pair[0].baseline])
+    if learned is None:
+        return baseline
+    if baseline is None:
+        return learned
+    gain = sign * (baseline[1].metrics[task.primary_metric] - learned[1].metrics[task.primary_metric])
+    return baseline if gain > task.baseline_margin else learned
+
+
+SEARCH_FOLDS = 3  # rolling-origin validation folds for ledgers below ONE_SLICE_FROM_ROWS
+ONE_SLICE_FROM_ROWS = 2_000  # from this many past rows on, one validation slice (>= 400 rows) ranks candidates
+FOLD_FRACTION = 0.15  # each rolling-origin validation block, as a share of the past
+
+
+def validation_folds(past: pd.DataFrame, validation_fraction: float) -> list:
+    """Where candidates are compared: one latest slice on a large ledger, rolling-origin folds on a small one."""
+    if len(past) >= ONE_SLICE_FROM_ROWS:
+        return [time_split(past, validation_fraction)]
+    return rolling_origin_folds(past, SEARCH_FOLDS, FOLD_FRACTION)
+
+
+def score_candidate(task: RowTask, candidate: Candidate, folds: list, search_rows: int | None) -> CandidateResult:
+    """Fit on each fold's train part, score on its validation part; metrics are the folds' means (and each fold's
+    own, as fold<k>_<metric>, when there are several)."""
+    started, per_fold, used = time.perf_counter(), [], 0
+    for train, validation in folds:
+        fitted, used = fit_candidate(task, candidate, train, search_rows)
+        per_fold.append(task.metrics(validation, task.target(validation), task.predictions(fitted, validation)))
+    metrics = {name: float(np.nanmean([fold[name] for fold in per_fold])) for name in per_fold[0]}
+    if len(per_fold) > 1:
+        metrics.update({f"fold{k + 1}_{name}": value for k, fold in enumerate(per_fold) for name, value in fold.items()})
+    return CandidateResult(candidate.name, candidate.params, metrics, time.perf_counter() - started, used)
 
 
 def train_row_task(
@@ -134,30 +176,36 @@ def train_row_task(
 ) -> TrainingOutcome:
     rows = task.training_rows(ledger)
     past, test = time_split(rows, test_fraction)
-    train, validation = time_split(past, validation_fraction)
-    log(f"{task.model_type}: {len(train)} train / {len(validation)} validation / {len(test)} test rows "
-        f"(time-ordered, test from {test['date'].min().date()})")
+    folds = validation_folds(past, validation_fraction)
+    how = "one validation slice" if len(folds) == 1 else f"{len(folds)} rolling-origin validation folds"
+    log(f"{task.model_type}: {len(past)} past / {len(test)} test rows (time-ordered, test from "
+        f"{test['date'].min().date()}); candidates compared on {how} "
+        f"({', '.join(str(len(validation)) for _, validation in folds)} rows)")
     search_rows = task.max_search_rows
-    if search_rows and len(train) > search_rows:
-        log(f"  candidates compared on the latest {search_rows} of {len(train)} train rows (max_search_rows)")
+    if search_rows and len(folds[-1][0]) > search_rows:
+        log(f"  candidates compared on the latest {search_rows} of {len(folds[-1][0])} train rows (max_search_rows)")
 
-    results, best, best_score = [], None, None
+    results, scored, skipped = [], [], {}
     for candidate in task.candidates(seed):
-        started = time.perf_counter()
-        fitted, used = fit_candidate(task, candidate, train, search_rows)
-        seconds = time.perf_counter() - started
-        metrics = task.metrics(validation, task.target(validation), task.predictions(fitted, validation))
-        result = CandidateResult(candidate.name, candidate.params, metrics, seconds, used)
+        try:
+            result = score_candidate(task, candidate, folds, search_rows)
+        except ValueError as error:  # e.g. a text vectoriser with no word seen twice in a tiny ledger
+            skipped[candidate.name] = str(error).splitlines()[0]
+            log(f"  candidate {candidate.name:<20} skipped: it cannot be fitted on this ledger ({skipped[candidate.name]})")
+            continue
         results.append(result)
-        log(f"  candidate {candidate.name:<20} validation {task.primary_metric}={metrics[task.primary_metric]:.4f} "
-            f"({seconds:.1f}s on {used} rows)")
+        log(f"  candidate {candidate.name:<20} validation {task.primary_metric}={result.metrics[task.primary_metric]:.4f} "
+            f"({result.fit_seconds:.1f}s on {result.rows_used} rows)")
         if on_candidate:
             on_candidate(result)
-        if _better(task, metrics[task.primary_metric], best_score):
-            best, best_score, chosen = candidate, metrics[task.primary_metric], result
+        scored.append((candidate, result))
+    if not scored:
+        raise LedgerError(f"no {task.model_type} candidate could be fitted on this ledger: "
+                          + "; ".join(f"{name}: {why}" for name, why in skipped.items()))
+    best, chosen = choose(task, scored)
 
     fitted, refit_rows = fit_candidate(task, best, past)
-    log(f"  chosen: {best.name}; refit on train + validation: {refit_rows} of {len(past)} rows")
+    log(f"  chosen: {best.name}; refit on all {refit_rows} past rows")
     predictions = task.predictions(fitted, test)
     y_test = task.target(test)
     outcome = TrainingOutcome(
@@ -171,7 +219,8 @@ def train_row_task(
         train=past,
         test=test,
         test_predictions=predictions,
-        params={"max_search_rows": search_rows or "none", "refit_rows": refit_rows},
+        params={"max_search_rows": search_rows or "none", "refit_rows": refit_rows, "validation_folds": len(folds),
+                **({"skipped_candidates": "; ".join(skipped)} if skipped else {})},
     )
     task.evidence(outcome, best, seed)
     log("  rows used: " + ", ".join(f"{name}={value}" for name, value in outcome.params.items()))
