@@ -99,11 +99,14 @@ def log_artifacts(artifacts: dict, folder: str) -> None:
 
 
 def transaction_schema(columns, required) -> Schema:
-    """Raw-transaction input schema; `amount` accepts numbers or numeric text, which the contract parses."""
-    return Schema([
-        ColSpec(AnyType() if column == "amount" else "string", column, required=column in required)
-        for column in columns
-    ])
+    """Raw-transaction input schema: the columns by name, required or optional, every one typed Any.
+
+    Whatever pandas makes of a user's export must reach our contract (`ledger.prepare_ledger`), which names the
+    row and column of what it cannot use: an all-empty column read as float64 NaN, a reference of numbers read as
+    int64, nullable or Arrow strings, a datetime64 date. A "string" column type would refuse those in MLflow's
+    schema check before our code runs. MLflow still answers 400 for a missing required column.
+    """
+    return Schema([ColSpec(AnyType(), column, required=column in required) for column in columns])
 
 
 def pip_requirements() -> list:
