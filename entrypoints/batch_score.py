@@ -20,7 +20,7 @@ from pyfunc_models import batch
 from pyfunc_models.ledger import LedgerError
 
 
-def main(argv=None):
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model-uri", required=True, help="e.g. models:/titans-finance-anomaly-detection@champion")
     parser.add_argument("--data", required=True, help="ledger to score: .csv or .parquet (file or directory)")
@@ -30,6 +30,11 @@ def main(argv=None):
     parser.add_argument("--group-by", default="", help="cash flow: forecast each value of this column as one ledger")
     parser.add_argument("--env-manager", default="local", choices=("local", "virtualenv", "uv", "conda"),
                         help="how spark_udf gets the model's Python environment (row-by-row models)")
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
     args = parser.parse_args(argv)
 
     try:

@@ -12,7 +12,7 @@ from entrypoints import whole_number
 from pyfunc_models.generator import write_ledger
 
 
-def main(argv=None):
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=whole_number, default=20_000)
     parser.add_argument("--seed", type=whole_number, default=42)
@@ -20,6 +20,11 @@ def main(argv=None):
     parser.add_argument("--start", default="2023-01-01", help="first date of the ledger")
     parser.add_argument("--days", type=whole_number, default=0, help="days of history (0 = about 25 transactions a day)")
     parser.add_argument("--anomaly-rate", type=float, default=0.01)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
     args = parser.parse_args(argv)
 
     started = time.perf_counter()

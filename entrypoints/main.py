@@ -20,13 +20,18 @@ from pyfunc_models.ledger import LedgerError
 from pyfunc_models.training import NotEnoughData
 
 
-def main(argv=None):
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="", help="ledger CSV; empty = generate a sample ledger")
     parser.add_argument("--experiment-name", default=config.EXPERIMENT_NAME)
     parser.add_argument("--sample-rows", type=whole_number, default=jobs.DEFAULT_SAMPLE_ROWS)
     parser.add_argument("--seed", type=whole_number, default=42)
     parser.add_argument("--floors", default="", help="absolute gate floors, e.g. category.macro_f1=0.8,anomaly.recall=0.7")
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
     args = parser.parse_args(argv)
     try:
         floors = registry.parse_floors(args.floors)

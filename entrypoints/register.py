@@ -28,7 +28,7 @@ def describe(model_type, version, alias, decision) -> str:
     return line + "".join(f"\n  {rule}" for rule in decision.rules)
 
 
-def main(argv=None):
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--action", default="register", choices=ACTIONS)
     parser.add_argument("--model-type", default="all", choices=(*registry.MODEL_TYPES, "all"))
@@ -38,6 +38,11 @@ def main(argv=None):
     parser.add_argument("--eval-data", default="", help="CSV ledger to score candidate and champion on")
     parser.add_argument("--experiment-name", default=config.EXPERIMENT_NAME)
     parser.add_argument("--floors", default="", help="absolute gate floors, e.g. category.macro_f1=0.8,anomaly.recall=0.7")
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
     args = parser.parse_args(argv)
     types = registry.MODEL_TYPES if args.model_type == "all" else (args.model_type,)
     if args.action in ("promote", "archive") and (args.model_type == "all" or not args.version):

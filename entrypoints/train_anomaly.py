@@ -8,11 +8,15 @@ from entrypoints import train_and_report, training_arguments
 from pyfunc_models.anomaly import DEFAULT_EXPECTED_RATE, AnomalyTask
 
 
-def main(argv=None):
+def build_parser():
     parser = training_arguments(__doc__)
     parser.add_argument("--expected-rate", type=float, default=DEFAULT_EXPECTED_RATE,
                         help="share of rows to flag when the ledger has no anomaly labels to choose a threshold")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
     train_and_report(AnomalyTask(expected_rate=args.expected_rate), args)
 
 
