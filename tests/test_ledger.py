@@ -1,11 +1,19 @@
 """The ledger contract: what it accepts, how it normalises, and how it refuses."""
 
+from collections import Counter
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from pyfunc_models import config
-from pyfunc_models.ledger import LedgerError, load_ledger, prepare_ledger, read_ledger
+from pyfunc_models.ledger import LedgerError, _normalise_name, load_ledger, prepare_ledger, read_ledger
+
+ENUMERATIONS = {
+    "type": (config.TRANSACTION_TYPES, config.TYPE_ALIASES),
+    "payment_method": (config.PAYMENT_METHODS, config.PAYMENT_METHOD_ALIASES),
+    "status": (config.STATUSES, config.STATUS_ALIASES),
+}
 
 
 def titans_rows(**overrides):
@@ -43,17 +51,78 @@ def test_misspelt_and_unknown_enums_are_normalised_and_counted_never_a_crash():
     assert report.unknown["payment_method"] == {"barter": 2}
 
 
-def test_a_request_refuses_unknown_enums_but_takes_typos_aliases_empty_and_unknown():
-    raw = pd.concat([titans_rows(**{"Payment Method": m, "Type": t})
-                     for m, t in [("credit_car", "debit"), ("", ""), ("Unknown", "credit")]]).reset_index(drop=True)
-    ledger, _ = prepare_ledger(raw, refuse_unknown_values=True)
-    assert ledger["payment_method"].tolist() == ["credit_card", "unknown", "unknown"]
-    refused = pd.concat([raw, titans_rows(**{"Payment Method": "barter"})]).reset_index(drop=True)
-    with pytest.raises(LedgerError, match=r"row 3, column 'payment_method': 'barter' is not a known payment method; "
-                                          r"expected one of cash, credit_card, .*, unknown or empty"):
-        prepare_ledger(refused, refuse_unknown_values=True)
-    with pytest.raises(LedgerError, match=r"row 0, column 'status': 'lost' is not a known status"):
-        prepare_ledger(titans_rows(Status="lost"), refuse_unknown_values=True)
+def _random_words(rng, count):
+    """Words no vocabulary holds, in several scripts, with the blanks and punctuation exports carry."""
+    alphabets = ["qxzjkvwy", "àéîõüçñøåßÀÉÎÕÜ", "αβγδεζηθξψω", "бвгджзйлфцчшщ", "的一是不了人我在有他",
+                 "ابتثجحخد", "0123456789"]
+    words = []
+    for _ in range(count):
+        letters = "".join(alphabets[rng.integers(len(alphabets))] for _ in range(2))
+        word = "".join(rng.choice(list(letters), size=rng.integers(5, 12)))
+        words.append(rng.choice(["", " ", "  "]) + word + rng.choice(["", " ", "-x", " #1"]))
+    return words
+
+
+@pytest.mark.parametrize("column", ["payment_method", "status", "type"])
+def test_unknown_enum_values_of_any_spelling_flow_through_as_unknown_and_are_counted(column, tmp_path):
+    """One contract: a training file and a request both keep the row, say 'unknown' and count the raw value."""
+    rng = np.random.default_rng(len(column))
+    words = _random_words(rng, 40)
+    values = [words[i] for i in rng.integers(len(words), size=300)]
+    raw = titans_rows().loc[[0] * 300].reset_index(drop=True)
+    raw["Amount"] = [str(-1 - i) for i in range(300)]
+    raw[{"payment_method": "Payment Method", "status": "Status", "type": "Type"}[column]] = values
+    path = tmp_path / "ledger.csv"
+    raw.to_csv(path, index=False)
+    trained, training_report = load_ledger(path)
+    served, request_report = prepare_ledger(pd.DataFrame(raw.to_dict(orient="records")),
+                                            nonempty=("description",))
+    expected = Counter(value.strip() for value in values)
+    for ledger, report in [(trained, training_report), (served, request_report)]:
+        assert len(ledger) == 300
+        assert report.unknown[column] == expected
+        if column == "type":  # no usable type: the sign says it
+            assert set(ledger["type"]) == {"expense"} and report.type_inferred_from_sign == 300
+        else:
+            assert set(ledger[column]) == {config.UNKNOWN}
+    pd.testing.assert_frame_equal(trained, served)
+
+
+def test_both_titans_exports_and_common_bank_words_need_no_unknown():
+    """The real export's and the sample export's own vocabularies, and bank words, are all known."""
+    spoken = {
+        "type": ["Income", "Expense", "debit", "credit", "Refund", "Withdrawal", "Deposit"],
+        "payment_method": ["credit_card", "bank_transfer", "other", "credit_car", "debit_card", "cash",
+                           "direct_deposit", "atm", "ATM", "ACH", "Direct Deposit", "POS", "Standing Order",
+                           "Direct Debit", "SEPA", "Wire", "Zelle", "Venmo", "PayPal", "Cheque"],
+        "status": ["paid", "received", "written_off", "completed", "Posted", "Pending", "Cleared", "Reversed",
+                   "Returned", "Declined", "Canceled", "Written Off", "Pendng"],
+    }
+    header = {"type": "Type", "payment_method": "Payment Method", "status": "Status"}
+    for column, words in spoken.items():
+        raw = pd.concat([titans_rows(**{header[column]: word}) for word in words]).reset_index(drop=True)
+        ledger, report = prepare_ledger(raw)
+        assert column not in report.unknown, report.unknown
+        allowed = ENUMERATIONS[column][0]
+        assert set(ledger[column]) <= set(allowed)
+
+
+def test_no_money_moved_statuses_are_canonical_and_pending_money_moves():
+    assert set(config.NO_MONEY_MOVED_STATUSES) <= set(config.STATUSES)
+    assert {"failed", "cancelled", "written_off"} <= set(config.NO_MONEY_MOVED_STATUSES)
+    assert not {"pending", "completed", config.UNKNOWN} & set(config.NO_MONEY_MOVED_STATUSES)
+    raw = pd.concat([titans_rows(Status=s) for s in ["Written Off", "reversed", "returned", "bounced"]])
+    statuses = prepare_ledger(raw.reset_index(drop=True))[0]["status"]
+    assert statuses.isin(config.NO_MONEY_MOVED_STATUSES).all()
+
+
+@pytest.mark.parametrize("column", list(ENUMERATIONS))
+def test_every_alias_is_a_normalised_spelling_of_a_canonical_value(column):
+    allowed, aliases = ENUMERATIONS[column]
+    assert config.UNKNOWN not in allowed
+    for spelling, canonical in aliases.items():
+        assert canonical in allowed and spelling not in allowed
+        assert _normalise_name(spelling) == spelling
 
 
 def test_enum_spellings_that_differ_only_by_blanks_or_missing_cells_are_one_value():
@@ -65,14 +134,11 @@ def test_enum_spellings_that_differ_only_by_blanks_or_missing_cells_are_one_valu
 
 def test_only_the_columns_a_model_reads_are_parsed():
     """A forecast reads dates, amounts, types and statuses: a bad description is not its business."""
-    raw = titans_rows(Description=None, **{"Payment Method": "barter", "Receipt URL": ["not", "text"]})
-    ledger, _ = prepare_ledger(raw, required=("date", "amount"), refuse_unknown_values=True,
-                               columns=("date", "amount", "type", "status"))
+    raw = titans_rows(Description=None, Status="lost", **{"Payment Method": "barter", "Receipt URL": ["not", "text"]})
+    ledger, report = prepare_ledger(raw, required=("date", "amount"), columns=("date", "amount", "type", "status"))
     assert ledger.loc[0, "amount"] == -45.10 and ledger.loc[0, "description"] == ""
-    assert ledger.loc[0, "payment_method"] == "unknown"
-    with pytest.raises(LedgerError, match=r"row 0, column 'status': 'lost' is not a known status"):
-        prepare_ledger(titans_rows(Status="lost"), required=("date", "amount"), refuse_unknown_values=True,
-                       columns=("date", "amount", "type", "status"))
+    assert ledger.loc[0, "payment_method"] == "unknown"  # not read: as if absent
+    assert ledger.loc[0, "status"] == "unknown" and report.unknown["status"] == {"lost": 1}
 
 
 @pytest.mark.parametrize("cell", [["SHELL"], {"name": "SHELL"}])
@@ -151,4 +217,73 @@ def test_many_bad_rows_are_summarised_not_dumped():
 def test_numeric_amount_columns_and_nan():
     raw = pd.DataFrame({"date": ["2024-01-01", "2024-01-02"], "description": ["a", "b"], "amount": [1.5, np.nan]})
     with pytest.raises(LedgerError, match=r"row 1, column 'amount': null is not a finite number"):
+        prepare_ledger(raw)
+
+
+# What pandas makes of an export: every shape reaches the same canonical ledger as the file read as text.
+
+TITANS_EXPORT = """Date,Type,Description,Amount,Category,Payment Method,Status,Reference,Receipt URL
+2024-03-01,Income,Client invoice 1041,2500,,,received,12345,
+2024-03-02,Expense,SHELL OIL 57444 SAN JOSE CA,-45,Fuel,credit_car,paid,,
+2024-03-03,Expense,CAFÉ MÜLLER,-12,Food & Dining,credit_card,paid,12347,
+2024-03-04,Expense,Adobe subscription,-20,Software,bank_transfer,written_off,12348,
+2024-03-05,Income,Refund,30,,other,received,,
+"""
+
+
+@pytest.fixture()
+def export(tmp_path):
+    path = tmp_path / "export.csv"
+    path.write_text(TITANS_EXPORT, encoding="utf-8")
+    return path
+
+
+def _read(**options):
+    return lambda path: pd.read_csv(path, **options)
+
+
+def _then(convert, **options):
+    return lambda path: convert(pd.read_csv(path, **options))
+
+
+@pytest.mark.parametrize("read", [
+    pytest.param(_read(), id="read_csv as is (empty column float64, numbers int64/float64)"),
+    pytest.param(_then(lambda raw: raw.astype({"Reference": "Int64", "Amount": "Int64"})), id="nullable Int64"),
+    pytest.param(_then(lambda raw: raw.astype({c: "float64" for c in ["Amount", "Reference"]})), id="float64"),
+    pytest.param(_read(dtype="string"), id="nullable string"),
+    pytest.param(_read(dtype="string[pyarrow]"), id="Arrow string"),
+    pytest.param(_read(dtype_backend="pyarrow"), id="Arrow dtypes"),
+    pytest.param(_read(dtype_backend="numpy_nullable"), id="nullable dtypes"),
+    pytest.param(_then(lambda raw: raw.astype(object).where(raw.notna(), None)), id="object with None"),
+    pytest.param(_read(parse_dates=["Date"]), id="datetime64"),
+    pytest.param(_then(lambda raw: raw.assign(Date=pd.to_datetime(raw["Date"]).dt.tz_localize("America/New_York"))),
+                 id="tz-aware datetime64"),
+    pytest.param(_then(lambda raw: raw.assign(Date=pd.to_datetime(raw["Date"]).dt.tz_localize("Asia/Tokyo")
+                                              .dt.tz_convert("UTC").dt.tz_convert("Asia/Tokyo"))), id="converted tz"),
+])
+def test_every_dtype_pandas_gives_an_export_prepares_like_the_text_file(export, read):
+    expected, expected_report = load_ledger(export)
+    assert expected.loc[0, "reference"] == "12345" and expected.loc[0, "receipt_url"] == ""
+    ledger, report = prepare_ledger(read(export))
+    pd.testing.assert_frame_equal(ledger, expected)
+    assert report.unknown == expected_report.unknown and report.corrected == expected_report.corrected
+
+
+def test_a_reference_with_gaps_keeps_its_digits():
+    """pandas reads 12345 and an empty cell as floats: 12345.0 is still the reference '12345'."""
+    raw = pd.concat([titans_rows(), titans_rows()]).reset_index(drop=True)
+    raw["Reference"] = [12345.0, np.nan]
+    raw["Category"] = [7.0, 2.5]
+    ledger = prepare_ledger(raw)[0]
+    assert ledger["reference"].tolist() == ["12345", ""]
+    assert ledger["category"].tolist() == ["7", "2_5"]
+
+
+def test_an_all_empty_required_column_is_refused_by_row():
+    raw = pd.concat([titans_rows(), titans_rows()]).reset_index(drop=True)
+    raw["Amount"] = np.nan
+    with pytest.raises(LedgerError, match=r"row 0, column 'amount': null is not a finite number"):
+        prepare_ledger(raw)
+    raw = pd.concat([titans_rows(), titans_rows()]).reset_index(drop=True).assign(Date=np.nan)
+    with pytest.raises(LedgerError, match=r"row 0, column 'date': null is not a date"):
         prepare_ledger(raw)
