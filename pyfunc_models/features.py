@@ -7,6 +7,7 @@ only in `fit`, so a fitted pipeline is the whole preprocessing and pickles as on
 from __future__ import annotations
 
 import re
+import unicodedata
 
 import numpy as np
 import pandas as pd
@@ -16,28 +17,48 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import KBinsDiscretizer, LabelEncoder, OneHotEncoder, StandardScaler
 
+from pyfunc_models.ledger import CharacterTable, fold_text
+
 # Words that only say how the bank moved the money, not who was paid.
 _BANK_NOISE = re.compile(
     r"\b(pos|purchase|visa|debit|card|checkcard|ach|pmt|online|sq|tst|www|com|inc|llc)\b"
 )
-_NOT_LETTERS = re.compile(r"[^a-z&]+")
+_NOT_LETTERS = re.compile(r"[^a-z&]+")  # for ASCII text; other text goes through `_NON_ASCII_NOT_LETTERS`
 _STATE_SUFFIX = re.compile(r"\s+[a-z]{2}$")
 _PROCESSOR_PREFIX = re.compile(r"\b(sq|tst|sp|pp|paypal)\s?\*\s*")  # "SQ *BLUE BOTTLE": the processor, not the merchant
 
 
+def _non_letter_to_space(character: str) -> str:
+    # Letters of any script are kept, with the marks that spell them (Devanagari vowel signs); digits go.
+    keep = character.isalpha() or character == "&" or unicodedata.category(character).startswith("M")
+    return character if keep else " "
+
+
+_NON_ASCII_NOT_LETTERS = CharacterTable(_non_letter_to_space)
+
+
+def _letters(folded: str) -> str:
+    """Every character that is not a letter (or '&') as a space."""
+    if folded.isascii():
+        return _NOT_LETTERS.sub(" ", folded)
+    return folded.translate(_NON_ASCII_NOT_LETTERS)
+
+
 def clean_text(text: str) -> str:
-    """Lower case, digits and punctuation removed (store numbers and order codes carry no category)."""
-    return " ".join(_NOT_LETTERS.sub(" ", text.lower()).split())
+    """Case and accents folded, letters of any script kept, digits and punctuation removed (store numbers
+    and order codes carry no category): 'CAFÉ Müller #12' -> 'cafe muller'."""
+    return " ".join(_letters(fold_text(text)).split())
 
 
 def merchant_key(description: str) -> str:
     """A merchant's name from a bank-style description: 'POS PURCHASE SHELL OIL #57444 SAN JOSE CA' -> 'shell oil'.
 
-    Card-network prefixes, digits, order codes after '*' and a trailing state are dropped;
+    Card-network prefixes, digits, order codes after '*' and a trailing state are dropped; case and accents
+    are folded ('CAFÉ' and 'Cafe' are one merchant) and letters of any script kept;
     the first two remaining words name the merchant well enough to group its rows.
     """
-    text = _PROCESSOR_PREFIX.sub(" ", description.lower()).split("*")[0]
-    text = _BANK_NOISE.sub(" ", _NOT_LETTERS.sub(" ", text))
+    text = _PROCESSOR_PREFIX.sub(" ", fold_text(description)).split("*")[0]
+    text = _BANK_NOISE.sub(" ", _letters(text))
     text = _STATE_SUFFIX.sub("", " ".join(text.split()))
     words = text.split()
     return " ".join(words[:2]) if words else ""

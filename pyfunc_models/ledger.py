@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,8 +58,37 @@ class LedgerReport:
         }
 
 
+def fold_text(text: str) -> str:
+    """Case and accents folded, letters of every script kept: 'CAFÉ', 'Café' and 'cafe' are one spelling."""
+    if text.isascii():
+        return text.lower()
+    decomposed = unicodedata.normalize("NFKD", text).translate(_COMBINING_MARKS)
+    return unicodedata.normalize("NFC", decomposed).casefold()  # NFC puts Hangul syllables back together
+
+
+class CharacterTable(dict):
+    """A `str.translate` table filled on first sight of each character, from `replace(character)`."""
+
+    def __init__(self, replace):
+        super().__init__()
+        self.replace = replace
+
+    def __missing__(self, code):
+        self[code] = self.replace(chr(code))
+        return self[code]
+
+
+_COMBINING_MARKS = CharacterTable(lambda c: "" if unicodedata.combining(c) else c)
+_NAME_SEPARATORS = re.compile(r"[^0-9a-z]+")
+_NON_ASCII_NAME_SEPARATORS = CharacterTable(
+    lambda c: c if c.isalnum() or unicodedata.category(c).startswith("M") else "_")
+
+
 def _normalise_name(name) -> str:
-    return re.sub(r"[^0-9a-z]+", "_", str(name).strip().lower()).strip("_")
+    folded = fold_text(str(name).strip())
+    if folded.isascii():
+        return _NAME_SEPARATORS.sub("_", folded).strip("_")
+    return re.sub("_+", "_", folded.translate(_NON_ASCII_NAME_SEPARATORS)).strip("_")
 
 
 def canonical_column_names(columns) -> dict:

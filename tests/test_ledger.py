@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from pyfunc_models import config
+from pyfunc_models.features import clean_text, merchant_key
 from pyfunc_models.ledger import LedgerError, _normalise_name, load_ledger, prepare_ledger, read_ledger
 
 ENUMERATIONS = {
@@ -123,6 +124,13 @@ def test_every_alias_is_a_normalised_spelling_of_a_canonical_value(column):
     for spelling, canonical in aliases.items():
         assert canonical in allowed and spelling not in allowed
         assert _normalise_name(spelling) == spelling
+
+
+def test_accented_and_cased_spellings_are_one_value():
+    raw = pd.concat([titans_rows(Type=t, Status=s) for t, s in [("CRÉDIT", "Payé"), ("Crédit", "payé")]])
+    ledger, report = prepare_ledger(raw.reset_index(drop=True))
+    assert ledger["type"].tolist() == ["income", "income"]
+    assert report.unknown["status"] == {"Payé": 1, "payé": 1}  # not known, but kept and counted as written
 
 
 def test_enum_spellings_that_differ_only_by_blanks_or_missing_cells_are_one_value():
@@ -287,3 +295,34 @@ def test_an_all_empty_required_column_is_refused_by_row():
     raw = pd.concat([titans_rows(), titans_rows()]).reset_index(drop=True).assign(Date=np.nan)
     with pytest.raises(LedgerError, match=r"row 0, column 'date': null is not a date"):
         prepare_ledger(raw)
+
+
+# Letters of every script: accents folded, never dropped.
+
+@pytest.mark.parametrize("written, same_as", [
+    ("CAFÉ", "Cafe"),
+    ("ÉPICERIE MÜLLER 12", "Epicerie Muller"),
+    ("Straße", "STRASSE"),
+    ("ＣＡＦＥ", "cafe"),  # full-width letters
+])
+def test_accents_and_case_fold_to_one_merchant(written, same_as):
+    assert merchant_key(written) == merchant_key(same_as) != ""
+    assert clean_text(written) == clean_text(same_as)
+
+
+@pytest.mark.parametrize("description", ["Кафе Пушкин 12", "Ελληνικό Καφέ", "東京ラーメン 123", "카페 서울", "مطعم بيروت"])
+def test_merchants_in_any_script_keep_their_letters_not_their_digits(description):
+    key = merchant_key(description)
+    words = [word for word in description.split() if not word.isdigit()]
+    assert len(key.split()) == min(2, len(words))
+    assert not any(character.isdigit() for character in key)
+    assert all(character.isalpha() or character == " " or not character.isascii() for character in key)
+    assert clean_text(description) == " ".join(clean_text(word) for word in words)
+    # Letters stay in their own script: a Cyrillic name is still Cyrillic, lower-cased.
+    assert merchant_key(description.upper()) == key
+
+
+def test_category_names_in_any_script_are_kept():
+    raw = pd.concat([titans_rows(Category=c) for c in ["Продукты", "Café & Bar", "Cafe & Bar", "餐饮"]])
+    assert prepare_ledger(raw.reset_index(drop=True))[0]["category"].tolist() == [
+        "продукты", "cafe_bar", "cafe_bar", "餐饮"]
