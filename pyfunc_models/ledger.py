@@ -8,6 +8,7 @@ was expected.
 
 from __future__ import annotations
 
+import datetime
 import difflib
 import re
 import unicodedata
@@ -22,7 +23,17 @@ import pyarrow.compute as pc
 from pyfunc_models import config
 
 MAX_PROBLEMS_SHOWN = 5
-DATE_FORMATS = ("ISO8601", "%m/%d/%Y", "%d/%m/%Y", "%d.%m.%Y", "%Y/%m/%d", "%d %b %Y", "%b %d, %Y")
+DATE_ORDERS = ("auto", "dmy", "mdy")
+IMPLAUSIBLE_DATE_ACTIONS = ("refuse", "drop")
+EARLIEST_PLAUSIBLE_DATE = np.datetime64("1970-01-01", "D")
+PLAUSIBLE_DAYS_AHEAD = 365
+# Dates with one reading, tried after ISO 8601 (2024-03-15, 2024/03/15); a day/month-first date
+# (15/03/2024, 03/15/2024, 15.03.2024) is read in the order its whole column decides (`_day_month_order`).
+DATE_FORMATS = ("%Y.%m.%d", "%d %b %Y", "%d %B %Y", "%d-%b-%Y", "%b %d, %Y", "%B %d, %Y", "%b %d %Y")
+_DAY_MONTH = (r"^(?P<first>\d{1,2})(?P<separator>[./-])(?P<second>\d{1,2})[./-](?P<year>\d{4})"
+              r"(?:[ T]+\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:\s*[AaPp]\.?[Mm]\.?)?)?$")
+# A transaction happened on its own wall-clock date: a UTC offset after the time is cut off, never applied.
+_UTC_OFFSET = r"^(\d{4}-?\d{2}-?\d{2}[T ]\d{1,2}(?::?\d{2}){0,2}(?:[.,]\d+)?)\s*(?:Z|UTC|GMT|[+-]\d{2}(?::?\d{2})?)$"
 # From this many distinct values on, text is handled by Arrow (a call costs ~50 µs, a cell in Python ~0.5 µs).
 _ARROW_FROM = 1000
 # Typos are corrected only towards words this long: a short word is one letter away from too many others.
@@ -47,6 +58,12 @@ class LedgerReport:
     unknown: dict = field(default_factory=dict)  # column -> {raw value: count}
     type_inferred_from_sign: int = 0
     dropped_columns: list = field(default_factory=list)
+    # How day/month dates were read: 'dmy' or 'mdy'; 'iso' when every date had one reading (ISO, textual
+    # month); None when no text date was read (no date column, or a datetime column).
+    date_order: str | None = None
+    # True when the order was a guess: date_order='auto' and no date in the column could be read one way only.
+    date_order_ambiguous: bool = False
+    dropped_rows: dict = field(default_factory=dict)  # reason -> {"count": n, "examples": [raw values]}
 
     def as_dict(self) -> dict:
         return {
@@ -55,6 +72,9 @@ class LedgerReport:
             "unknown": self.unknown,
             "type_inferred_from_sign": self.type_inferred_from_sign,
             "dropped_columns": self.dropped_columns,
+            "date_order": self.date_order,
+            "date_order_ambiguous": self.date_order_ambiguous,
+            "dropped_rows": self.dropped_rows,
         }
 
 
@@ -202,45 +222,140 @@ def parse_amounts(values: pd.Series, column: str = "amount", source: str | None 
     return amounts
 
 
-def parse_dates(values: pd.Series, column: str = "date", source: str | None = None) -> np.ndarray:
-    """Dates as datetime64[ns] at midnight (time zone dropped); unparsable ones refused by row."""
+def parse_dates(values: pd.Series, column: str = "date", source: str | None = None, date_order: str = "auto",
+                implausible_dates: str = "refuse") -> np.ndarray:
+    """Dates as datetime64[ns] at midnight: each value's own calendar date (a UTC offset is not applied).
+
+    Unparsable dates are refused by row; so are implausible ones (before 1970, or more than
+    PLAUSIBLE_DAYS_AHEAD days from today), unless `implausible_dates='drop'`, which makes them NaT.
+    Day/month dates are read in the order their column decides (see `prepare_ledger`).
+    """
+    _check_choice("date_order", date_order, DATE_ORDERS)
+    _check_choice("implausible_dates", implausible_dates, IMPLAUSIBLE_DATE_ACTIONS)
+    return _dates(values, column, source, date_order, implausible_dates)[0]
+
+
+def _dates(values: pd.Series, column: str, source: str | None, date_order: str, implausible_dates: str):
+    """`parse_dates` with what `prepare_ledger` reports: the order used, whether it was a guess, and the
+    rows whose implausible date was made NaT (with `implausible_dates='drop'`)."""
+    days, order, guessed = _read_dates(values, column, source, date_order)
+    earliest, latest = _plausible_range()
+    implausible = np.flatnonzero((days < earliest) | (days > latest))
+    if implausible.size and implausible_dates == "refuse":
+        raise LedgerError(_problems_message(
+            column, implausible, [_shown(v) for v in values.iloc[implausible[:MAX_PROBLEMS_SHOWN]]],
+            f"is not a plausible date; expected a date from {earliest} to {latest}", source))
+    days[implausible] = np.datetime64("NaT")  # before the cast: a year 0025 has no nanoseconds
+    return days.astype("datetime64[ns]"), order, guessed, implausible
+
+
+def _check_choice(name: str, value, choices) -> None:
+    if value not in choices:
+        raise LedgerError(f"{name} is {value!r}; expected one of {', '.join(map(repr, choices))}")
+
+
+def _plausible_range() -> tuple[np.datetime64, np.datetime64]:
+    # Before 1970 or over a year ahead is a typo ('0025', '2099'), or a day/month order misread.
+    return EARLIEST_PLAUSIBLE_DATE, np.datetime64(datetime.date.today(), "D") + PLAUSIBLE_DAYS_AHEAD
+
+
+def _read_dates(values: pd.Series, column: str, source: str | None, date_order: str):
+    """Each row's calendar date (datetime64[D]), the day/month order used and whether it was a guess.
+
+    Text is parsed once per distinct value: a ledger has far fewer dates than rows.
+    """
     if pd.api.types.is_datetime64_any_dtype(values):
-        dates = values.dt.tz_localize(None) if getattr(values.dt, "tz", None) is not None else values
-        dates = dates.to_numpy(dtype="datetime64[ns]")
+        wall_clock = values.dt.tz_localize(None) if values.dt.tz is not None else values
+        days, order, guessed = wall_clock.to_numpy().astype("datetime64[D]"), None, False
     else:
-        dates = _iso_dates(values)
-    if dates is None:
-        text = _as_text(values)
-        dates = np.full(len(text), np.datetime64("NaT"), dtype="datetime64[ns]")
-        todo = text != ""
-        for date_format in DATE_FORMATS:
-            if not todo.any():
-                break
-            parsed = pd.to_datetime(text[todo], format=date_format, errors="coerce", utc=True)
-            dates[todo] = parsed.tz_localize(None).to_numpy(dtype="datetime64[ns]")
-            todo &= np.isnat(dates)
-    bad = np.flatnonzero(np.isnat(dates))
+        codes, distinct = _coded_text(values)
+        distinct_days, order, guessed = _distinct_dates(distinct, codes, values, column, source, date_order)
+        days = distinct_days[codes]
+    bad = np.flatnonzero(np.isnat(days))
     if bad.size:
+        raise LedgerError(_problems_message(
+            column, bad, [_shown(v) for v in values.iloc[bad[:MAX_PROBLEMS_SHOWN]]],
+            "is not a date; expected e.g. 2024-03-15, 15/03/2024, 03/15/2024 or 15 Mar 2024", source))
+    return days, order, guessed
+
+
+def _distinct_dates(distinct: np.ndarray, codes: np.ndarray, values: pd.Series, column: str,
+                    source: str | None, date_order: str):
+    """The dates of a column's distinct texts (NaT where unreadable), the order used and whether it was a guess."""
+    text = pa.array(distinct, type=pa.string())
+    written = distinct != ""
+    iso = distinct
+    if pc.max(pc.utf8_length(text)).as_py() > len("2024-03-15"):  # a time, perhaps with an offset
+        iso = pc.replace_substring_regex(text, _UTC_OFFSET, r"\1").to_numpy(zero_copy_only=False)
+    days = pd.to_datetime(iso, format="ISO8601", errors="coerce", utc=True).tz_localize(None).to_numpy()
+    days = days.astype("datetime64[D]")
+    order, guessed = ("iso" if written.any() else None), False
+    todo = np.isnat(days) & written
+    if todo.any():
+        fields = pc.extract_regex(text, _DAY_MONTH)  # null where the text is no day/month date
+        day_month = np.flatnonzero(todo & np.asarray(fields.is_valid()))
+        if day_month.size:
+            picked = fields.take(pa.array(day_month))
+            first, second, year = (np.asarray(pc.cast(picked.field(name), pa.int64()))
+                                   for name in ("first", "second", "year"))
+            with_dots = bool(np.asarray(pc.equal(picked.field("separator"), ".")).all())
+            order, guessed = _day_month_order(first, second, with_dots, day_month, codes, values, column, source,
+                                              date_order)
+            day, month = (first, second) if order == "dmy" else (second, first)
+            days[day_month] = _calendar_days(year, month, day)
+        todo &= np.isnat(days)
+    for date_format in DATE_FORMATS:
+        if not todo.any():
+            break
+        parsed = pd.to_datetime(distinct[todo], format=date_format, errors="coerce")
+        days[todo] = parsed.to_numpy().astype("datetime64[D]")
+        todo &= np.isnat(days)
+    return days, order, guessed
+
+
+def _day_month_order(first, second, with_dots, where, codes, values, column, source, date_order):
+    """The order of a column's day/month dates, from the values that have only one reading.
+
+    A column is day-first if some date can only be day-first (15/03/2024), month-first if some can only be
+    month-first (03/15/2024), refused if both; a column ambiguous throughout follows `date_order`, and in
+    'auto' is read month-first (day-first if it writes dots, 15.03.2024: month-first dots are not a convention).
+    """
+    day_first = (first > 12) & (second <= 12)
+    month_first = (second > 12) & (first <= 12)
+
+    def first_row(only):
+        # Distinct values are numbered in order of first appearance, so the first of them comes first in the rows.
+        row = int(np.argmax(codes == where[np.argmax(only)]))
+        return row, _shown(values.iloc[row])
+
+    if day_first.any() and month_first.any():
+        (day_row, day_value), (month_row, month_value) = first_row(day_first), first_row(month_first)
         raise LedgerError(
-            _problems_message(
-                column,
-                bad,
-                [_shown(v) for v in values.iloc[bad]],
-                "is not a date; expected e.g. 2024-03-15 or 03/15/2024",
-                source,
-            )
-        )
-    return dates.astype("datetime64[D]").astype("datetime64[ns]")
+            f"column '{column}' mixes day-first and month-first dates: "
+            + _problems_message(column, [day_row], [day_value], "can only be day-first", source) + "; "
+            + _problems_message(column, [month_row], [month_value], "can only be month-first", source)
+            + "; expected one order in the whole column (correct the other rows)")
+    found = "dmy" if day_first.any() else "mdy" if month_first.any() else None
+    if found and date_order != "auto" and found != date_order:
+        row, value = first_row(day_first if found == "dmy" else month_first)
+        written = "day-first" if found == "dmy" else "month-first"
+        raise LedgerError(_problems_message(
+            column, [row], [value], f"can only be {written}, but date_order is '{date_order}'; "
+            f"expected date_order '{found}' or 'auto' for this column", source))
+    if found:
+        return found, False
+    if date_order != "auto":
+        return date_order, False
+    return ("dmy" if with_dots else "mdy"), True
 
 
-def _iso_dates(values: pd.Series) -> np.ndarray | None:
-    """The common case in one vectorised pass: every cell an ISO date as it stands. None otherwise."""
-    if not pd.api.types.is_string_dtype(values):
-        return None
-    parsed = pd.to_datetime(values, format="ISO8601", errors="coerce", utc=True)
-    if parsed.isna().any():
-        return None
-    return parsed.dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
+def _calendar_days(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np.ndarray:
+    """datetime64[D] from year, month and day numbers; NaT where there is no such day (31/02, month 13)."""
+    valid = (month >= 1) & (month <= 12) & (day >= 1)
+    months = ((year - 1970) * 12 + np.where(valid, month, 1) - 1).astype("datetime64[M]")
+    start, following = months.astype("datetime64[D]"), (months + 1).astype("datetime64[D]")
+    days = start + (day - 1).astype("timedelta64[D]")
+    return np.where(valid & (days < following), days, np.datetime64("NaT"))
 
 
 def _coded_text(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -302,6 +417,9 @@ def prepare_ledger(
     source: str | None = None,
     missing_amount_ok: bool = False,
     columns=None,
+    *,
+    date_order: str = "auto",
+    implausible_dates: str = "refuse",
 ) -> tuple[pd.DataFrame, LedgerReport]:
     """Apply the contract to raw transactions, the same for a training file and a request.
 
@@ -318,12 +436,20 @@ def prepare_ledger(
     Any column may come as pandas reads it: all-empty as float NaN, numbers as int or float,
     nullable or Arrow strings, the date as datetime64 (its wall-clock date is taken).
 
+    Day/month dates (15/03/2024, 03/15/2024, 15.03.2024) are read in one order per column: the one
+    its unambiguous values show (both shown: refused, naming a row of each); a column ambiguous
+    throughout follows `date_order` ('dmy', 'mdy'; 'auto' reads it month-first and says so in the
+    report). Dates before 1970 or more than a year ahead are refused, or with
+    `implausible_dates='drop'` (training) their rows are dropped and counted in the report.
+
     `columns`, if given, are the canonical columns a model reads: only those are checked and parsed,
     the others are filled with their empty value as if they were absent (a forecast that reads dates
     and amounts need not parse descriptions).
     """
     if not isinstance(raw, pd.DataFrame):
         raise LedgerError(f"expected a table of transactions, got {type(raw).__name__}")
+    _check_choice("date_order", date_order, DATE_ORDERS)
+    _check_choice("implausible_dates", implausible_dates, IMPLAUSIBLE_DATE_ACTIONS)
     report = LedgerReport(rows=len(raw))
     seen = {}
     for original, canonical in canonical_column_names(raw.columns).items():
@@ -360,8 +486,13 @@ def prepare_ledger(
         return _coded_text(given(column)) if column in seen else (np.zeros(rows, dtype=int),
                                                                   np.array([""], dtype=object))
 
+    if "date" in seen:
+        dates, report.date_order, report.date_order_ambiguous, implausible = _dates(
+            given("date"), "date", source, date_order, implausible_dates)
+    else:
+        dates, implausible = np.full(rows, np.datetime64("NaT"), "datetime64[ns]"), np.array([], dtype=int)
     ledger = {
-        "date": parse_dates(given("date"), source=source) if "date" in seen else np.full(rows, np.datetime64("NaT"), "datetime64[ns]"),
+        "date": dates,
         "amount": parse_amounts(given("amount"), source=source, missing_ok=missing_amount_ok) if "amount" in seen else np.full(rows, np.nan),
     }
     for column in ("description", "reference", "receipt_url"):
@@ -394,7 +525,16 @@ def prepare_ledger(
     if config.ANOMALY_LABEL in seen:
         ledger[config.ANOMALY_LABEL] = text(config.ANOMALY_LABEL)
         ordered.append(config.ANOMALY_LABEL)
-    return pd.DataFrame({column: ledger[column] for column in ordered}), report
+    prepared = pd.DataFrame({column: ledger[column] for column in ordered})
+    if implausible.size:
+        examples = [str(v) for v in given("date").iloc[implausible[:MAX_PROBLEMS_SHOWN]]]  # JSON, as logged
+        report.dropped_rows["implausible date"] = {"count": int(implausible.size), "examples": examples}
+        prepared = prepared.drop(index=implausible).reset_index(drop=True)
+        if prepared.empty:
+            earliest, latest = _plausible_range()
+            raise LedgerError(f"every transaction's date is implausible (e.g. {examples[0]!r}); "
+                              f"expected dates from {earliest} to {latest}")
+    return prepared, report
 
 
 def request_rows(rows: pd.DataFrame, drop=(), columns=None) -> pd.DataFrame:
@@ -406,6 +546,9 @@ def request_rows(rows: pd.DataFrame, drop=(), columns=None) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def load_ledger(path, required=("date", "description", "amount")) -> tuple[pd.DataFrame, LedgerReport]:
-    """Read and prepare a ledger CSV in one step (what training uses)."""
-    return prepare_ledger(read_ledger(path), required=required, source=Path(path).name)
+def load_ledger(path, required=("date", "description", "amount"), date_order: str = "auto",
+                implausible_dates: str = "drop") -> tuple[pd.DataFrame, LedgerReport]:
+    """Read and prepare a ledger CSV in one step (what training uses: rows with implausible dates are
+    dropped and counted, not a reason to fail the run)."""
+    return prepare_ledger(read_ledger(path), required=required, source=Path(path).name, date_order=date_order,
+                          implausible_dates=implausible_dates)
