@@ -35,6 +35,7 @@ MAD_TO_SD = 1.4826  # MAD of a normal distribution times this is its standard de
 MEAN_AD_TO_SD = 1.2533  # mean absolute deviation to sd, the fallback when MAD is 0
 DEFAULT_EXPECTED_RATE = 0.01  # share of rows flagged when the ledger has no labels to choose a threshold with
 DEFAULT_MIN_PRECISION = 0.8  # with labels: catch as much as possible while 8 in 10 flags are real
+REASON_TEXT_LENGTH = 50  # characters of a description quoted in a reason (bank text runs long)
 
 
 def robust_stats(values: np.ndarray, groups: np.ndarray) -> pd.DataFrame:
@@ -55,6 +56,12 @@ def tail_probability(sorted_reference: np.ndarray, values: np.ndarray) -> np.nda
 
 def _first_words(merchants) -> np.ndarray:
     return np.array([key.split(" ")[0] for key in merchants], dtype=object)
+
+
+def quoted(description) -> str:
+    """A description as written, spaces collapsed, cut to REASON_TEXT_LENGTH characters ('...' marks a cut)."""
+    text = " ".join(str(description).split())
+    return text if len(text) <= REASON_TEXT_LENGTH else text[: REASON_TEXT_LENGTH - 3].rstrip() + "..."
 
 
 def batch_duplicates(transactions: pd.DataFrame) -> np.ndarray:
@@ -149,13 +156,15 @@ class AnomalyDetector:
         score = 1 - evidence.min(axis=1)
         return score, strongest, duplicate_of, unseen, context
 
-    def _reason(self, kind, duplicate_of, unseen, amount, reference_median, merchant, group, trusted):
+    @staticmethod
+    def _reason(kind, duplicate_of, unseen, amount, reference_median, description, group, trusted):
         if kind == 1:
             return f"duplicate of row {duplicate_of}"
         ratio = abs(amount) / max(np.expm1(reference_median), 0.01)
-        usual_for = merchant if trusted else group.removeprefix("type:")
+        # Quote the merchant as the user wrote it, not the lower-case key the statistics are grouped by.
+        usual_for = quoted(description) if trusted else group.removeprefix("type:")
         text = f"amount {ratio:.1f}x the usual for {usual_for or 'this kind of transaction'}"
-        return f"merchant never seen ({merchant or 'no name'}); {text}" if unseen else text
+        return f"merchant never seen ({quoted(description) or 'no name'}); {text}" if unseen else text
 
     def predict(self, transactions: pd.DataFrame, threshold: float | None = None) -> pd.DataFrame:
         if threshold is None:
@@ -165,10 +174,11 @@ class AnomalyDetector:
         score, strongest, duplicate_of, unseen, context = self.score(transactions)
         flagged = score >= float(threshold)
         amounts = transactions["amount"].to_numpy(dtype=float)
+        descriptions = transactions["description"].to_numpy(dtype=object)
         reasons = np.full(len(score), "", dtype=object)
         for i in np.flatnonzero(flagged):
             reasons[i] = self._reason(strongest[i], duplicate_of[i], unseen[i], amounts[i],
-                                      context["reference_median"][i], context["merchants"][i],
+                                      context["reference_median"][i], descriptions[i],
                                       context["groups"][i], context["trusted"][i])
         return pd.DataFrame({"anomaly_score": np.round(score, 6), "is_anomaly": flagged,
                              "reason": reasons.astype(str)})
