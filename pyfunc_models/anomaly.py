@@ -11,12 +11,19 @@ Evidence, with every statistic learned from the training ledger:
 - duplicates inside the scored batch: same day, same description, same amount
   (score 1: always flagged, whatever the threshold).
 
-The score is 1 minus the smallest p-value. The threshold is chosen on a later
-validation slice: with anomaly labels, the lowest one whose precision is at least
-`min_precision`; without, the `expected_rate` quantile. Labels are never a feature.
+The score is 1 minus the smallest p-value. Labels are never a feature.
+
+Real ledgers carry no anomaly labels, so a model is judged on planted ones (`plant_anomalies`):
+copies of held-out rows made into the kinds it exists to find (spikes, double charges, merchants
+never seen), added to the untouched rows. A ledger with labels (the generator's `anomaly_label`)
+is judged on its labels instead. The threshold is chosen on a validation slice later than the
+training rows (`planted_threshold` or `labelled_threshold`), and is the served default.
 """
 
 from __future__ import annotations
+
+import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -28,14 +35,26 @@ from pyfunc_models import config, plots
 from pyfunc_models.features import merchant_keys
 from pyfunc_models.ledger import LedgerError, prepare_ledger, request_rows
 from pyfunc_models.splits import time_split
-from pyfunc_models.training import TrainingOutcome
+from pyfunc_models.training import NotEnoughData, TrainingOutcome
 
 MIN_HISTORY = 5  # rows a merchant needs before its own statistics are trusted
 MAD_TO_SD = 1.4826  # MAD of a normal distribution times this is its standard deviation
 MEAN_AD_TO_SD = 1.2533  # mean absolute deviation to sd, the fallback when MAD is 0
-DEFAULT_EXPECTED_RATE = 0.01  # share of rows flagged when the ledger has no labels to choose a threshold with
 DEFAULT_MIN_PRECISION = 0.8  # with labels: catch as much as possible while 8 in 10 flags are real
+# Without labels, the threshold may flag at most this share of the validation slice's untouched rows (and at least
+# one of them may always be flagged, so that a slice of 20 rows does not force a threshold above all of them).
+MAX_FLAG_RATE = 0.05
+DEFAULT_EXPECTED_RATE = MAX_FLAG_RATE  # the name entrypoints/train_anomaly.py still imports (--expected-rate)
+
+PLANTED_KINDS = ("spike", "duplicate", "unusual_merchant")  # the generator's label names, so metrics line up
+PLANTED_SHARE = 0.10  # planted rows per held-out row...
+MIN_PLANTED_PER_KIND = 5  # ...but at least this many of each kind, so that one row moves a recall by at most 0.2
+SPIKE_FACTORS = (3.0, 10.0)  # a planted spike is its row's own amount times a factor drawn log-uniformly from these
+VALIDATION_PLANTING = 4  # times as many planted rows on the validation slice, counted as PLANTED_SHARE (see there)
+PLANTING_SEED = 1207  # fixed: a model's test rows and every gate evaluation of one ledger get the same planted rows
+MIN_ROWS = 50  # 30 to learn from, 10 to choose the threshold on, 10 to test on
 REASON_TEXT_LENGTH = 50  # characters of a description quoted in a reason (bank text runs long)
+_CONSONANTS, _VOWELS = tuple("bdfgklmnprstvz"), tuple("aeiou")
 
 
 def robust_stats(values: np.ndarray, groups: np.ndarray) -> pd.DataFrame:
@@ -54,6 +73,69 @@ def tail_probability(sorted_reference: np.ndarray, values: np.ndarray) -> np.nda
     return (at_least + 1) / (len(sorted_reference) + 1)
 
 
+def _words(texts) -> set:
+    return {word for text in texts for word in re.findall(r"[^\W\d_]+", str(text).casefold())}
+
+
+def _made_up_names(rng, count: int, taken: set) -> list:
+    """`count` distinct names of two words of two or three consonant-vowel syllables, no word of them in `taken`."""
+    syllables = np.array([consonant + vowel for consonant in _CONSONANTS for vowel in _VOWELS], dtype=object)
+    names, taken = [], set(taken)
+    while len(names) < count:
+        lengths = rng.integers(2, 4, size=(count - len(names), 2))
+        drawn = syllables[rng.integers(0, len(syllables), size=(count - len(names), 2, 3))]
+        for length, parts in zip(lengths, drawn):
+            words = ["".join(part[:n]) for n, part in zip(length, parts)]
+            if words[0] != words[1] and taken.isdisjoint(words):
+                taken.update(words)
+                names.append(" ".join(words).upper())
+    return names
+
+
+def planting_share(rows: int) -> float:
+    """The share of `rows` held-out rows to plant: PLANTED_SHARE, or enough for MIN_PLANTED_PER_KIND of each kind."""
+    return max(PLANTED_SHARE, MIN_PLANTED_PER_KIND * len(PLANTED_KINDS) / max(rows, 1))
+
+
+def plant_anomalies(rows: pd.DataFrame, seed: int, share: float, avoid=()) -> tuple[pd.DataFrame, np.ndarray]:
+    """The rows plus round(share * len(rows)) planted anomalies after them, and each row's kind ('' = untouched).
+
+    Planted rows are copies of rows drawn (seeded) from `rows`, split as evenly as possible between:
+    - spike: the amount times a factor drawn log-uniformly from SPIKE_FACTORS (relative to that row's own amount);
+    - duplicate: an exact copy of the row (same day, text and amount): a double charge;
+    - unusual_merchant: the description replaced by a made-up name (consonant-vowel syllables, no word of it in any
+      description of `rows` or `avoid`) and the amount drawn from the amounts of `rows` of the same sign.
+    Everything comes from the rows given; the original rows are returned first and unchanged.
+    """
+    if share < 0:
+        raise ValueError(f"share must be at least 0, got {share}")
+    base = rows.reset_index(drop=True)
+    count = int(round(share * len(base)))
+    per_kind = np.full(len(PLANTED_KINDS), count // len(PLANTED_KINDS))
+    per_kind[: count % len(PLANTED_KINDS)] += 1
+    rng = np.random.default_rng(seed)
+    amounts = base["amount"].to_numpy(dtype=float)
+
+    def draw(pool, size):
+        pool = pool if len(pool) else np.arange(len(base))
+        return base.iloc[rng.choice(pool, size=size, replace=size > len(pool))].copy()
+
+    spikes = draw(np.flatnonzero(amounts != 0), per_kind[0])
+    factors = np.exp(rng.uniform(*np.log(SPIKE_FACTORS), len(spikes)))
+    spikes["amount"] = np.round(spikes["amount"].to_numpy(dtype=float) * factors, 2)
+    duplicates = draw(np.arange(len(base)), per_kind[1])
+    strangers = draw(np.arange(len(base)), per_kind[2])
+    strangers["description"] = _made_up_names(rng, len(strangers), _words(base["description"]) | _words(avoid))
+    signs, stranger_signs = np.sign(amounts), np.sign(strangers["amount"].to_numpy(dtype=float))
+    stranger_amounts = np.zeros(len(strangers))
+    for sign in np.unique(stranger_signs):
+        alike = stranger_signs == sign
+        stranger_amounts[alike] = rng.choice(amounts[signs == sign], size=alike.sum())
+    strangers["amount"] = stranger_amounts
+    kinds = np.repeat(np.array(("",) + PLANTED_KINDS, dtype=object), [len(base), *per_kind])
+    return pd.concat([base, spikes, duplicates, strangers], ignore_index=True), kinds
+
+
 def _first_words(merchants) -> np.ndarray:
     return np.array([key.split(" ")[0] for key in merchants], dtype=object)
 
@@ -62,6 +144,12 @@ def quoted(description) -> str:
     """A description as written, spaces collapsed, cut to REASON_TEXT_LENGTH characters ('...' marks a cut)."""
     text = " ".join(str(description).split())
     return text if len(text) <= REASON_TEXT_LENGTH else text[: REASON_TEXT_LENGTH - 3].rstrip() + "..."
+
+
+def amount_groups(rows: pd.DataFrame) -> np.ndarray:
+    """Whose amounts a row is compared with when its merchant has too little history: its category, else its type."""
+    categories = rows["category"].to_numpy(dtype=object)
+    return np.where(categories != "", categories, "type:" + rows["type"].to_numpy(dtype=object))
 
 
 def batch_duplicates(transactions: pd.DataFrame) -> np.ndarray:
@@ -75,6 +163,30 @@ def batch_duplicates(transactions: pd.DataFrame) -> np.ndarray:
     positions = np.arange(len(key))
     first_position = pd.Series(positions).groupby([key["date"], key["text"], key["amount"]], sort=False).transform("min")
     return np.where(first.to_numpy() > 0, first_position.to_numpy(), -1)
+
+
+class CategoryZscore:
+    """The baseline a user has without the model: how many robust scales (MAD) log |amount| lies above its
+    category's median, learned from reference rows. A category with fewer than MIN_HISTORY reference rows (the MAD
+    of two amounts says nothing) is replaced by the row's type (expense, income); where that too has fewer, 0."""
+
+    def fit(self, reference: pd.DataFrame) -> "CategoryZscore":
+        log_amount = np.log1p(np.abs(reference["amount"].to_numpy(dtype=float)))
+        self.category_stats_ = robust_stats(log_amount, amount_groups(reference))
+        self.type_stats_ = robust_stats(log_amount, reference["type"].to_numpy(dtype=object))
+        positive = self.category_stats_["scale"][self.category_stats_["scale"] > 0]
+        self.scale_floor_ = float(positive.median() * 0.1) if len(positive) else 0.01  # as the detector's floor
+        return self
+
+    def score(self, rows: pd.DataFrame) -> np.ndarray:
+        by_category = self.category_stats_.reindex(amount_groups(rows))
+        by_type = self.type_stats_.reindex(rows["type"].to_numpy(dtype=object))
+        enough = (by_category["count"].fillna(0) >= MIN_HISTORY).to_numpy()[:, None]
+        stats = pd.DataFrame(np.where(enough, by_category.to_numpy(), by_type.to_numpy()), columns=by_category.columns)
+        z = ((np.log1p(np.abs(rows["amount"].to_numpy(dtype=float))) - stats["median"].to_numpy(dtype=float))
+             / np.maximum(stats["scale"].to_numpy(dtype=float), self.scale_floor_))
+        known = stats["count"].to_numpy(dtype=float) >= MIN_HISTORY  # NaN (never seen) compares False
+        return np.where(known, np.nan_to_num(z, nan=0.0), 0.0)
 
 
 class AnomalyDetector:
@@ -94,7 +206,7 @@ class AnomalyDetector:
         self.merchant_stats_ = robust_stats(log_amount, merchants)
         # Bank text often puts the city after a one-word name ("STAPLES SAN JOSE"): the first word is a coarser key.
         self.first_word_stats_ = robust_stats(log_amount, _first_words(merchants))
-        self.group_stats_ = robust_stats(log_amount, self._groups(rows))
+        self.group_stats_ = robust_stats(log_amount, amount_groups(rows))
         positive = pd.concat([self.merchant_stats_["scale"], self.group_stats_["scale"]])
         # Groups whose amounts never vary (a fixed subscription) still need a scale: a tenth of the typical one.
         self.scale_floor_ = float(positive[positive > 0].median() * 0.1) if (positive > 0).any() else 0.01
@@ -105,13 +217,9 @@ class AnomalyDetector:
         self.z_reference_ = np.sort(z_reference)
         self.forest_ = IsolationForest(n_estimators=200, random_state=self.seed).fit(features)
         self.forest_reference_ = np.sort(-self.forest_.score_samples(features))
+        self.baseline_ = CategoryZscore().fit(rows)  # what the gate compares this model with, from the same rows
         self.threshold_ = 0.99
         return self
-
-    @staticmethod
-    def _groups(rows: pd.DataFrame) -> np.ndarray:
-        categories = rows["category"].to_numpy(dtype=object)
-        return np.where(categories != "", categories, "type:" + rows["type"].to_numpy(dtype=object))
 
     def _features(self, rows: pd.DataFrame):
         log_amount = np.log1p(np.abs(rows["amount"].to_numpy(dtype=float)))
@@ -123,7 +231,7 @@ class AnomalyDetector:
                                 columns=by_name.columns)
         count = by_first_word["count"].fillna(0).to_numpy()
         trusted = merchant["count"].astype(float).fillna(0).to_numpy() >= MIN_HISTORY
-        groups = self._groups(rows)
+        groups = amount_groups(rows)
         group = self.group_stats_.reindex(groups).reset_index(drop=True)
         # An unknown group (new category) falls back to the row's amount itself: no evidence either way.
         group_median = group["median"].fillna(pd.Series(log_amount)).to_numpy()
@@ -187,37 +295,115 @@ class AnomalyDetector:
         return prepare_ledger(raw, required=self.required_columns, nonempty=self.nonempty_columns)[0]
 
 
-def choose_threshold(scores: np.ndarray, labels: np.ndarray | None, expected_rate: float,
-                     min_precision: float) -> float:
+
+# --- choosing the threshold ------------------------------------------------------------------
+def labelled_threshold(scores: np.ndarray, labels: np.ndarray, min_precision: float) -> float:
     """With labelled validation rows: the lowest threshold (most recall) whose precision is still at least
-    `min_precision`, or the best-F1 one if none reaches it. Without labels: the expected-rate quantile."""
-    if labels is not None and labels.any() and not labels.all():
-        precision, recall, thresholds = precision_recall_curve(labels, scores)
-        precise = np.flatnonzero(precision[:-1] >= min_precision)
-        if precise.size:
-            return float(thresholds[precise[0]])
-        f1 = 2 * precision[:-1] * recall[:-1] / np.maximum(precision[:-1] + recall[:-1], 1e-12)
-        return float(thresholds[np.flatnonzero(f1 >= f1.max() - 1e-12)[-1]])
-    return float(np.quantile(scores, 1 - expected_rate))
+    `min_precision`, or the best-F1 one if none reaches it."""
+    precision, recall, thresholds = precision_recall_curve(labels, scores)
+    precise = np.flatnonzero(precision[:-1] >= min_precision)
+    if precise.size:
+        return float(thresholds[precise[0]])
+    f1 = 2 * precision[:-1] * recall[:-1] / np.maximum(precision[:-1] + recall[:-1], 1e-12)
+    return float(thresholds[np.flatnonzero(f1 >= f1.max() - 1e-12)[-1]])
 
 
-def detection_metrics(labels: np.ndarray, kinds: np.ndarray, scores: np.ndarray, flagged: np.ndarray) -> dict:
-    true_positive = (labels & flagged).sum()
-    precision = true_positive / max(flagged.sum(), 1)
-    recall = true_positive / max(labels.sum(), 1)
+def planted_threshold(scores: np.ndarray, planted: np.ndarray, max_flag_rate: float = MAX_FLAG_RATE,
+                      planted_share: float = PLANTED_SHARE) -> float:
+    """Without labels: the threshold with the best F1 of planted vs untouched validation rows, among those that
+    flag at most `max_flag_rate` of the untouched rows.
+
+    However many rows were planted (many, so that recall is traced finely), they count together as
+    `planted_share` of the untouched rows, the share the test rows are planted at: the threshold is the best one
+    for the F1 the model is judged on. At least one untouched row may always be flagged, so that the choice stays
+    sane on a slice of 20 rows; an untouched row scored 1 (a repeated charge in the batch) is flagged by every
+    threshold and is not counted. Of equally good thresholds the lowest (most recall) is taken, then placed
+    halfway, on the log(1 - score) scale, between the lowest score it flags and the highest one it leaves. If
+    none keeps within the cap, the threshold is 1: only certainties are flagged.
+    """
+    planted = np.asarray(planted, dtype=bool)
+    untouched = ~planted
+    weight = planted_share * untouched.sum() / max(planted.sum(), 1)
+    allowed = max(1, math.floor(max_flag_rate * untouched.sum())) + (untouched & (scores >= 1)).sum()
+    order = np.argsort(-scores, kind="stable")
+    ordered = scores[order]
+    caught, false_alarms = np.cumsum(planted[order]) * weight, np.cumsum(untouched[order])
+    last_of_score = np.r_[ordered[1:] != ordered[:-1], True]  # a threshold flags every row of a score or none
+    candidates, caught, false_alarms = ordered[last_of_score], caught[last_of_score], false_alarms[last_of_score]
+    f1 = np.where(false_alarms <= allowed,
+                  2 * caught / np.maximum(caught + false_alarms + planted.sum() * weight, 1e-12), -1.0)
+    if f1.max() < 0:
+        return 1.0
+    best = np.flatnonzero(f1 >= f1.max() - 1e-12)[-1]
+    if best + 1 == len(candidates) or candidates[best] >= 1:
+        return float(min(candidates[best], 1.0))
+    return float(1 - math.sqrt((1 - candidates[best]) * (1 - candidates[best + 1])))
+
+
+# --- measuring ---------------------------------------------------------------------------------
+def detection_metrics(anomalous: np.ndarray, kinds: np.ndarray, scores: np.ndarray, flagged: np.ndarray,
+                      planted: bool) -> dict:
+    """Precision, recall, F1, PR-AUC of anomalous vs untouched rows, the flag rate of the untouched ones and the
+    recall per kind (`recall_<kind>` on labels; `recall_planted` and `recall_planted_<kind>` on planted rows)."""
+    anomalous, flagged = np.asarray(anomalous, dtype=bool), np.asarray(flagged, dtype=bool)
+    caught = (anomalous & flagged).sum()
+    precision = caught / max(flagged.sum(), 1)
+    recall = caught / max(anomalous.sum(), 1)
     metrics = {
         "precision": float(precision),
         "recall": float(recall),
         "f1": float(2 * precision * recall / max(precision + recall, 1e-12)),
-        "pr_auc": float(average_precision_score(labels, scores)) if labels.any() else float("nan"),
+        "pr_auc": float(average_precision_score(anomalous, scores)) if anomalous.any() else float("nan"),
         "flagged_rate": float(flagged.mean()),
-        "labelled_anomalies": float(labels.sum()),
+        "flag_rate_untouched": float(flagged[~anomalous].mean()) if (~anomalous).any() else float("nan"),
+        ("planted_anomalies" if planted else "labelled_anomalies"): float(anomalous.sum()),
     }
-    for kind in sorted(set(kinds[labels])):
-        metrics[f"recall_{kind}"] = float(flagged[kinds == kind].mean())
+    prefix = "recall_planted" if planted else "recall"
+    if planted:
+        metrics["recall_planted"] = float(recall)
+    for kind in sorted(set(kinds[anomalous])):
+        metrics[f"{prefix}_{kind}"] = float(flagged[kinds == kind].mean())
     return metrics
 
 
+def earlier_days_zscores(reference: pd.DataFrame, rows: pd.DataFrame) -> np.ndarray:
+    """Each row's category z-score against the reference rows of earlier days only (0 on the first day)."""
+    scores = np.zeros(len(rows))
+    reference_dates, row_dates = reference["date"].to_numpy(), rows["date"].to_numpy()
+    for day in np.unique(row_dates):
+        earlier = reference[reference_dates < day]
+        if len(earlier):
+            on_day = row_dates == day
+            scores[on_day] = CategoryZscore().fit(earlier).score(rows[on_day])
+    return scores
+
+
+def flag_top(scores: np.ndarray, count: int) -> np.ndarray:
+    """The `count` highest-scoring rows (the earlier row first on a tie): a baseline flags as many rows as the model."""
+    flagged = np.zeros(len(scores), dtype=bool)
+    flagged[np.argsort(-scores, kind="stable")[:count]] = True
+    return flagged
+
+
+def labels_of(rows: pd.DataFrame):
+    """(anomalous, kinds) from the `anomaly_label` column, or None when the rows carry no labelled anomaly."""
+    if config.ANOMALY_LABEL not in rows:
+        return None
+    kinds = rows[config.ANOMALY_LABEL].to_numpy(dtype=object)
+    return (kinds != "", kinds) if (kinds != "").any() else None
+
+
+def evaluation_rows(rows: pd.DataFrame, seed: int = PLANTING_SEED, avoid=(), plants: float = 1):
+    """(rows to score, anomalous, kinds, how): the rows and their labels if they carry any, else the rows with
+    planted anomalies added (`plant_anomalies` at `plants` times `planting_share`)."""
+    labelled = labels_of(rows)
+    if labelled is not None:
+        return rows.reset_index(drop=True), labelled[0], labelled[1], "labels"
+    planted, kinds = plant_anomalies(rows, seed, plants * planting_share(len(rows)), avoid=avoid)
+    return planted, kinds != "", kinds, "planted"
+
+
+# --- the training task -------------------------------------------------------------------------
 class AnomalyTask:
     """Not a candidate search: one detector, fitted on the past, its threshold chosen on a later slice."""
 
@@ -225,72 +411,91 @@ class AnomalyTask:
     target_column = None
     primary_metric = "f1"
     serving_params = {"threshold": 0.99}
-    report_metrics = ("precision", "recall", "f1", "pr_auc", "recall_spike", "recall_duplicate",
-                      "recall_unusual_merchant")
+    report_metrics = ("precision", "recall", "f1", "pr_auc", "flag_rate_untouched", "recall_spike",
+                      "recall_duplicate", "recall_unusual_merchant")
 
-    def __init__(self, expected_rate: float = DEFAULT_EXPECTED_RATE, min_precision: float = DEFAULT_MIN_PRECISION):
-        self.expected_rate = expected_rate
+    def __init__(self, max_flag_rate: float = MAX_FLAG_RATE, min_precision: float = DEFAULT_MIN_PRECISION,
+                 expected_rate: float | None = None):
+        # `expected_rate` is the old name of max_flag_rate, still passed by `train_anomaly --expected-rate`.
+        self.max_flag_rate = max_flag_rate if expected_rate is None else expected_rate
         self.min_precision = min_precision
-
-    @staticmethod
-    def labels(rows: pd.DataFrame):
-        if config.ANOMALY_LABEL not in rows:
-            return None, np.full(len(rows), "", dtype=object)
-        kinds = rows[config.ANOMALY_LABEL].to_numpy(dtype=object)
-        return kinds != "", kinds
 
     def train(self, ledger: pd.DataFrame, seed: int = 42, test_fraction: float = 0.2, on_candidate=None,
               log=print) -> TrainingOutcome:
-        if len(ledger) < 100:
-            raise LedgerError(f"the ledger has {len(ledger)} rows; anomaly detection needs at least 100")
-        past, test = time_split(ledger, test_fraction)
-        train, validation = time_split(past, 0.25)
+        if len(ledger) < MIN_ROWS:
+            raise NotEnoughData(f"anomaly detection needs at least {MIN_ROWS} transactions (about 60% to learn from, "
+                                f"20% to choose its threshold on, 20% to test on); the ledger has {len(ledger)}")
+        try:
+            past, test = time_split(ledger, test_fraction)
+            train, validation = time_split(past, 0.25)
+        except ValueError as error:
+            raise NotEnoughData(f"anomaly detection: {error}") from None
         log(f"anomaly: {len(train)} train / {len(validation)} validation / {len(test)} test rows "
             f"(time-ordered, test from {test['date'].min().date()})")
         # The served detector is the one whose threshold was chosen: refitting would shift its scores.
         detector = AnomalyDetector(seed).fit(train)
-        labels, _ = self.labels(validation)
-        threshold = choose_threshold(detector.score(validation)[0], labels, self.expected_rate, self.min_precision)
-        how = f"most recall at precision >= {self.min_precision} on labelled validation rows" \
-            if labels is not None and labels.any() else \
-            f"the {1 - self.expected_rate:.1%} quantile of validation scores"
+        everywhere = ledger["description"]  # a planted merchant's name is in none of them
+        rows, anomalous, _, chosen_on = evaluation_rows(validation, seed, everywhere, VALIDATION_PLANTING)
+        scores = detector.score(rows)[0]
+        if chosen_on == "labels":
+            threshold = labelled_threshold(scores, anomalous, self.min_precision)
+            how = f"most recall at precision >= {self.min_precision} on labelled validation rows"
+        else:
+            threshold = planted_threshold(scores, anomalous, self.max_flag_rate)
+            how = (f"best F1 of {anomalous.sum()} planted vs {(~anomalous).sum()} untouched validation rows, planted "
+                   f"counted as {PLANTED_SHARE:.0%}, flagging at most {self.max_flag_rate:.0%} of the untouched")
         log(f"  threshold {threshold:.6f} ({how})")
         detector.threshold_ = threshold
         self.serving_params = {"threshold": threshold}
-        scored = detector.predict(test)
-        labels, kinds = self.labels(test)
-        metrics = {"threshold": threshold, "flagged_rate": float(scored["is_anomaly"].mean())}
-        baseline_metrics = {}
-        if labels is not None and labels.any():
-            scores, flagged = scored["anomaly_score"].to_numpy(), scored["is_anomaly"].to_numpy()
-            metrics.update(detection_metrics(labels, kinds, scores, flagged))
-            # Baseline: the amount z-score against the category alone, flagging as many rows as the model does.
-            baseline_scores = self._category_z(detector, test)
-            cut = np.quantile(baseline_scores, 1 - flagged.mean()) if flagged.any() else np.inf
-            baseline_metrics["category_zscore"] = detection_metrics(labels, kinds, baseline_scores,
-                                                                    baseline_scores >= cut)
+
+        rows, anomalous, kinds, evaluated_on = evaluation_rows(test, avoid=everywhere)
+        planted = evaluated_on == "planted"
+        scored = detector.predict(rows)
+        scores, flagged = scored["anomaly_score"].to_numpy(), scored["is_anomaly"].to_numpy()
+        metrics = {"threshold": threshold, **detection_metrics(anomalous, kinds, scores, flagged, planted)}
+        # Baseline on the same rows, from the detector's own training rows, flagging as many rows as it does.
+        baseline_scores = detector.baseline_.score(rows)
+        baseline = detection_metrics(anomalous, kinds, baseline_scores, flag_top(baseline_scores, flagged.sum()),
+                                     planted)
+        log(f"  evaluated on {evaluated_on} anomalies: f1 {metrics['f1']:.3f} (category z-score {baseline['f1']:.3f}), "
+            f"recall {metrics['recall']:.3f}, untouched rows flagged {metrics['flag_rate_untouched']:.3f}")
+        if planted:
+            self.report_metrics = ("precision", "recall_planted", "f1", "pr_auc", "flag_rate_untouched",
+                                   *(f"recall_planted_{kind}" for kind in PLANTED_KINDS))
         outcome = TrainingOutcome(predictor=detector, chosen=None, candidates=[], metrics=metrics,
-                                  baseline_metrics=baseline_metrics, train=train, test=test,
-                                  test_predictions=scored)
-        outcome.artifacts["score_distribution.png"] = plots.score_distribution(
-            scored["anomaly_score"].to_numpy(), labels, threshold)
-        outcome.artifacts["flagged_test_rows.csv"] = pd.concat(
-            [test.reset_index(drop=True), scored], axis=1)[scored["is_anomaly"]].to_csv(index=False)
+                                  baseline_metrics={"category_zscore": baseline}, train=train, test=test,
+                                  test_predictions=scored,
+                                  params={"evaluated_on": evaluated_on, "threshold_chosen_on": chosen_on})
+        outcome.artifacts["score_distribution.png"] = plots.score_distribution(scores, anomalous, threshold)
+        evidence = pd.concat([rows.reset_index(drop=True), scored], axis=1).assign(anomaly_kind=kinds)
+        outcome.artifacts["flagged_test_rows.csv"] = evidence[flagged].to_csv(index=False)
         return outcome
 
-    @staticmethod
-    def _category_z(detector: AnomalyDetector, rows: pd.DataFrame) -> np.ndarray:
-        log_amount = np.log1p(np.abs(rows["amount"].to_numpy(dtype=float)))
-        group = detector.group_stats_.reindex(detector._groups(rows))
-        return ((log_amount - group["median"].fillna(0).to_numpy())
-                / np.maximum(group["scale"].fillna(1).to_numpy(), detector.scale_floor_))
+
+def _training_baseline(predict):
+    """The category z-score fitted beside the model being scored, when `predict` is a loaded pyfunc of ours."""
+    try:
+        baseline = predict.__self__.unwrap_python_model().predictor.baseline_
+    except Exception:  # anything else (a plain function, another kind of model, an older detector): no access
+        return None
+    return baseline if callable(getattr(baseline, "score", None)) else None
 
 
 def gate_metrics(predict, ledger: pd.DataFrame) -> dict:
-    """Score any anomaly model on an evaluation ledger's labelled anomalies (labels never sent to it)."""
-    labels, kinds = AnomalyTask.labels(ledger)
-    if labels is None or not labels.any():
-        raise LedgerError("the evaluation ledger has no labelled anomalies ('anomaly_label' column) to score "
-                          "an anomaly model on")
-    scored = predict(request_rows(ledger))
-    return detection_metrics(labels, kinds, scored["anomaly_score"].to_numpy(), scored["is_anomaly"].to_numpy())
+    """Score any anomaly model on an evaluation ledger: on its labels if it carries any, else on planted anomalies
+    (`plant_anomalies` with PLANTING_SEED, so every model is scored on identical rows; labels never sent).
+
+    Returns the model's `detection_metrics` and, as `baseline_category_zscore_<metric>`, those of the category
+    z-score on the same rows, flagging as many rows as the model. The baseline learns from the model's own training
+    rows when `predict` is a loaded pyfunc's (as in the training run's test metrics); otherwise each row's
+    statistics come from the evaluation ledger's rows of earlier days (`earlier_days_zscores`).
+    """
+    rows, anomalous, kinds, evaluated_on = evaluation_rows(ledger)
+    scored = predict(request_rows(rows))
+    scores, flagged = scored["anomaly_score"].to_numpy(dtype=float), scored["is_anomaly"].to_numpy(dtype=bool)
+    planted = evaluated_on == "planted"
+    trained_beside = _training_baseline(predict)
+    baseline_scores = trained_beside.score(rows) if trained_beside is not None else earlier_days_zscores(ledger, rows)
+    baseline = detection_metrics(anomalous, kinds, baseline_scores, flag_top(baseline_scores, flagged.sum()), planted)
+    return {**detection_metrics(anomalous, kinds, scores, flagged, planted),
+            **{f"baseline_category_zscore_{name}": value for name, value in baseline.items()}}

@@ -1,0 +1,258 @@
+"""The anomaly detector without a tracking server (but one test through a logged pyfunc): planted anomalies
+on unlabelled ledgers, labels where a ledger has them, the gate's metrics, small ledgers, reasons."""
+
+import itertools
+import re
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+from pyfunc_models import anomaly, config, tracking
+from pyfunc_models.anomaly import (AnomalyDetector, AnomalyTask, batch_duplicates, gate_metrics, labelled_threshold,
+                                   plant_anomalies, planted_threshold, robust_stats, tail_probability)
+from pyfunc_models.generator import generate_ledger
+from pyfunc_models.ledger import prepare_ledger, request_rows
+from pyfunc_models.training import NotEnoughData
+
+
+def quiet(message):
+    pass
+
+
+def in_process(detector):
+    """What a loaded pyfunc's predict does, for a detector that was never logged."""
+    return lambda raw: detector.predict(detector.prepare(raw))
+
+
+@pytest.fixture(scope="module")
+def labelled():
+    return prepare_ledger(generate_ledger(rows=3000, seed=4, anomaly_rate=0.02))[0]
+
+
+@pytest.fixture(scope="module")
+def unlabelled():
+    raw = generate_ledger(rows=3000, seed=4, anomaly_rate=0.02).drop(columns=[config.ANOMALY_LABEL_HEADER])
+    return prepare_ledger(raw)[0]
+
+
+@pytest.fixture(scope="module")
+def trained_unlabelled(unlabelled):
+    task = AnomalyTask()
+    return task, task.train(unlabelled, log=quiet)
+
+
+@pytest.fixture(scope="module")
+def small():
+    """About 130 rows over four months, most categories with a row or two: the real Titans export's shape."""
+    raw = generate_ledger(rows=600, seed=8, days=123).drop(columns=[config.ANOMALY_LABEL_HEADER])
+    return prepare_ledger(raw.sample(130, random_state=8).sort_values("Date"))[0]
+
+
+# --- planting --------------------------------------------------------------------------------------
+def test_planting_adds_exactly_the_share_after_the_untouched_rows(unlabelled):
+    rows = unlabelled.tail(200).reset_index(drop=True)
+    planted, kinds = plant_anomalies(rows, seed=3, share=0.1)
+    assert len(planted) == 220 and len(kinds) == 220
+    pd.testing.assert_frame_equal(planted.head(200), rows)
+    assert (kinds[:200] == "").all()
+    assert {kind: int((kinds == kind).sum()) for kind in anomaly.PLANTED_KINDS} == {
+        "spike": 7, "duplicate": 7, "unusual_merchant": 6}
+    assert len(plant_anomalies(rows.head(130), seed=3, share=0.3)[0]) == 130 + 39
+
+
+def test_planted_rows_are_the_kinds_the_model_exists_to_find(unlabelled):
+    rows = unlabelled.tail(300).reset_index(drop=True)
+    planted, kinds = plant_anomalies(rows, seed=5, share=0.2)
+    by_day_and_text = rows.groupby(["date", "description"])["amount"].apply(list)
+    for _, spike in planted[kinds == "spike"].iterrows():
+        ratios = np.array([spike["amount"] / amount for amount in by_day_and_text[(spike["date"], spike["description"])]])
+        assert ((ratios >= anomaly.SPIKE_FACTORS[0] - 0.01) & (ratios <= anomaly.SPIKE_FACTORS[1] + 0.01)).any()
+    duplicates = planted[kinds == "duplicate"]
+    assert len(duplicates.merge(rows, how="inner")) >= len(duplicates)  # every column equal to an untouched row's
+    strangers = planted[kinds == "unusual_merchant"]
+    assert strangers["amount"].isin(rows["amount"]).all()  # amounts this ledger has, under names it has not
+
+
+def test_planted_merchant_names_are_never_in_the_ledger(unlabelled):
+    ledger_words = {word for text in unlabelled["description"] for word in re.findall(r"[^\W\d_]+", text.casefold())}
+    planted, kinds = plant_anomalies(unlabelled.tail(600), seed=9, share=0.5)
+    names = planted.loc[kinds == "unusual_merchant", "description"]
+    assert len(names) == 100 and names.is_unique
+    assert all(ledger_words.isdisjoint(name.casefold().split()) for name in names)
+    # Every two-syllable word taken: the generator must find three-syllable ones, not reuse a name.
+    syllables = ["".join(pair) for pair in itertools.product(anomaly._CONSONANTS, anomaly._VOWELS)]
+    taken = ["".join(pair) for pair in itertools.product(syllables, syllables)]
+    planted, kinds = plant_anomalies(unlabelled.tail(60), seed=9, share=0.5, avoid=taken)
+    words = " ".join(planted.loc[kinds == "unusual_merchant", "description"]).split()
+    assert words and all(len(word) == 6 for word in words)
+
+
+def test_planting_is_seeded(unlabelled):
+    rows = unlabelled.tail(100)
+    first, again, other = (plant_anomalies(rows, seed, 0.3)[0] for seed in (1, 1, 2))
+    pd.testing.assert_frame_equal(first, again)
+    assert not first.equals(other)
+
+
+# --- training without labels -----------------------------------------------------------------------
+def test_unlabelled_ledger_trains_and_is_judged_on_planted_anomalies(trained_unlabelled):
+    task, outcome = trained_unlabelled
+    metrics, baseline = outcome.metrics, outcome.baseline_metrics["category_zscore"]
+    assert outcome.params == {"evaluated_on": "planted", "threshold_chosen_on": "planted"}
+    for name in ("f1", "precision", "recall", "recall_planted", "flag_rate_untouched", "planted_anomalies",
+                 *(f"recall_planted_{kind}" for kind in anomaly.PLANTED_KINDS)):
+        assert name in metrics and name in baseline
+    assert metrics["planted_anomalies"] == round(anomaly.planting_share(len(outcome.test)) * len(outcome.test))
+    assert metrics["recall_planted"] >= baseline["recall_planted"] + 0.25
+    assert metrics["f1"] > baseline["f1"]
+    assert metrics["flag_rate_untouched"] <= 2 * anomaly.MAX_FLAG_RATE
+    # The served default is the threshold chosen on the validation slice.
+    assert task.serving_params == {"threshold": metrics["threshold"]} == {"threshold": outcome.predictor.threshold_}
+    assert metrics["threshold"] < 1
+
+
+def test_threshold_chosen_without_labels_catches_most_real_anomalies_later(trained_unlabelled, labelled):
+    """The generator's own injected anomalies in the test months, which the detector never saw labels of."""
+    _, outcome = trained_unlabelled
+    test = labelled[labelled["date"] >= outcome.test["date"].min()]
+    flagged = outcome.predictor.predict(test)["is_anomaly"].to_numpy()
+    real = test[config.ANOMALY_LABEL].to_numpy() != ""
+    assert real.sum() >= 8
+    assert flagged[real].mean() >= 0.75
+    assert flagged[~real].mean() <= anomaly.MAX_FLAG_RATE
+
+
+def test_gate_metrics_on_an_unlabelled_ledger_are_repeatable_and_match_the_run(trained_unlabelled):
+    _, outcome = trained_unlabelled
+    first = gate_metrics(in_process(outcome.predictor), outcome.test)
+    assert first == gate_metrics(in_process(outcome.predictor), outcome.test)
+    for name in ("f1", "recall_planted", "flag_rate_untouched"):
+        assert first[name] == pytest.approx(outcome.metrics[name])  # the run's test rows, planted alike
+        assert f"baseline_category_zscore_{name}" in first
+    assert first["baseline_category_zscore_f1"] < first["f1"]
+    assert first["baseline_category_zscore_flagged_rate"] == pytest.approx(first["flagged_rate"])  # as many rows
+
+
+def test_gate_scores_a_logged_model_against_the_baseline_it_was_trained_beside(trained_unlabelled):
+    task, outcome = trained_unlabelled
+    with mlflow.start_run():
+        info = tracking.log_predictor(outcome.predictor, request_rows(outcome.test.head(3)), task.serving_params,
+                                      "anomaly")
+    model = mlflow.pyfunc.load_model(info.model_uri)
+    served_default = {spec.name: spec.default for spec in model.metadata.signature.params.params}
+    assert served_default == {"threshold": outcome.metrics["threshold"]}
+    metrics = gate_metrics(model.predict, outcome.test)
+    baseline = outcome.baseline_metrics["category_zscore"]
+    for name in ("f1", "recall_planted", "flag_rate_untouched"):
+        assert metrics[name] == pytest.approx(outcome.metrics[name])
+        assert metrics[f"baseline_category_zscore_{name}"] == pytest.approx(baseline[name])
+
+
+# --- labels ----------------------------------------------------------------------------------------
+def test_labelled_ledger_is_still_judged_on_its_labels(labelled):
+    outcome = AnomalyTask().train(labelled, log=quiet)
+    assert outcome.params == {"evaluated_on": "labels", "threshold_chosen_on": "labels"}
+    labels = outcome.test[config.ANOMALY_LABEL].to_numpy() != ""
+    assert outcome.metrics["labelled_anomalies"] == labels.sum() > 0
+    assert "recall_planted" not in outcome.metrics and "recall_spike" in outcome.metrics
+    gate = gate_metrics(in_process(outcome.predictor), outcome.test)
+    assert gate["labelled_anomalies"] == labels.sum() and "planted_anomalies" not in gate
+    assert gate["recall"] == pytest.approx(outcome.metrics["recall"])
+    assert "baseline_category_zscore_f1" in gate
+
+
+# --- small ledgers ---------------------------------------------------------------------------------
+def test_a_ledger_of_130_rows_trains_with_a_sane_threshold(small):
+    task = AnomalyTask()
+    outcome = task.train(small, log=quiet)
+    assert outcome.params["evaluated_on"] == "planted"
+    assert 0 < outcome.metrics["threshold"] <= 1 and task.serving_params["threshold"] == outcome.metrics["threshold"]
+    assert outcome.metrics["recall_planted_duplicate"] == 1.0
+    assert outcome.metrics["flag_rate_untouched"] <= 0.2
+    assert set(gate_metrics(in_process(outcome.predictor), outcome.test)) >= {"f1", "baseline_category_zscore_f1"}
+
+
+def test_too_small_a_ledger_says_so_in_numbers(small):
+    with pytest.raises(NotEnoughData, match=f"needs at least {anomaly.MIN_ROWS} transactions.*the ledger has 30"):
+        AnomalyTask().train(small.head(30), log=quiet)
+    one_day = small.head(60).assign(date=small["date"].iloc[0])
+    with pytest.raises(NotEnoughData, match="1 day"):
+        AnomalyTask().train(one_day, log=quiet)
+
+
+# --- thresholds ------------------------------------------------------------------------------------
+def test_planted_threshold_separates_and_sits_between_the_two_sides():
+    untouched = np.linspace(0.1, 0.9, 40)
+    planted = np.array([0.95, 0.99, 0.999, 1.0])
+    scores = np.r_[untouched, planted]
+    threshold = planted_threshold(scores, np.r_[np.zeros(40, bool), np.ones(4, bool)])
+    assert 0.9 < threshold < 0.95
+    assert threshold == pytest.approx(1 - np.sqrt(0.1 * 0.05))  # halfway on the log(1 - score) scale
+
+
+def test_planted_threshold_keeps_false_alarms_under_the_cap():
+    rng = np.random.default_rng(0)
+    untouched, planted = rng.uniform(0, 1, 400), rng.uniform(0.5, 1, 400)  # overlapping: F1 alone would flag many
+    scores, is_planted = np.r_[untouched, planted], np.r_[np.zeros(400, bool), np.ones(400, bool)]
+    threshold = planted_threshold(scores, is_planted, max_flag_rate=0.05)
+    assert (untouched >= threshold).sum() <= 20
+
+
+def test_planted_threshold_on_a_tiny_slice_with_a_real_double_charge():
+    untouched = np.array([0.1, 0.3, 0.5, 0.7, 0.8, 1.0])  # the 1.0 is a repeated charge: flagged whatever
+    planted = np.array([0.95, 0.97, 0.99, 1.0, 1.0])
+    threshold = planted_threshold(np.r_[untouched, planted], np.r_[np.zeros(6, bool), np.ones(5, bool)])
+    assert 0.8 < threshold < 0.95
+
+
+def test_labelled_threshold_keeps_precision():
+    scores = np.array([0.1, 0.2, 0.3, 0.8, 0.85, 0.9, 0.95])
+    labels = np.array([False, False, False, False, True, False, True])
+    assert labelled_threshold(scores, labels, min_precision=0.6) == 0.85
+
+
+# --- the detector ----------------------------------------------------------------------------------
+def test_robust_stats_fall_back_to_mean_deviation_when_mad_is_zero():
+    values = np.array([1.0, 1.0, 1.0, 1.0, 3.0, 5.0, 6.0, 7.0])
+    stats = robust_stats(values, np.array(["fixed"] * 4 + ["fixed", "varied", "varied", "varied"]))
+    assert stats.loc["fixed", "median"] == 1.0
+    assert stats.loc["fixed", "scale"] == pytest.approx(np.mean([0, 0, 0, 0, 2]) * 1.2533)
+    assert stats.loc["varied", "scale"] == pytest.approx(1.0 * 1.4826)
+
+
+def test_tail_probability_is_never_zero():
+    reference = np.sort(np.array([0.0, 1.0, 2.0, 3.0]))
+    assert list(tail_probability(reference, np.array([-1.0, 2.0, 99.0]))) == [1.0, 3 / 5, 1 / 5]
+
+
+def test_batch_duplicates_point_to_the_first_occurrence():
+    rows = pd.DataFrame({"date": pd.to_datetime(["2024-01-01"] * 4 + ["2024-01-02"]),
+                         "description": ["SHELL 1", "shell  1", "SHELL 1", "OTHER", "SHELL 1"],
+                         "amount": [-5.0, -5.0, -6.0, -5.0, -5.0]})
+    assert batch_duplicates(rows).tolist() == [-1, 0, -1, -1, -1]
+
+
+def test_detector_learns_from_its_ledger_and_scores_without_labels(labelled):
+    normal = labelled[labelled["anomaly_label"] == ""].drop(columns=["anomaly_label"])
+    detector = AnomalyDetector(seed=0).fit(normal)
+    assert 0 < detector.novelty_rate_ < 0.5
+    scored = detector.predict(normal.tail(50), threshold=0.5)
+    assert scored["anomaly_score"].between(0, 1).all()
+    assert (scored["reason"] != "").sum() == scored["is_anomaly"].sum()
+
+
+def test_reasons_quote_the_description_as_the_user_wrote_it(unlabelled):
+    detector = AnomalyDetector(seed=0).fit(unlabelled)
+    usual = unlabelled[unlabelled["description"].str.contains("STARBUCKS")].iloc[-1]
+    rows = pd.DataFrame([
+        {**usual, "description": "CAFÉ DU MONDE", "amount": -900.0},
+        {**usual, "amount": usual["amount"] * 20},
+        {**usual, "description": "ÉPICERIE MÜLLER & SÖHNE FEINKOST " + "X" * 40, "amount": -900.0},
+    ])
+    reasons = detector.predict(rows, threshold=0.0)["reason"].tolist()
+    assert reasons[0].startswith("merchant never seen (CAFÉ DU MONDE); amount ")
+    assert f"the usual for {' '.join(usual['description'].split())}" in reasons[1]
+    long_name = f"({'ÉPICERIE MÜLLER & SÖHNE FEINKOST ' + 'X' * (anomaly.REASON_TEXT_LENGTH - 36)}...);"
+    assert long_name in reasons[2]
