@@ -1,16 +1,32 @@
 """Cash-flow forecasting: daily net cash flow over the next N days, from the history it is given.
 
-Daily net flow is income minus expenses per day (failed and cancelled transactions
-move no money; days without transactions count as zero). Ledgers beat to a weekly
-and a monthly drum (rent on the 1st, payroll mid-month and at month end), so every
-forecaster sees the same days of the previous two months: by day of month and by
-days to month end. Those features are read from the history being forecast, and
-the parameters learned in training are re-applied to it (a state-space model's
-`apply`, a booster's trees), so a model trained last month forecasts from today's
+Daily net flow is income minus expenses per calendar day; days without transactions count as zero.
+What a transaction's status does to it (config.NO_MONEY_MOVED_STATUSES):
+- completed (and what exports call paid, received, posted, cleared, ...): counted on its date;
+- pending: counted on its date, as if it had cleared: the money is on its way, and the last days of an
+  export are mostly pending, so leaving them out would forecast from an empty last week;
+- failed, cancelled (declined, reversed, void, ...): left out, no money moved;
+- written_off: left out, the amount was expected and never arrived (a bad debt), so the account never saw it;
+- unknown or empty: counted, since most exports list only what happened and many have no status at all.
+
+Ledgers beat to a weekly and a monthly drum (rent on the 1st, payroll mid-month and at month end), so every
+forecaster sees the same days of the previous two months: by day of month and by days to month end. Those
+features are read from the history being forecast, and the parameters learned in training are re-applied to
+it (a state-space model's `apply`, a booster's trees), so a model trained last month forecasts from today's
 ledger without refitting.
 
-Candidates are compared by a rolling-origin backtest; the interval comes from the
-backtest errors (each fold's coverage measured with quantiles of the other folds).
+Training holds back the last `horizon` days as a test window that no fitted model sees. Candidates are
+compared by a rolling-origin backtest on the days before it, with as many folds as fit (at most `folds`);
+the chosen one is fitted on every day before the window and forecasts it from the transactions before it,
+exactly as the registry's gate does (`gate_metrics`), so the run's test metrics and the gate's are one figure.
+The interval comes from the backtest errors (each fold's coverage measured with quantiles of the other
+folds; with a single fold, its own, which is in sample and recorded as such).
+
+How much history it needs: a candidate learns from four weeks of days after its warm-up. Gradient boosting
+needs only the weekly lags' four weeks of warm-up (trees route a missing month-ago day), so 56 days; the
+state-space candidates regress on the month-ago days and need their two months, so 90 days, and are skipped
+on a shorter backtest fold. Training needs the test window, one backtest fold and those 56 days; a request
+needs 56 days of history, as much as the shortest backtest fold forecasts from.
 """
 
 from __future__ import annotations
@@ -26,24 +42,27 @@ from xgboost import XGBRegressor
 
 from pyfunc_models import config, plots
 from pyfunc_models.ledger import LedgerError, prepare_ledger, request_rows
-from pyfunc_models.training import CandidateResult, TrainingOutcome
+from pyfunc_models.training import CandidateResult, NotEnoughData, TrainingOutcome
 
 DEFAULT_HORIZON = 30
 HORIZON_RANGE = (1, 365)
 DEFAULT_LEVEL = 0.8
 LEVEL_RANGE = (0.5, 0.99)
 FOLDS = 4
+LAG_DAYS = 28  # the farthest weekly lag
 WARMUP_DAYS = 62  # two months back, for the month-ago features
-MIN_HISTORY_DAYS = WARMUP_DAYS + 28  # plus four weeks to forecast from
-MIN_TRAINING_DAYS = 180
-NO_MONEY_MOVED = ("failed", "cancelled")
+FIT_DAYS = 28  # days a candidate learns from at least, after its warm-up
+MIN_FIT_DAYS = LAG_DAYS + FIT_DAYS  # the shortest history a learned candidate fits on (gradient boosting)
+MIN_HISTORY_DAYS = MIN_FIT_DAYS  # a request needs no more history than the shortest backtest fold forecasts from
+BASELINE_PREFIX = "baseline_"
 
 
 def daily_net_flow(ledger: pd.DataFrame) -> pd.Series:
     """Income minus expenses per calendar day, zero on days without transactions."""
-    moved = ledger[~ledger["status"].isin(NO_MONEY_MOVED)]
+    moved = ledger[~ledger["status"].isin(config.NO_MONEY_MOVED_STATUSES)]
     if moved.empty:
-        raise LedgerError("no transactions that moved money (all failed or cancelled); expected dated amounts")
+        raise LedgerError(f"no transactions that moved money (every one is "
+                          f"{' or '.join(config.NO_MONEY_MOVED_STATUSES)}); expected dated amounts")
     magnitude = moved["amount"].abs().to_numpy()
     flow = np.where(moved["type"].to_numpy() == "income", magnitude, -magnitude)
     daily = pd.Series(flow, index=pd.DatetimeIndex(moved["date"])).groupby(level=0).sum()
@@ -66,14 +85,16 @@ def calendar_features(series: pd.Series, dates: pd.DatetimeIndex, with_lags: boo
         return series.reindex(lagged).to_numpy()
 
     month = {f"{kind}{m}": at(_month_ago(dates, m, kind == "end")) for kind in ("day", "end") for m in (1, 2)}
-    features = pd.DataFrame({
-        "same_day_of_month": np.nanmean([month["day1"], month["day2"]], axis=0),
-        "same_days_to_month_end": np.nanmean([month["end1"], month["end2"]], axis=0),
-    }, index=dates)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Mean of empty slice", category=RuntimeWarning)  # no month back yet
+        features = pd.DataFrame({
+            "same_day_of_month": np.nanmean([month["day1"], month["day2"]], axis=0),
+            "same_days_to_month_end": np.nanmean([month["end1"], month["end2"]], axis=0),
+        }, index=dates)
     if with_lags:
         for name, values in month.items():
             features[name] = values
-        for lag in (7, 14, 21, 28):
+        for lag in (7, 14, 21, LAG_DAYS):
             features[f"lag{lag}"] = at(dates - pd.Timedelta(days=lag))
         rolling = series.rolling(28, min_periods=7).mean()
         features["mean28_a_week_ago"] = rolling.reindex(dates - pd.Timedelta(days=7)).to_numpy()
@@ -84,15 +105,30 @@ def calendar_features(series: pd.Series, dates: pd.DatetimeIndex, with_lags: boo
     return features
 
 
+def _days(count: int) -> str:
+    return f"{count} day{'' if count == 1 else 's'}"
+
+
+def warmup(days: int, least: int = 0) -> int:
+    """Leading days a candidate does not learn from: the two months its month-ago features read, fewer on a
+    shorter history so that FIT_DAYS remain, never fewer than `least`."""
+    return min(WARMUP_DAYS, max(days - FIT_DAYS, least))
+
+
 class Forecaster:
     """Fit on a daily series; forecast `horizon` days after any history, `min_lag` days at a time
     (no feature looks closer back than that, so each step only reads history and earlier steps)."""
 
     name = ""
     min_lag = 7
+    min_fit_days = 7  # the shortest daily series `fit` learns from
     params: dict = {}
 
     def fit(self, series: pd.Series) -> "Forecaster":
+        self.fitted_through_ = series.index[-1]  # the last day it learned from: the test window starts later
+        return self._fit(series)
+
+    def _fit(self, series: pd.Series) -> "Forecaster":
         raise NotImplementedError
 
     def _next(self, series: pd.Series, dates: pd.DatetimeIndex) -> np.ndarray:
@@ -114,7 +150,7 @@ class SeasonalNaive(Forecaster):
     name = "seasonal_naive_weekly"
     params = {"season": 7}
 
-    def fit(self, series):
+    def _fit(self, series):
         return self
 
     def _next(self, series, dates):
@@ -133,25 +169,33 @@ def _quiet_fit(model):
     return _quietly(lambda: model.fit(disp=False))
 
 
+def _after_warmup(series: pd.Series) -> pd.Series:
+    """The days a state-space candidate learns from and filters: after the two-month warm-up (the last four
+    weeks of a shorter history, which a request may be)."""
+    return series.iloc[warmup(len(series)):]
+
+
 class Sarima(Forecaster):
     """SARIMA(1,0,1)(1,0,1)7 with the month-ago days as regressors."""
 
     name = "sarima"
     min_lag = 28
+    # Its regressors are the month-ago days: a zero standing in for a missing one would bias them.
+    min_fit_days = WARMUP_DAYS + FIT_DAYS
     params = {"order": "(1,0,1)", "seasonal_order": "(1,0,1,7)", "exog": "same day 1-2 months ago"}
 
     def _exog(self, series, dates):
         return calendar_features(series, dates, with_lags=False).fillna(0.0)
 
-    def fit(self, series):
-        kept = series.iloc[WARMUP_DAYS:]
+    def _fit(self, series):
+        kept = _after_warmup(series)
         model = SARIMAX(kept.to_numpy(), exog=self._exog(series, kept.index).to_numpy(), order=(1, 0, 1),
                         seasonal_order=(1, 0, 1, 7), trend="c")
         self.results_ = _quiet_fit(model)
         return self
 
     def _next(self, series, dates):
-        kept = series.iloc[WARMUP_DAYS:]
+        kept = _after_warmup(series)
         applied = _quietly(lambda: self.results_.apply(kept.to_numpy(), exog=self._exog(series, kept.index).to_numpy()))
         return applied.forecast(len(dates), exog=self._exog(series, dates).to_numpy())
 
@@ -161,14 +205,15 @@ class MonthlyEts(Forecaster):
 
     name = "exponential_smoothing"
     min_lag = 28
+    min_fit_days = WARMUP_DAYS + FIT_DAYS  # as SARIMA; its weekly seasonals also need whole weeks to start from
     params = {"seasonal": 7, "trend": False, "monthly_part": "least squares on same day 1-2 months ago"}
 
     def _monthly(self, series, dates):
         features = calendar_features(series, dates, with_lags=False).fillna(0.0).to_numpy()
         return np.column_stack([np.ones(len(dates)), features])
 
-    def fit(self, series):
-        kept = series.iloc[WARMUP_DAYS:]
+    def _fit(self, series):
+        kept = _after_warmup(series)
         design = self._monthly(series, kept.index)
         self.coefficients_ = np.linalg.lstsq(design, kept.to_numpy(), rcond=None)[0]
         rest = kept.to_numpy() - design @ self.coefficients_
@@ -176,7 +221,7 @@ class MonthlyEts(Forecaster):
         return self
 
     def _next(self, series, dates):
-        kept = series.iloc[WARMUP_DAYS:]
+        kept = _after_warmup(series)
         rest = kept.to_numpy() - self._monthly(series, kept.index) @ self.coefficients_
         applied = _quietly(lambda: self.results_.apply(rest))
         return applied.forecast(len(dates)) + self._monthly(series, dates) @ self.coefficients_
@@ -187,13 +232,14 @@ class BoostedCalendar(Forecaster):
 
     name = "gradient_boosting"
     min_lag = 7
+    min_fit_days = MIN_FIT_DAYS  # trees route a missing month-ago day, so only the weekly lags need a warm-up
     params = {"n_estimators": 300, "max_depth": 4, "learning_rate": 0.05, "objective": "reg:absoluteerror"}
 
     def __init__(self, seed: int = 42):
         self.seed = seed
 
-    def fit(self, series):
-        kept = series.index[WARMUP_DAYS:]
+    def _fit(self, series):
+        kept = series.index[warmup(len(series), least=LAG_DAYS):]
         features = calendar_features(series, kept, with_lags=True)
         self.model_ = XGBRegressor(n_estimators=300, max_depth=4, learning_rate=0.05, objective="reg:absoluteerror",
                                    n_jobs=1, random_state=self.seed).fit(features, series.loc[kept].to_numpy())
@@ -226,25 +272,34 @@ def interval(forecast: np.ndarray, errors: np.ndarray, level: float) -> tuple[np
     return forecast + min(low, 0.0), forecast + max(high, 0.0)
 
 
+def coverage(actual: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> float:
+    return float(np.mean((actual >= lower) & (actual <= upper)))
+
+
 class CashflowPredictor:
-    """The served model: a ledger history in; one row per future day with forecast and interval out."""
+    """The served model: a ledger history in; one row per future day with forecast and interval out.
+    Without params it answers the horizon and level it was trained with."""
 
     input_columns = config.COLUMNS
     required_columns = ("date", "amount")
     nonempty_columns = ()
     read_columns = ("date", "amount", "type", "status")  # all `daily_net_flow` needs; the rest is not parsed
 
-    def __init__(self, forecaster: Forecaster, errors: np.ndarray, level: float = DEFAULT_LEVEL):
+    def __init__(self, forecaster: Forecaster, errors: np.ndarray, level: float = DEFAULT_LEVEL,
+                 horizon: int = DEFAULT_HORIZON):
         self.forecaster = forecaster
         self.errors = np.asarray(errors, dtype=float)
         self.default_level = level
+        self.default_horizon = horizon
 
     def prepare(self, raw: pd.DataFrame) -> pd.DataFrame:
         return prepare_ledger(raw, required=self.required_columns,
                               columns=self.read_columns)[0]
 
-    def predict(self, transactions: pd.DataFrame, horizon: int = DEFAULT_HORIZON,
-                level: float = DEFAULT_LEVEL) -> pd.DataFrame:
+    def predict(self, transactions: pd.DataFrame, horizon: int | None = None,
+                level: float | None = None) -> pd.DataFrame:
+        horizon = self.default_horizon if horizon is None else horizon
+        level = self.default_level if level is None else level
         if not HORIZON_RANGE[0] <= int(horizon) <= HORIZON_RANGE[1] or int(horizon) != float(horizon):
             raise LedgerError(f"param 'horizon' is {horizon}; expected a whole number of days from "
                               f"{HORIZON_RANGE[0]} to {HORIZON_RANGE[1]}")
@@ -262,9 +317,14 @@ class CashflowPredictor:
         return pd.DataFrame({"date": dates.strftime("%Y-%m-%d"), "forecast": np.round(values, 2),
                              "lower": np.round(lower, 2), "upper": np.round(upper, 2)})
 
+    def serve(self, rows: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+        """What the served model answers for request rows (the pyfunc's predict, without MLflow)."""
+        return self.predict(self.prepare(rows), **(params or {}))
+
 
 class CashflowTask:
-    """Rolling-origin backtest of every candidate; the best by mean MASE is refit on the whole history."""
+    """The last `horizon` days are the test window; candidates are compared by a rolling-origin backtest on
+    the days before it, and the best by mean MASE is fitted on them and scored on the window."""
 
     model_type = "cashflow"
     target_column = None
@@ -273,27 +333,60 @@ class CashflowTask:
     report_metrics = ("mase", "mae", "rmse", "smape", "interval_coverage")
 
     def __init__(self, horizon: int = DEFAULT_HORIZON, folds: int = FOLDS, level: float = DEFAULT_LEVEL):
+        if not HORIZON_RANGE[0] <= horizon <= HORIZON_RANGE[1]:
+            raise ValueError(f"horizon is {horizon}; the served model answers {HORIZON_RANGE[0]} to "
+                             f"{HORIZON_RANGE[1]} days")
+        if not LEVEL_RANGE[0] <= level <= LEVEL_RANGE[1]:
+            raise ValueError(f"level is {level}; expected a coverage between {LEVEL_RANGE[0]} and {LEVEL_RANGE[1]}")
+        if folds < 1:
+            raise ValueError(f"folds is {folds}; the backtest needs at least one")
         self.horizon, self.folds, self.level = horizon, folds, level
+        self.serving_params = {"horizon": horizon, "level": level}  # the served defaults are the trained ones
 
-    def backtest(self, forecaster: Forecaster, series: pd.Series) -> dict:
+    def needed_days(self) -> int:
+        """The shortest ledger it trains on: a learned candidate's history, one backtest fold, the test window."""
+        return MIN_FIT_DAYS + 2 * self.horizon
+
+    def fold_plan(self, series: pd.Series, forecasters: list) -> tuple[int, str]:
+        """How many backtest folds, and why: as many as fit before the test window (at most `folds`) while
+        every candidate can fit on the first; if none can, as many as leave MIN_FIT_DAYS, and the candidates
+        that need more are skipped. Too short for one fold: NotEnoughData, in numbers."""
+        days, before_test = len(series), len(series) - self.horizon
+        if days < self.needed_days():
+            longest = (days - MIN_FIT_DAYS) // 2  # the longest horizon this ledger would train at
+            shorter = f"; a horizon of at most {_days(longest)} would fit" if longest >= HORIZON_RANGE[0] else ""
+            raise NotEnoughData(
+                f"cash flow needs at least {self.needed_days()} days of history for a {self.horizon}-day test window "
+                f"and one {self.horizon}-day backtest fold after {MIN_FIT_DAYS} days to fit on; the ledger spans "
+                f"{_days(days)} ({series.index[0].date()} to {series.index[-1].date()}){shorter}")
+        every_candidate = max(f.min_fit_days for f in forecasters)
+        fitting = every_candidate if before_test - self.horizon >= every_candidate else MIN_FIT_DAYS
+        folds = min(self.folds, (before_test - fitting) // self.horizon)
+        room = (f"as many as fit in the {before_test} days before the test window with {fitting} days to fit on"
+                + ("" if fitting == every_candidate else "; candidates that need more are skipped"))
+        why = "as asked" if folds == self.folds else f"{self.folds} asked; {room}"
+        return folds, f"{folds} backtest fold{'' if folds == 1 else 's'} of {self.horizon} days ({why})"
+
+    def backtest(self, forecaster: Forecaster, series: pd.Series, folds: int | None = None) -> dict:
         """Per fold: fit on the days before its origin, forecast the next `horizon` days."""
-        folds = []
-        for fold in range(self.folds, 0, -1):
+        runs = []
+        for fold in range(folds or self.folds, 0, -1):
             origin = len(series) - fold * self.horizon
             history, actual = series.iloc[:origin], series.iloc[origin:origin + self.horizon].to_numpy()
             forecast = forecaster.fit(history).forecast(history, self.horizon)
-            folds.append({"origin": series.index[origin], "actual": actual, "forecast": forecast,
-                          "history": history, "metrics": forecast_metrics(actual, forecast, history)})
-        errors = [f["actual"] - f["forecast"] for f in folds]
-        for k, fold in enumerate(folds):
-            others = np.concatenate([e for j, e in enumerate(errors) if j != k])
-            lower, upper = interval(fold["forecast"], others, self.level)
+            runs.append({"origin": series.index[origin], "actual": actual, "forecast": forecast,
+                         "history": history, "metrics": forecast_metrics(actual, forecast, history)})
+        errors = [f["actual"] - f["forecast"] for f in runs]
+        for k, fold in enumerate(runs):
+            # Each fold's interval from the other folds' errors; a single fold has only its own (in sample).
+            others = [e for j, e in enumerate(errors) if j != k] or errors
+            lower, upper = interval(fold["forecast"], np.concatenate(others), self.level)
             fold["lower"], fold["upper"] = lower, upper
-            fold["metrics"]["interval_coverage"] = float(np.mean((fold["actual"] >= lower) & (fold["actual"] <= upper)))
-        names = folds[0]["metrics"].keys()
-        mean = {name: float(np.mean([f["metrics"][name] for f in folds])) for name in names}
-        per_fold = {f"fold{k + 1}_{name}": f["metrics"][name] for k, f in enumerate(folds) for name in names}
-        return {"folds": folds, "errors": np.concatenate(errors), "metrics": {**mean, **per_fold}}
+            fold["metrics"]["interval_coverage"] = coverage(fold["actual"], lower, upper)
+        names = runs[0]["metrics"].keys()
+        mean = {name: float(np.mean([f["metrics"][name] for f in runs])) for name in names}
+        per_fold = {f"fold{k + 1}_{name}": f["metrics"][name] for k, f in enumerate(runs) for name in names}
+        return {"folds": runs, "errors": np.concatenate(errors), "metrics": {**mean, **per_fold}}
 
     @staticmethod
     def serving_example(outcome: TrainingOutcome) -> pd.DataFrame:
@@ -305,54 +398,115 @@ class CashflowTask:
 
     def train(self, ledger: pd.DataFrame, seed: int = 42, test_fraction: float = 0.2, on_candidate=None,
               log=print) -> TrainingOutcome:
+        """`test_fraction` is not used: the test window is the last `horizon` days, what the model forecasts."""
         series = daily_net_flow(ledger)
-        needed = MIN_TRAINING_DAYS + self.folds * self.horizon
-        if len(series) < needed:
-            raise LedgerError(f"the ledger spans {len(series)} day(s); a {self.folds}-fold backtest at horizon "
-                              f"{self.horizon} needs at least {needed} days of history")
-        log(f"cashflow: {len(series)} days ({series.index[0].date()} to {series.index[-1].date()}), "
-            f"{self.folds} backtest folds of {self.horizon} days")
-        results, backtests = [], {}
-        for forecaster in candidates(seed):
+        forecasters = candidates(seed)
+        folds, plan = self.fold_plan(series, forecasters)
+        past = series.iloc[:-self.horizon]  # every day before the test window
+        first_fold_days = len(past) - folds * self.horizon
+        window = series.index[-self.horizon:]
+        in_sample = folds == 1
+        log(f"cashflow: {len(series)} days ({series.index[0].date()} to {series.index[-1].date()}); test window "
+            f"{window[0].date()} to {window[-1].date()}, never fitted on; candidates compared by {plan}"
+            + ("; the interval's backtest coverage is in sample (one fold)" if in_sample else ""))
+        results, backtests, skipped = [], {}, {}
+        for forecaster in forecasters:
             started = pd.Timestamp.now()
-            backtest = self.backtest(forecaster, series)
+            try:
+                if forecaster.min_fit_days > first_fold_days:
+                    raise ValueError(f"needs {forecaster.min_fit_days} days to fit on; the first backtest fold "
+                                     f"has {first_fold_days}")
+                backtest = self.backtest(forecaster, past, folds)
+            except (ValueError, np.linalg.LinAlgError) as error:  # e.g. too few weeks to start the seasonals
+                skipped[forecaster.name] = str(error).splitlines()[0]
+                log(f"  candidate {forecaster.name:<22} skipped: {skipped[forecaster.name]}")
+                continue
             seconds = (pd.Timestamp.now() - started).total_seconds()
-            result = CandidateResult(forecaster.name, forecaster.params, backtest["metrics"], seconds, len(series))
+            result = CandidateResult(forecaster.name, forecaster.params, backtest["metrics"], seconds, len(past))
             results.append(result)
             backtests[forecaster.name] = (forecaster, backtest)
             log(f"  candidate {forecaster.name:<22} backtest mase={backtest['metrics']['mase']:.4f} "
                 f"coverage={backtest['metrics']['interval_coverage']:.3f} ({seconds:.1f}s)")
             if on_candidate:
                 on_candidate(result)
-        chosen = min(results, key=lambda r: r.metrics["mase"])
+        chosen = min(results, key=lambda r: r.metrics["mase"])  # the seasonal naive always competes
         forecaster, backtest = backtests[chosen.name]
-        log(f"  chosen: {chosen.name}; refitting on the whole history")
-        predictor = CashflowPredictor(forecaster.fit(series), backtest["errors"], self.level)
-        naive = backtests[SeasonalNaive.name][1]["metrics"]
-        last = backtest["folds"][-1]
-        # The evaluation data is the whole ledger: a forecast of its last days needs the history before them.
-        outcome = TrainingOutcome(predictor=predictor, chosen=chosen, candidates=results,
-                                  metrics=dict(backtest["metrics"]),
-                                  baseline_metrics={SeasonalNaive.name: naive},
-                                  train=ledger[ledger["date"] < last["origin"]], test=ledger,
-                                  test_predictions=last["forecast"])
-        outcome.metrics["interval_level"] = self.level
-        outcome.artifacts["forecast_last_fold.png"] = plots.forecast(
-            last["history"].iloc[-120:], last["actual"], last["forecast"], last["lower"], last["upper"], self.level,
-            chosen.name)
+        log(f"  chosen: {chosen.name}; fitted on the {len(past)} days before the test window")
+        predictor = CashflowPredictor(forecaster.fit(past), backtest["errors"], self.level, self.horizon)
+
+        # The evaluation ledger is the one the gate scores: forecasting its last `horizon` days from the rest.
+        test = ledger[ledger["date"] <= window[-1]]
+        scored = score_test_window(predictor.serve, test, self.horizon)
+        metrics = {name: value for name, value in scored["metrics"].items() if not name.startswith(BASELINE_PREFIX)}
+        naive = {name.removeprefix(f"{BASELINE_PREFIX}{SeasonalNaive.name}_"): value
+                 for name, value in scored["metrics"].items() if name.startswith(BASELINE_PREFIX)}
+        log(f"  test window: mase={metrics['mase']:.4f} (seasonal naive {naive['mase']:.4f}), "
+            f"coverage={metrics['interval_coverage']:.3f} at level {self.level}")
+        outcome = TrainingOutcome(
+            predictor=predictor, chosen=chosen, candidates=results, metrics={**metrics, "interval_level": self.level},
+            baseline_metrics={SeasonalNaive.name: naive}, train=ledger[ledger["date"] < window[0]], test=test,
+            test_predictions=scored["forecast"]["forecast"].to_numpy(),
+            params={"test_window": f"{window[0].date()} to {window[-1].date()}", "backtest_folds": folds,
+                    "backtest_interval_coverage": "in sample (one fold: its interval from its own errors)"
+                    if in_sample else "out of sample (each fold's interval from the other folds' errors)",
+                    **({"skipped_candidates": "; ".join(f"{n}: {why}" for n, why in skipped.items())}
+                       if skipped else {})},
+            run_metrics={f"backtest_{name}": value for name, value in backtest["metrics"].items()})
+        forecast = scored["forecast"]
+        figure = plots.forecast(past.iloc[-120:], scored["actual"], forecast["forecast"].to_numpy(),
+                                forecast["lower"].to_numpy(), forecast["upper"].to_numpy(), self.level, chosen.name)
+        figure.axes[0].set_title("Cash-flow forecast of the test window (out of sample)")
+        outcome.artifacts["forecast_test_window.png"] = figure
         outcome.artifacts["backtest_error_by_horizon.png"] = plots.error_by_horizon(
             {name: np.mean([np.abs(f["actual"] - f["forecast"]) for f in bt["folds"]], axis=0)
              for name, (_, bt) in backtests.items()})
         return outcome
 
 
-def gate_metrics(predict, ledger: pd.DataFrame, horizon: int = DEFAULT_HORIZON) -> dict:
-    """Score any cash-flow model on an evaluation ledger: forecast its last `horizon` days from the rest."""
+def served_horizon(predict) -> int:
+    """The horizon a model answers when a request names none: a loaded pyfunc's signature default, a
+    CashflowPredictor's trained default, else DEFAULT_HORIZON."""
+    model = getattr(predict, "__self__", None)
+    signature = getattr(getattr(model, "metadata", None), "signature", None)
+    for spec in getattr(getattr(signature, "params", None), "params", None) or ():
+        if spec.name == "horizon" and spec.default is not None:
+            return int(spec.default)
+    return int(getattr(model, "default_horizon", DEFAULT_HORIZON))
+
+
+def score_test_window(predict, ledger: pd.DataFrame, horizon: int) -> dict:
+    """Forecast a ledger's last `horizon` days from the transactions before them, by the model and by the
+    weekly seasonal naive. The model answers from its history's last transaction day on, so when the days
+    just before the window had none, it is asked for those days too and only the window is scored."""
     series = daily_net_flow(ledger)
     if len(series) < MIN_HISTORY_DAYS + horizon:
         raise LedgerError(f"the evaluation ledger spans {len(series)} days; scoring a {horizon}-day forecast needs "
                           f"at least {MIN_HISTORY_DAYS + horizon}")
-    origin = series.index[-horizon]
-    history = ledger[ledger["date"] < origin]
-    forecast = predict(request_rows(history), params={"horizon": horizon})["forecast"].to_numpy(dtype=float)
-    return forecast_metrics(series.iloc[-horizon:].to_numpy(), forecast, series.loc[: origin - pd.Timedelta(days=1)])
+    window = series.index[-horizon:]
+    rows = ledger[ledger["date"] < window[0]]
+    history = daily_net_flow(rows)
+    asked = (window[-1] - history.index[-1]).days
+    if asked > HORIZON_RANGE[1]:
+        raise LedgerError(f"the evaluation ledger has no transaction in the {asked - horizon} days before its last "
+                          f"{horizon}; a forecast of them would reach {asked} days ahead")
+    answer = predict(request_rows(rows), params={"horizon": asked})
+    forecast = answer[pd.to_datetime(answer["date"]) >= window[0]].reset_index(drop=True)
+    actual = series.loc[window].to_numpy()
+    known = series.loc[: window[0] - pd.Timedelta(days=1)]  # the days before the window scale MASE
+    values = forecast["forecast"].to_numpy(dtype=float)
+    naive = SeasonalNaive().forecast(history, asked)[-horizon:]
+    metrics = {**forecast_metrics(actual, values, known),
+               "interval_coverage": coverage(actual, forecast["lower"].to_numpy(dtype=float),
+                                             forecast["upper"].to_numpy(dtype=float)),
+               **{f"{BASELINE_PREFIX}{SeasonalNaive.name}_{name}": value
+                  for name, value in forecast_metrics(actual, naive, known).items()}}
+    return {"metrics": metrics, "forecast": forecast, "actual": actual}
+
+
+def gate_metrics(predict, ledger: pd.DataFrame, horizon: int | None = None) -> dict:
+    """Score any cash-flow model on an evaluation ledger: forecast its last `horizon` days (by default the
+    model's own served horizon) from the transactions before them. Returns the model's mase, mae, rmse, smape
+    and interval_coverage, and the weekly seasonal naive's on the same days as
+    baseline_seasonal_naive_weekly_<metric>. On a training run's evaluation ledger it reproduces the run's
+    test metrics."""
+    return score_test_window(predict, ledger, served_horizon(predict) if horizon is None else horizon)["metrics"]
