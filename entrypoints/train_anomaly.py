@@ -5,19 +5,20 @@
 """
 
 from entrypoints import train_and_report, training_arguments
-from pyfunc_models.anomaly import DEFAULT_EXPECTED_RATE, AnomalyTask
+from pyfunc_models.anomaly import MAX_FLAG_RATE, AnomalyTask
 
 
 def build_parser():
     parser = training_arguments(__doc__)
-    parser.add_argument("--expected-rate", type=float, default=DEFAULT_EXPECTED_RATE,
-                        help="share of rows to flag when the ledger has no anomaly labels to choose a threshold")
+    parser.add_argument("--max-flag-rate", type=float, default=MAX_FLAG_RATE,
+                        help="without anomaly labels: the most of the ordinary (untouched) validation rows the "
+                             "threshold may flag while it catches planted anomalies")
     return parser
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    train_and_report(AnomalyTask(expected_rate=args.expected_rate), args)
+    train_and_report(AnomalyTask(max_flag_rate=args.max_flag_rate), args)
 
 
 if __name__ == "__main__":

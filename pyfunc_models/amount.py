@@ -23,13 +23,14 @@ from pyfunc_models import config, plots
 from pyfunc_models.features import merchant_keys, predict_in_one_thread, transaction_features
 from pyfunc_models.ledger import LedgerError, prepare_ledger, request_rows
 from pyfunc_models.splits import time_split
-from pyfunc_models.training import Candidate, RowTask, TrainingOutcome, fit_candidate
+from pyfunc_models.training import Candidate, NotEnoughData, RowTask, TrainingOutcome, fit_candidate
 
 DEFAULT_LEVEL = 0.9
 LEVEL_RANGE = (0.5, 0.99)
 TREE_TEXT_FEATURES = 2_000
 DEFAULT_MAX_TREE_ROWS = 50_000
 DEFAULT_MAX_SEARCH_ROWS = 100_000  # candidates are compared on at most this many recent training rows
+MIN_TRAINING_ROWS = 50  # past, test and a calibration slice each need a few rows
 CALIBRATION_FRACTION = 0.2  # the latest share of the training past, held back to calibrate the interval
 
 
@@ -152,10 +153,11 @@ class AmountTask(RowTask):
         self.serving_params = {"level": level}  # the served default is the level trained with
 
     def training_rows(self, ledger: pd.DataFrame) -> pd.DataFrame:
-        rows = ledger[ledger["amount"] != 0]
-        if len(rows) < 50:
-            raise LedgerError(f"the ledger has {len(rows)} non-zero amounts; need at least 50 to learn from")
-        return rows.reset_index(drop=True)
+        rows = scored_rows(ledger)
+        if len(rows) < MIN_TRAINING_ROWS:
+            raise NotEnoughData(f"amount prediction needs at least {MIN_TRAINING_ROWS} transactions with a non-zero "
+                                f"amount; the ledger has {len(rows)}")
+        return rows
 
     def target(self, rows: pd.DataFrame) -> np.ndarray:
         return rows["amount"].to_numpy(dtype=float)
@@ -211,8 +213,15 @@ class AmountTask(RowTask):
             y_test, outcome.test_predictions, scored["lower"].to_numpy(), scored["upper"].to_numpy(), self.level)
 
 
+def scored_rows(ledger: pd.DataFrame) -> pd.DataFrame:
+    """The rows an amount model learns from and is scored on: those that moved a non-zero amount."""
+    return ledger[ledger["amount"] != 0].reset_index(drop=True)
+
+
 def gate_metrics(predict, ledger: pd.DataFrame) -> dict:
     """Score any amount model on an evaluation ledger: it is asked without the amount it must predict."""
-    rows = AmountTask().training_rows(ledger)
+    rows = scored_rows(ledger)
+    if rows.empty:
+        raise LedgerError("the evaluation ledger has no non-zero amounts to score an amount model on")
     predicted = predict(request_rows(rows, drop=("amount",)))["predicted_amount"].to_numpy(dtype=float)
     return regression_metrics(rows["amount"].to_numpy(dtype=float), predicted)

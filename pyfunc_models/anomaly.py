@@ -44,7 +44,6 @@ DEFAULT_MIN_PRECISION = 0.8  # with labels: catch as much as possible while 8 in
 # Without labels, the threshold may flag at most this share of the validation slice's untouched rows (and at least
 # one of them may always be flagged, so that a slice of 20 rows does not force a threshold above all of them).
 MAX_FLAG_RATE = 0.05
-DEFAULT_EXPECTED_RATE = MAX_FLAG_RATE  # the name entrypoints/train_anomaly.py still imports (--expected-rate)
 
 PLANTED_KINDS = ("spike", "duplicate", "unusual_merchant")  # the generator's label names, so metrics line up
 PLANTED_SHARE = 0.10  # planted rows per held-out row...
@@ -414,10 +413,8 @@ class AnomalyTask:
     report_metrics = ("precision", "recall", "f1", "pr_auc", "flag_rate_untouched", "recall_spike",
                       "recall_duplicate", "recall_unusual_merchant")
 
-    def __init__(self, max_flag_rate: float = MAX_FLAG_RATE, min_precision: float = DEFAULT_MIN_PRECISION,
-                 expected_rate: float | None = None):
-        # `expected_rate` is the old name of max_flag_rate, still passed by `train_anomaly --expected-rate`.
-        self.max_flag_rate = max_flag_rate if expected_rate is None else expected_rate
+    def __init__(self, max_flag_rate: float = MAX_FLAG_RATE, min_precision: float = DEFAULT_MIN_PRECISION):
+        self.max_flag_rate = max_flag_rate
         self.min_precision = min_precision
 
     def train(self, ledger: pd.DataFrame, seed: int = 42, test_fraction: float = 0.2, on_candidate=None,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
@@ -22,8 +22,8 @@ from pyfunc_models.features import (EncodedLabels, TransactionText, merchant_key
                                     transaction_features)
 from pyfunc_models.ledger import LedgerError, prepare_ledger, request_rows
 from pyfunc_models.splits import merchant_split
-from pyfunc_models.training import (Candidate, RowTask, TrainingOutcome, fit_candidate, require_classes,
-                                    select_candidates)
+from pyfunc_models.training import (Candidate, NotEnoughData, RowTask, TrainingOutcome, fit_candidate,
+                                    require_classes, select_candidates)
 
 MAX_TOP_K = 20
 DEFAULT_TOP_K = 3
@@ -32,6 +32,7 @@ DEFAULT_MAX_TREE_ROWS = 30_000
 DEFAULT_MAX_LINEAR_ROWS = 200_000  # the linear model's fit grows with rows x classes: ~8 min of CPU at 750k rows
 DEFAULT_MAX_SEARCH_ROWS = 100_000  # candidates are compared, and the merchant hold-out refit, on this many rows
 HELD_OUT_MERCHANT_SHARE = 0.2
+MIN_TRAINING_ROWS = 20  # enough for a test slice and rolling-origin validation folds of a few rows each
 
 
 class MajorityCategory(BaseEstimator, ClassifierMixin):
@@ -71,6 +72,38 @@ class MerchantLookup(MajorityCategory):
         counts = [self.by_name_.get(key, self.by_first_word_.get(key.split(" ")[0]))
                   for key in merchant_keys(rows["description"])]
         return np.array([self.prior_ if c is None else c / c.sum() for c in counts]).reshape(len(rows), -1)
+
+
+class MerchantMemory(BaseEstimator, ClassifierMixin):
+    """A classifier plus what the training ledger says of each merchant it has seen.
+
+    For a merchant seen n times in training, its category counts and the classifier's probabilities are pooled as
+    if the classifier were one more row: (counts + p) / (n + 1). A merchant seen often is answered as it was
+    booked; one never seen gets the classifier's answer alone. Nothing is tuned: the weights are the counts.
+    """
+
+    def __init__(self, estimator=None):
+        self.estimator = estimator
+
+    def fit(self, rows: pd.DataFrame, y):
+        self.estimator_ = clone(self.estimator).fit(rows, y)
+        self.classes_ = np.asarray(self.estimator_.classes_, dtype=object)
+        self.memory_ = MerchantLookup().fit(rows, y)
+        if not np.array_equal(self.memory_.classes_, self.classes_):
+            raise ValueError("the classifier and the merchant memory disagree on the categories")
+        return self
+
+    def predict_proba(self, rows: pd.DataFrame) -> np.ndarray:
+        model = self.estimator_.predict_proba(rows)
+        memory = self.memory_
+        for i, key in enumerate(merchant_keys(rows["description"])):
+            counts = memory.by_name_.get(key, memory.by_first_word_.get(key.split(" ")[0]))
+            if counts is not None:
+                model[i] = (counts + model[i]) / (counts.sum() + 1.0)
+        return model
+
+    def predict(self, rows: pd.DataFrame) -> np.ndarray:
+        return self.classes_[np.argmax(self.predict_proba(rows), axis=1)]
 
 
 def description_text_features(max_text_features: int = 40_000) -> FeatureUnion:
@@ -139,9 +172,10 @@ class CategoryTask(RowTask):
 
     def training_rows(self, ledger: pd.DataFrame) -> pd.DataFrame:
         rows = ledger[(ledger["type"] == "expense") & (ledger["category"] != "")]
-        if rows.empty:
-            raise LedgerError("no expense rows with a category: expected rows with type Expense (or debit, or a "
-                              "negative amount) and a non-empty 'category' to learn from")
+        if len(rows) < MIN_TRAINING_ROWS:
+            raise NotEnoughData(f"category prediction needs at least {MIN_TRAINING_ROWS} expense rows with a category "
+                                f"(type Expense, debit or a negative amount, and a non-empty 'category'); the ledger "
+                                f"has {len(rows)}")
         require_classes(rows["category"])
         return rows.reset_index(drop=True)
 
@@ -150,12 +184,13 @@ class CategoryTask(RowTask):
 
     def candidates(self, seed: int) -> list:
         def pipeline(classifier, text_features=40_000):
-            return Pipeline([("features", transaction_features(text_features)), ("classifier", classifier)])
+            return MerchantMemory(Pipeline([("features", transaction_features(text_features)),
+                                            ("classifier", classifier)]))
 
         candidates = [
             Candidate("text_logistic_regression",
-                      Pipeline([("features", description_text_features()),
-                                ("classifier", LogisticRegression(C=10.0, max_iter=2000))]),
+                      MerchantMemory(Pipeline([("features", description_text_features()),
+                                               ("classifier", LogisticRegression(C=10.0, max_iter=2000))])),
                       {"C": 10.0, "features": "description word 1-2-grams + char 2-5-grams", "max_rows": self.max_linear_rows},
                       self.max_linear_rows),
             Candidate("logistic_regression",

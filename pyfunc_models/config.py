@@ -219,6 +219,7 @@ MODEL_NAMES = {
     "anomaly": "titans-finance-anomaly-detection",
     "cashflow": "titans-finance-cashflow-forecasting",
 }
+FIRST_SERVE_PORT = 5001  # the summary's serve lines: category 5001, amount 5002, anomaly 5003, cash flow 5004
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 MODEL_ARTIFACT_NAME = "model"
@@ -241,9 +242,8 @@ GATES = {
                "floors": {"mae": (None, False), "r2": (None, True)}},
     "anomaly": {"key_metric": "f1", "greater_is_better": True, "tolerance": 0.02, "relative": False,
                 "beat": ("category_zscore",), "match": (),
-                "floors": {"recall": (0.5, True), "flag_rate_untouched": (0.2, False)}},
+                "floors": {"recall": (0.3, True), "flag_rate_untouched": (0.10, False)}},
     "cashflow": {"key_metric": "mase", "greater_is_better": False, "tolerance": 0.05, "relative": True,
                  "beat": ("seasonal_naive_weekly",), "match": (),
                  "floors": {"mase": (None, False)}},
 }
-FIRST_SERVE_PORT = 5001  # the summary's serve lines: category 5001, amount 5002, anomaly 5003, cash flow 5004

@@ -175,8 +175,11 @@ def train_row_task(
     log: Callable[[str], None] = print,
 ) -> TrainingOutcome:
     rows = task.training_rows(ledger)
-    past, test = time_split(rows, test_fraction)
-    folds = validation_folds(past, validation_fraction)
+    try:
+        past, test = time_split(rows, test_fraction)
+        folds = validation_folds(past, validation_fraction)
+    except ValueError as error:  # every row on one or two days: nothing to learn the future from
+        raise NotEnoughData(f"{task.model_type}: {error}") from None
     how = "one validation slice" if len(folds) == 1 else f"{len(folds)} rolling-origin validation folds"
     log(f"{task.model_type}: {len(past)} past / {len(test)} test rows (time-ordered, test from "
         f"{test['date'].min().date()}); candidates compared on {how} "
@@ -231,7 +234,7 @@ def require_classes(labels, minimum: int = 2, what: str = "categories") -> None:
     distinct = pd.unique(np.asarray(labels))
     if len(distinct) < minimum:
         found = ", ".join(map(repr, distinct[:5])) or "none"
-        raise LedgerError(f"the ledger has {len(distinct)} distinct {what} ({found}); need at least {minimum} to learn from")
+        raise NotEnoughData(f"the ledger has {len(distinct)} distinct {what} ({found}); need at least {minimum} to learn from")
 
 
 def select_candidates(candidates: list, only) -> list:

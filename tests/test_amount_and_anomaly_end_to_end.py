@@ -11,6 +11,8 @@ from pyfunc_models.features import merchant_keys
 from pyfunc_models.ledger import load_ledger
 from tests.conftest import invoke
 
+pytestmark = pytest.mark.slow  # through the mlflow CLI, a served model or a tracking server
+
 
 def records(rows: pd.DataFrame) -> list:
     out = rows[["date", "type", "description", "amount", "category", "payment_method"]].copy()

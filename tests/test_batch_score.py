@@ -26,6 +26,8 @@ from pyfunc_models.cashflow import CashflowPredictor, CashflowTask, SeasonalNaiv
 from pyfunc_models.ledger import LedgerError, load_ledger
 from tests.conftest import REPO, python_module, tracking_env
 
+pytestmark = pytest.mark.slow  # through the mlflow CLI, a served model or a tracking server
+
 MLFLOW = str(Path(sys.executable).with_name("mlflow"))
 
 

@@ -11,6 +11,8 @@ from pyfunc_models.cashflow import MIN_HISTORY_DAYS, daily_net_flow
 from pyfunc_models.ledger import prepare_ledger
 from tests.conftest import HELD_BACK_DAYS, invoke
 
+pytestmark = pytest.mark.slow  # through the mlflow CLI, a served model or a tracking server
+
 
 @pytest.fixture(scope="module")
 def ledger_split(champions):

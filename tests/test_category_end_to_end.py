@@ -13,6 +13,8 @@ from mlflow.tracking import MlflowClient
 from pyfunc_models import config
 from tests.conftest import invoke, mlflow_cli, tracking_env
 
+pytestmark = pytest.mark.slow  # through the mlflow CLI, a served model or a tracking server
+
 CLEAR_CASES = [  # (description, amount, payment_method, expected category): merchants the ledger knows well
     ("POS PURCHASE SHELL OIL #4410 SAN JOSE CA", -52.30, "credit_card", "fuel"),
     ("STAPLES 88812 SANTA CLARA CA", -38.10, "credit_card", "office_supplies"),

@@ -63,7 +63,8 @@ def test_tiny_categories_and_one_example_classes_do_not_crash(ledger):
     task = CategoryTask(max_tree_rows=500)
     outcome = train_row_task(task, rows, seed=1, log=lambda _: None)
     assert outcome.metrics["accuracy"] > 0.5
-    assert {c.name for c in outcome.candidates} == {"logistic_regression", "random_forest", "xgboost"}
+    assert {c.name for c in outcome.candidates} == {"text_logistic_regression", "logistic_regression", "random_forest",
+                                                    "xgboost", "merchant_lookup", "majority"}
     assert "merchant_holdout_accuracy" in outcome.metrics
     assert set(outcome.baseline_metrics) == {"majority", "merchant_lookup"}
 
@@ -109,3 +110,42 @@ def test_row_caps_bound_every_fit_and_are_reported(ledger):
     assert outcome.params["max_search_rows"] == 400
     assert outcome.params["refit_rows"] == (600 if outcome.chosen.name == "logistic_regression" else 300)
     assert outcome.params["merchant_holdout_train_rows"] <= 400
+
+
+def test_small_ledgers_compare_candidates_on_rolling_origin_folds_and_log_each_fold(ledger):
+    rows = ledger[ledger["category"] != ""].head(600)
+    outcome = train_row_task(CategoryTask(only=["text_logistic_regression", "merchant_lookup"]), rows, seed=1,
+                             log=lambda _: None)
+    assert outcome.params["validation_folds"] == 3
+    for result in outcome.candidates:
+        folds = [result.metrics[f"fold{k}_macro_f1"] for k in (1, 2, 3)]
+        assert result.metrics["macro_f1"] == pytest.approx(np.mean(folds))
+
+
+def test_a_naive_baseline_is_chosen_only_when_it_beats_the_learned_models_beyond_the_margin():
+    from pyfunc_models.training import Candidate, CandidateResult, choose
+
+    def scored(name, score, baseline=False):
+        return Candidate(name, None, {}, baseline=baseline), CandidateResult(name, {}, {"macro_f1": score}, 0.0, 1)
+
+    task = CategoryTask()
+    assert choose(task, [scored("model", 0.90), scored("lookup", 0.905, True)])[0].name == "model"
+    assert choose(task, [scored("model", 0.90), scored("lookup", 0.95, True)])[0].name == "lookup"
+    assert choose(task, [scored("lookup", 0.95, True)])[0].name == "lookup"
+
+
+def test_a_tiny_ledger_with_singleton_categories_trains():
+    """About 80 categorised expenses over four months, most categories with one to three rows."""
+    rng = np.random.default_rng(5)
+    merchants = [(f"MERCHANT {chr(65 + i)}{chr(70 + i)} STORE", f"category_{i % 22}") for i in range(30)]
+    picks = rng.integers(0, len(merchants), 80)
+    rows = pd.DataFrame({
+        "Date": pd.date_range("2024-01-01", "2024-04-30", periods=80).strftime("%Y-%m-%d"),
+        "Type": "Expense", "Description": [merchants[i][0] for i in picks],
+        "Amount": np.round(rng.lognormal(3, 1, 80), 2), "Category": [merchants[i][1] for i in picks],
+    })
+    ledger = prepare_ledger(rows)[0]
+    outcome = train_row_task(CategoryTask(), ledger, seed=1, log=lambda _: None)
+    assert outcome.params["validation_folds"] >= 2
+    answer = outcome.predictor.predict(ledger.head(3))
+    assert len(answer) == 3 and answer["category"].isin(ledger["category"]).all()

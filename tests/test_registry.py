@@ -12,6 +12,8 @@ from pyfunc_models.category import CategoryTask
 from pyfunc_models.generator import write_ledger
 from tests.conftest import mlflow_cli
 
+pytestmark = pytest.mark.slow  # through the mlflow CLI, a served model or a tracking server
+
 NAME = config.MODEL_NAMES["category"]
 
 
@@ -48,7 +50,7 @@ def register_cli(uri, *params, check=True):
 
 def train(ledger, seed=42):
     """Training is tested through `mlflow run` elsewhere; here it only feeds the registry (one candidate)."""
-    return jobs.train_model(CategoryTask(only=["logistic_regression"]), str(ledger), seed=seed)
+    return jobs.train_model(CategoryTask(only=["text_logistic_regression"]), str(ledger), seed=seed)
 
 
 def aliases(client):
@@ -63,16 +65,21 @@ def test_gate_promotion_rejection_rollback_archive_and_list(store, good_ledger, 
     assert "version 1 -> champion" in out
     version = client.get_model_version(NAME, "1")
     assert version.tags["validation_status"] == "passed" and version.tags["source_run_id"] == good.run_id
+    assert "first model that beats its baselines" in version.tags["decided_by"]
+    assert "beats the majority baseline" in version.tags["gate_rules"]
     assert {"model_type", "training_data_digest", "git_commit", "test_macro_f1"} <= set(version.tags)
     assert "category model from run" in version.description
 
-    # Shuffled categories: registered, not promoted, and the version says why.
+    # Shuffled categories under an absolute floor: registered, not promoted, and the version says why.
     train(shuffled_ledger)
-    _, alias, decision = registry.register("category")
+    _, alias, decision = registry.register("category", floors=registry.parse_floors("category.macro_f1=0.8"))
     assert alias == config.CHALLENGER and not decision.passed
     rejected = client.get_model_version(NAME, "2")
     assert rejected.tags["validation_status"] == "rejected"
-    assert "macro_f1" in rejected.tags["rejection_reason"] and "threshold = 0.8" in rejected.tags["rejection_reason"]
+    assert "macro_f1" in rejected.tags["rejection_reason"] and "floor 0.8" in rejected.tags["rejection_reason"]
+    assert rejected.tags["decided_by"] == decision.reasons[0]
+    with pytest.raises(registry.RegistryError, match="not one the gate knows"):
+        registry.parse_floors("category.recall=0.5")
     assert aliases(client) == {"1": ["champion"], "2": ["challenger"]}
 
     # As good as the champion on the same evaluation data (within tolerance): promoted.
@@ -94,6 +101,7 @@ def test_gate_promotion_rejection_rollback_archive_and_list(store, good_ledger, 
     listing = register_cli(store, "action=list", "model_type=category").stdout
     rows = {row.split()[1]: row for row in listing.splitlines() if row.strip().startswith(NAME)}
     assert set(rows) == {"1", "2", "3"}
-    assert "archived" in rows["1"] and "forced" in rows["2"] and "threshold = 0.8" in rows["2"]
+    # The forced promotion re-ran the gate (no floor this time): its reason is the comparison with champion v3.
+    assert "archived" in rows["1"] and "forced" in rows["2"] and "of champion v3" in rows["2"]
     assert "passed" in rows["3"]
 

@@ -20,6 +20,8 @@ from pyfunc_models import config
 from pyfunc_models.ledger import load_ledger, request_rows
 from tests.conftest import invoke, tracking_env
 
+pytestmark = pytest.mark.slow  # through the mlflow CLI, a served model or a tracking server
+
 MODEL_TYPES = tuple(config.MODEL_NAMES)
 ROW_MODELS = ("category", "amount", "anomaly")
 CASHFLOW_HISTORY_DAYS = 120
