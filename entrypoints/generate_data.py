@@ -17,7 +17,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rows", type=whole_number, default=20_000)
     parser.add_argument("--seed", type=whole_number, default=42)
     parser.add_argument("--output", default="ledger.csv")
-    parser.add_argument("--start", default="2023-01-01", help="first date of the ledger")
+    parser.add_argument("--start", default="", help="first date of the ledger (default 2023-01-01, earlier for a "
+                                                    "ledger that would otherwise end after 2026-06-30)")
     parser.add_argument("--days", type=whole_number, default=0, help="days of history (0 = about 25 transactions a day)")
     parser.add_argument("--anomaly-rate", type=float, default=0.01)
     return parser
@@ -29,7 +30,7 @@ def main(argv=None):
 
     started = time.perf_counter()
     try:
-        ledger = write_ledger(args.output, rows=args.rows, seed=args.seed, start=args.start,
+        ledger = write_ledger(args.output, rows=args.rows, seed=args.seed, start=args.start or None,
                               days=args.days or None, anomaly_rate=args.anomaly_rate)
     except ValueError as error:
         parser.error(str(error))

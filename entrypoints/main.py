@@ -10,7 +10,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from entrypoints import whole_number
+from entrypoints import add_date_order, whole_number
 from pyfunc_models import config, jobs, registry, tracking
 from pyfunc_models.amount import AmountTask
 from pyfunc_models.anomaly import AnomalyTask
@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sample-rows", type=whole_number, default=jobs.DEFAULT_SAMPLE_ROWS)
     parser.add_argument("--seed", type=whole_number, default=42)
     parser.add_argument("--floors", default="", help="absolute gate floors, e.g. category.macro_f1=0.8,anomaly.recall=0.7")
+    add_date_order(parser)
     return parser
 
 
@@ -44,7 +45,7 @@ def main(argv=None):
         data = str(jobs.obtain_ledger(args.data or None, args.sample_rows, args.seed, Path(folder)))
         for task in (CategoryTask(), AmountTask(), AnomalyTask(), CashflowTask()):
             try:
-                trained = jobs.train_model(task, data, args.experiment_name, args.seed)
+                trained = jobs.train_model(task, data, args.experiment_name, args.seed, date_order=args.date_order)
                 version, alias, decision = registry.register(task.model_type, trained.run_id, floors=floors)
             except NotEnoughData as error:  # this ledger cannot support this model: the others go on
                 skipped.append(f"{config.MODEL_NAMES[task.model_type]}: {error}")

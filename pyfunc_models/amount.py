@@ -21,7 +21,8 @@ from xgboost import XGBRegressor
 
 from pyfunc_models import config, plots
 from pyfunc_models.features import merchant_keys, predict_in_one_thread, transaction_features
-from pyfunc_models.ledger import LedgerError, prepare_ledger, request_rows
+from pyfunc_models.ledger import LedgerError, request_rows
+from pyfunc_models.predictor import LedgerPredictor
 from pyfunc_models.splits import time_split
 from pyfunc_models.training import Candidate, NotEnoughData, RowTask, TrainingOutcome, fit_candidate
 
@@ -75,12 +76,11 @@ def merchant_of(rows):
     return merchant_keys(rows["description"])
 
 
-class AmountPredictor:
+class AmountPredictor(LedgerPredictor):
     """The served model: expected signed amount and a conformal interval; deviation when the amount is given."""
 
-    input_columns = config.COLUMNS
     required_columns = ("date", "description")
-    nonempty_columns = ("description",)
+    missing_amount_ok = True
 
     def __init__(self, pipeline, calibration_residuals: np.ndarray, level: float = DEFAULT_LEVEL,
                  usual_type: str = "expense"):
@@ -89,10 +89,6 @@ class AmountPredictor:
         # Absolute residuals in signed-log space on rows the pipeline never saw; sorted, so any level is a lookup.
         self.calibration_residuals = np.sort(np.abs(calibration_residuals))
         self.default_level = level
-
-    def prepare(self, raw: pd.DataFrame) -> pd.DataFrame:
-        return prepare_ledger(raw, required=self.required_columns, nonempty=self.nonempty_columns,
-                              missing_amount_ok=True)[0]
 
     def half_width(self, level: float) -> float:
         """Split-conformal quantile: the ceil((n+1)*level)-th smallest calibration residual."""

@@ -33,7 +33,8 @@ from sklearn.metrics import average_precision_score, precision_recall_curve
 
 from pyfunc_models import config, plots
 from pyfunc_models.features import merchant_keys
-from pyfunc_models.ledger import LedgerError, prepare_ledger, request_rows
+from pyfunc_models.ledger import LedgerError, request_rows
+from pyfunc_models.predictor import LedgerPredictor
 from pyfunc_models.splits import time_split
 from pyfunc_models.training import NotEnoughData, TrainingOutcome
 
@@ -188,12 +189,8 @@ class CategoryZscore:
         return np.where(known, np.nan_to_num(z, nan=0.0), 0.0)
 
 
-class AnomalyDetector:
+class AnomalyDetector(LedgerPredictor):
     """Fitted statistics + IsolationForest + threshold; scores raw transactions with a reason each."""
-
-    input_columns = config.COLUMNS
-    required_columns = ("date", "description", "amount")
-    nonempty_columns = ("description",)
 
     def __init__(self, seed: int = 42):
         self.seed = seed
@@ -289,9 +286,6 @@ class AnomalyDetector:
                                       context["groups"][i], context["trusted"][i])
         return pd.DataFrame({"anomaly_score": np.round(score, 6), "is_anomaly": flagged,
                              "reason": reasons.astype(str)})
-
-    def prepare(self, raw: pd.DataFrame) -> pd.DataFrame:
-        return prepare_ledger(raw, required=self.required_columns, nonempty=self.nonempty_columns)[0]
 
 
 

@@ -45,7 +45,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.types import DataType
 
 from pyfunc_models import config
-from pyfunc_models.ledger import LedgerError, canonical_column_names
+from pyfunc_models.ledger import LedgerError, canonical_column_names, decide_date_order
 
 DEFAULT_MASTER = "local[*]"
 MASTER_URL = re.compile(r"^(local(\[(\*|\d+)(,\d+)?\])?|local-cluster\[\d+,\d+,\d+\]|spark://\S+|yarn|k8s://\S+)$")
@@ -437,6 +437,21 @@ def _spark_failure(error: Exception) -> BatchError:
     return BatchError(re.sub(r"\s*SQLSTATE: \w+\s*$", "", causes[-1] if causes else _first_line(text)).strip())
 
 
+def whole_file_date_order(frame, model: ScoringModel, params: dict) -> dict:
+    """Spark hands the model the file in batches, and a batch of early-month days cannot tell 03/04 from 04/03:
+    the order is decided once from every distinct date of the file and passed to each batch (a `date_order` the
+    caller gave wins). Models logged before the param existed get nothing."""
+    if "date_order" not in model.params or params.get("date_order", "auto") != "auto":
+        return {}
+    column = next((name for name, canonical in canonical_column_names(frame.columns).items() if canonical == "date"),
+                  None)
+    if column is None:
+        return {}
+    distinct = frame.select(column).distinct().dropna().toPandas()[column].reset_index(drop=True)
+    order = decide_date_order(distinct, params.get("date_order", "auto"))
+    return {"date_order": order} if order else {}
+
+
 def batch_score(model_uri: str, data: str, output: str, master: str = DEFAULT_MASTER, params: dict | None = None,
                 group_by: str = "", env_manager: str = "local", spark=None, log=print) -> dict:
     """Score `data` with the model at `model_uri` on Spark and write `output` (Parquet); returns what was done.
@@ -473,6 +488,7 @@ def batch_score(model_uri: str, data: str, output: str, master: str = DEFAULT_MA
             frame = read_frame(spark, data)
             if not frame.columns or not frame.head(1):
                 raise LedgerError(f"{Path(data).name} has no transactions; expected at least one row")
+            params = {**params, **whole_file_date_order(frame, model, params)}
             log(f"scoring {data} -> {output}")
             scoring = time.perf_counter()
             if model.plan == ROWS:

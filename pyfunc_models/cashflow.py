@@ -41,7 +41,8 @@ from statsmodels.tsa.statespace.sarimax import SARIMAX
 from xgboost import XGBRegressor
 
 from pyfunc_models import config, plots
-from pyfunc_models.ledger import LedgerError, prepare_ledger, request_rows
+from pyfunc_models.ledger import LedgerError, request_rows
+from pyfunc_models.predictor import LedgerPredictor
 from pyfunc_models.training import CandidateResult, NotEnoughData, TrainingOutcome
 
 DEFAULT_HORIZON = 30
@@ -276,11 +277,10 @@ def coverage(actual: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> float:
     return float(np.mean((actual >= lower) & (actual <= upper)))
 
 
-class CashflowPredictor:
+class CashflowPredictor(LedgerPredictor):
     """The served model: a ledger history in; one row per future day with forecast and interval out.
     Without params it answers the horizon and level it was trained with."""
 
-    input_columns = config.COLUMNS
     required_columns = ("date", "amount")
     nonempty_columns = ()
     read_columns = ("date", "amount", "type", "status")  # all `daily_net_flow` needs; the rest is not parsed
@@ -291,10 +291,6 @@ class CashflowPredictor:
         self.errors = np.asarray(errors, dtype=float)
         self.default_level = level
         self.default_horizon = horizon
-
-    def prepare(self, raw: pd.DataFrame) -> pd.DataFrame:
-        return prepare_ledger(raw, required=self.required_columns,
-                              columns=self.read_columns)[0]
 
     def predict(self, transactions: pd.DataFrame, horizon: int | None = None,
                 level: float | None = None) -> pd.DataFrame:
@@ -509,4 +505,6 @@ def gate_metrics(predict, ledger: pd.DataFrame, horizon: int | None = None) -> d
     and interval_coverage, and the weekly seasonal naive's on the same days as
     baseline_seasonal_naive_weekly_<metric>. On a training run's evaluation ledger it reproduces the run's
     test metrics."""
-    return score_test_window(predict, ledger, served_horizon(predict) if horizon is None else horizon)["metrics"]
+    horizon = served_horizon(predict) if horizon is None else int(horizon)
+    # The window length goes with the figures, so a champion can be scored on the candidate's very days.
+    return {**score_test_window(predict, ledger, horizon)["metrics"], "horizon": float(horizon)}

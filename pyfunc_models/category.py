@@ -20,7 +20,8 @@ from xgboost import XGBClassifier
 from pyfunc_models import config, plots
 from pyfunc_models.features import (EncodedLabels, TransactionText, merchant_keys, predict_in_one_thread,
                                     transaction_features)
-from pyfunc_models.ledger import LedgerError, prepare_ledger, request_rows
+from pyfunc_models.ledger import LedgerError, request_rows
+from pyfunc_models.predictor import LedgerPredictor
 from pyfunc_models.splits import merchant_split
 from pyfunc_models.training import (Candidate, NotEnoughData, RowTask, TrainingOutcome, fit_candidate,
                                     require_classes, select_candidates)
@@ -117,19 +118,14 @@ def description_text_features(max_text_features: int = 40_000) -> FeatureUnion:
                          ("characters", vectoriser(analyzer="char_wb", ngram_range=(2, 5)))])
 
 
-class CategoryPredictor:
+class CategoryPredictor(LedgerPredictor):
     """The served model: raw transactions in; category, confidence and top-k alternatives out."""
 
     input_columns = tuple(c for c in config.COLUMNS if c != "category")
-    required_columns = ("date", "description", "amount")
-    nonempty_columns = ("description",)
 
     def __init__(self, pipeline: Pipeline):
         self.pipeline = predict_in_one_thread(pipeline)
         self.categories = np.asarray(pipeline.classes_, dtype=object)
-
-    def prepare(self, raw: pd.DataFrame) -> pd.DataFrame:
-        return prepare_ledger(raw, required=self.required_columns, nonempty=self.nonempty_columns)[0]
 
     def predict(self, transactions: pd.DataFrame, top_k: int = DEFAULT_TOP_K) -> pd.DataFrame:
         if not 1 <= int(top_k) <= MAX_TOP_K:

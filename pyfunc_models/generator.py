@@ -208,15 +208,28 @@ def _enum_noise(ledger: pd.DataFrame, rng) -> None:
         ledger.loc[hit, column] = rng.choice(list(typos), size=len(hit))
 
 
-def generate_ledger(rows: int = 20_000, seed: int = 42, start: str = "2023-01-01", days: int | None = None,
+DEFAULT_START = "2023-01-01"
+# A long generated ledger ends here, not years ahead: dates more than a year in the future are implausible to the
+# ledger contract and would be dropped from training. A fixed day keeps the generator deterministic.
+LATEST_END = "2026-06-30"
+
+
+def first_day(days: int) -> pd.Timestamp:
+    """DEFAULT_START, or earlier for a ledger so long that it would end after LATEST_END."""
+    return min(pd.Timestamp(DEFAULT_START), pd.Timestamp(LATEST_END) - pd.Timedelta(days=days - 1))
+
+
+def generate_ledger(rows: int = 20_000, seed: int = 42, start: str | None = None, days: int | None = None,
                     anomaly_rate: float = 0.01) -> pd.DataFrame:
-    """A ledger of exactly `rows` transactions in the Titans export header plus an 'Anomaly Label' column."""
+    """A ledger of exactly `rows` transactions in the Titans export header plus an 'Anomaly Label' column,
+    from `start` (default: see `first_day`)."""
     if rows < MIN_ROWS:
         raise ValueError(f"rows must be at least {MIN_ROWS}, got {rows}")
     if not 0 <= anomaly_rate < 0.5:
         raise ValueError(f"anomaly_rate must be in [0, 0.5), got {anomaly_rate}")
     rng = np.random.default_rng(seed)
-    dates = pd.date_range(start, periods=days or default_days(rows), freq="D")
+    days = days or default_days(rows)
+    dates = pd.date_range(start or first_day(days), periods=days, freq="D")
     parts = _Rows()
     _recurring(parts, dates, rng)
     recurring = sum(len(block["date"]) for block in parts.blocks)

@@ -19,6 +19,7 @@ import pandas as pd
 from pyfunc_models import config, tracking
 from pyfunc_models.generator import write_ledger
 from pyfunc_models.ledger import LedgerError, load_ledger, request_rows
+from pyfunc_models.predictor import learned_date_order
 
 DEFAULT_SAMPLE_ROWS = 20_000
 
@@ -44,20 +45,38 @@ def obtain_ledger(data: str | None, rows: int, seed: int, workdir: Path) -> Path
     return path
 
 
+def report_ledger(report) -> None:
+    """What reading the ledger did, on the terminal and on the run: corrections, unknown values, dropped rows,
+    and a day/month order that had to be guessed."""
+    mlflow.log_dict(report.as_dict(), "ledger/normalisation_report.json")
+    if report.corrected or report.unknown:
+        print(f"normalised enumerations: {json.dumps({**report.corrected, **{'unknown': report.unknown}})}")
+    for why, dropped in report.dropped_rows.items():
+        print(f"warning: {dropped['count']} row(s) dropped ({why}), e.g. {', '.join(dropped['examples'][:3])}")
+        mlflow.set_tag(f"dropped_rows.{why.replace(' ', '_')}", str(dropped["count"]))
+    if report.date_order_ambiguous:
+        warning = (f"every date in column 'date' reads either way (day or month first); read as "
+                   f"{'day' if report.date_order == 'dmy' else 'month'}-first. If the ledger writes "
+                   f"{'month' if report.date_order == 'dmy' else 'day'} first, train again with "
+                   f"-P date_order={'mdy' if report.date_order == 'dmy' else 'dmy'}")
+        print(f"warning: {warning}")
+        mlflow.set_tag("date_order_warning", warning)
+
+
 def train_model(task, data: str | None, experiment_name: str = config.EXPERIMENT_NAME,
-                    seed: int = 42, sample_rows: int = DEFAULT_SAMPLE_ROWS, test_fraction: float = 0.2) -> TrainedModel:
-    """The whole job for one model task; a LedgerError leaves a FAILED run and logs no model."""
+                seed: int = 42, sample_rows: int = DEFAULT_SAMPLE_ROWS, test_fraction: float = 0.2,
+                date_order: str = "auto") -> TrainedModel:
+    """The whole job for one model task; a LedgerError leaves a FAILED run that says why, and logs no model."""
     started = time.perf_counter()
     tags = {config.MODEL_TYPE_TAG: task.model_type}
     with tempfile.TemporaryDirectory() as folder, \
-            tracking.training_run(experiment_name, f"train_{task.model_type}", tags) as run:
+            tracking.training_run(experiment_name, f"train_{task.model_type}", tags) as run, \
+            tracking.failure_recorded():
         path = obtain_ledger(data, sample_rows, seed, Path(folder))
         mlflow.log_params({"data": str(data or f"generated:{sample_rows}:{seed}"), "seed": seed,
-                           "test_fraction": test_fraction})
-        ledger, report = load_ledger(path)
-        mlflow.log_dict(report.as_dict(), "ledger/normalisation_report.json")
-        if report.corrected or report.unknown:
-            print(f"normalised enumerations: {json.dumps({**report.corrected, **{'unknown': report.unknown}})}")
+                           "test_fraction": test_fraction, "date_order": date_order})
+        ledger, report = load_ledger(path, date_order=date_order)
+        report_ledger(report)
 
         outcome = task.train(ledger, seed=seed, test_fraction=test_fraction, on_candidate=tracking.log_candidate)
         if outcome.params:  # row caps and other choices the task made, e.g. max_search_rows
@@ -80,7 +99,10 @@ def train_model(task, data: str | None, experiment_name: str = config.EXPERIMENT
             example = task.serving_example(outcome)
         else:
             example = request_rows(outcome.test.head(3), columns=outcome.predictor.input_columns)
-        info = tracking.log_predictor(outcome.predictor, example, task.serving_params, task.model_type)
+        # Requests are read in the day/month order the training ledger decided, unless they say otherwise.
+        outcome.predictor.date_order = learned_date_order(report)
+        serving_params = {**task.serving_params, "date_order": outcome.predictor.date_order}
+        info = tracking.log_predictor(outcome.predictor, example, serving_params, task.model_type)
         mlflow.log_metric("train_seconds", time.perf_counter() - started)
         return TrainedModel(task.model_type, run.info.run_id, info.model_uri, outcome.metrics,
                             outcome.baseline_metrics, task.primary_metric, example)

@@ -235,6 +235,15 @@ def parse_dates(values: pd.Series, column: str = "date", source: str | None = No
     return _dates(values, column, source, date_order, implausible_dates)[0]
 
 
+def decide_date_order(values: pd.Series, date_order: str = "auto", column: str = "date") -> str | None:
+    """The day/month order a whole column is read in ('dmy', 'mdy'), or None when it has no day/month dates;
+    mixed orders are refused. For a job that hands a large file to a model in batches: decide once, from every
+    row, and pass the order with each batch."""
+    _check_choice("date_order", date_order, DATE_ORDERS)
+    order = _read_dates(values, column, None, date_order)[1]
+    return order if order in ("dmy", "mdy") else None
+
+
 def _dates(values: pd.Series, column: str, source: str | None, date_order: str, implausible_dates: str):
     """`parse_dates` with what `prepare_ledger` reports: the order used, whether it was a guess, and the
     rows whose implausible date was made NaT (with `implausible_dates='drop'`)."""

@@ -96,13 +96,14 @@ def evaluation_ledger(run_id: str, eval_data: str | None) -> pd.DataFrame:
     else:
         path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=EVALUATION_ARTIFACT)
         raw, source = read_ledger(path), "the run's evaluation data"
-    return prepare_ledger(raw, required=("date", "amount"), source=source)[0]
+    # As training reads a ledger: an implausible date drops its row rather than the whole evaluation.
+    return prepare_ledger(raw, required=("date", "amount"), source=source, implausible_dates="drop")[0]
 
 
-def score(model_type: str, model_uri: str, ledger: pd.DataFrame) -> dict:
+def score(model_type: str, model_uri: str, ledger: pd.DataFrame, **options) -> dict:
     gate_metrics = importlib.import_module(GATE_MODULES[model_type]).gate_metrics  # only the model being scored
     model = mlflow.pyfunc.load_model(model_uri)
-    return gate_metrics(model.predict, ledger)
+    return gate_metrics(model.predict, ledger, **options)
 
 
 def _baseline_value(name: str, key: str, candidate: dict, run_metrics: dict):
@@ -183,7 +184,9 @@ def evaluate_against_champion(model_type: str, version: str, eval_data: str | No
     champion_version = _version_of_alias(name, config.CHAMPION)
     champion = None
     if champion_version is not None and str(champion_version.version) != str(version):
-        champion = score(model_type, f"models:/{name}/{champion_version.version}", ledger)
+        # Cash flow: the champion forecasts the candidate's window (its horizon), not one of its own length.
+        same_rows = {"horizon": int(candidate["horizon"])} if "horizon" in candidate else {}
+        champion = score(model_type, f"models:/{name}/{champion_version.version}", ledger, **same_rows)
     compared_with = str(champion_version.version) if champion is not None else None
     rules = gate(model_type, candidate, run.data.metrics, champion, floors, compared_with)
     reasons = [rule.removeprefix("failed: ") for rule in rules if rule.startswith("failed: ")]

@@ -64,6 +64,19 @@ def training_run(experiment_name: str, run_name: str, tags: dict):
 
 
 @contextlib.contextmanager
+def failure_recorded():
+    """A run that fails on a bad ledger says why where a UI user looks: an `error` tag and the run description
+    (mlflow.note.content). The error still propagates, so the run ends FAILED."""
+    from pyfunc_models.ledger import LedgerError
+
+    try:
+        yield
+    except LedgerError as error:
+        mlflow.set_tags({"error": str(error)[:5000], "mlflow.note.content": f"Failed: {error}"})
+        raise
+
+
+@contextlib.contextmanager
 def candidate_run(name: str):
     with mlflow.start_run(run_name=name, nested=True) as run:
         yield run
