@@ -12,9 +12,9 @@ from mlflow.tracking import MlflowClient
 
 from pyfunc_models import config
 from tests.conftest import (REPO, invoke, mlflow_cli, postgres_database, python_module, served_model, tracking_env,
+                            tracking_server, write_champion_ledger)
 
 pytestmark = pytest.mark.slow  # through the mlflow CLI, a served model or a tracking server
-                            tracking_server, write_champion_ledger)
 
 FUEL = {"date": "2024-01-05", "description": "POS PURCHASE SHELL OIL #4410 SAN JOSE CA", "amount": -52.3,
         "payment_method": "credit_card"}
