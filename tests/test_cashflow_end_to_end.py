@@ -38,14 +38,14 @@ def test_run_logs_backtest_folds_candidates_and_plots(cashflow_model):
     run, client = cashflow_model["run"], cashflow_model["client"]
     metrics = run.data.metrics
     for name in ("test_mase", "test_mae", "test_rmse", "test_smape", "test_interval_coverage",
-                 "test_fold1_mase", "test_fold4_mase", "baseline_seasonal_naive_weekly_test_mase"):
+                 "backtest_mase", "backtest_fold1_mase", "backtest_fold4_mase", "baseline_seasonal_naive_weekly_test_mase"):
         assert name in metrics
     assert metrics["test_mase"] < metrics["baseline_seasonal_naive_weekly_test_mase"]
     children = client.search_runs([run.info.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}'")
     assert {c.data.tags["candidate"] for c in children} == {"seasonal_naive_weekly", "exponential_smoothing",
                                                             "sarima", "gradient_boosting"}
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
-    assert {"evaluation/forecast_last_fold.png", "evaluation/backtest_error_by_horizon.png"} <= artifacts
+    assert {"evaluation/forecast_test_window.png", "evaluation/backtest_error_by_horizon.png"} <= artifacts
 
 
 def test_forecast_days_follow_the_history_with_ordered_bounds(server, ledger_split):

@@ -197,9 +197,19 @@ BAD_CASES = {
         lambda t, rows: raw_json_with_amount(rows, "Infinity"),
         ["row 1, column 'amount': inf is not a finite number"],
     ),
-    "unknown enum value": (
-        lambda t, rows: records(with_row(rows, 1, type="refund")),
-        ["row 1, column 'type': 'refund' is not a known type; expected one of income, expense, unknown or empty"],
+    # A value the vocabularies do not know becomes 'unknown', as in training: a model never refuses a row it
+    # would have trained on.
+    "unknown enum values": (
+        lambda t, rows: records(with_row(rows, 1, type="transfer", status="in review", payment_method="barter")),
+        {t: None for t in (*ROW_MODELS, "cashflow")},
+    ),
+    "day-first and month-first dates in one request": (
+        lambda t, rows: records(with_row(with_row(rows, 0, date="25/03/2024"), 1, date="03/26/2024")),
+        ["mixes day-first and month-first dates", "row 0, column 'date': '25/03/2024' can only be day-first"],
+    ),
+    "implausible date": (
+        lambda t, rows: records(with_row(rows, 1, date="2099-01-05")),
+        ["row 1, column 'date': '2099-01-05' is not a plausible date"],
     ),
     "empty batch": (
         lambda t, rows: {"dataframe_split": {"columns": list(rows[0]), "data": []}},
