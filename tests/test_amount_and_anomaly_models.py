@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pyfunc_models.amount import AmountPredictor, GroupMedian, category_of, signed_exp, signed_log
+from pyfunc_models.amount import AmountPredictor, AmountTask, GroupMedian, category_of, signed_exp, signed_log
 from pyfunc_models.generator import generate_ledger
 from pyfunc_models.ledger import LedgerError, prepare_ledger
 
@@ -33,3 +33,12 @@ def test_conformal_half_width_is_the_right_order_statistic():
     assert predictor.half_width(0.9) == 9.0
     with pytest.raises(LedgerError, match="param 'level' is 2"):
         predictor.predict(pd.DataFrame(), level=2)
+
+
+def test_the_level_trained_with_is_the_served_default(ledger):
+    task = AmountTask(level=0.8)
+    assert task.serving_params == {"level": 0.8}  # the logged signature's param default
+    outcome = task.train(ledger, log=lambda _: None)
+    rows = outcome.test.head(20)
+    assert outcome.predictor.predict(rows).equals(outcome.predictor.predict(rows, level=0.8))
+    assert not outcome.predictor.predict(rows).equals(outcome.predictor.predict(rows, level=0.95))

@@ -1,5 +1,7 @@
 """The shared training job: whatever the model, a bad ledger leaves a FAILED run, a clear error and no model."""
 
+import re
+
 import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
@@ -35,5 +37,8 @@ def test_bad_ledger_fails_the_run_and_logs_no_model(task, case, tmp_path):
     experiment = client.get_experiment_by_name(config.EXPERIMENT_NAME)
     runs = client.search_runs([experiment.experiment_id])
     assert [r.info.status for r in runs] == ["FAILED"]
+    # The run says why, where a UI user looks: its error tag and its description.
+    assert runs[0].data.tags["error"].startswith(str(runs[0].data.tags["mlflow.note.content"]).removeprefix("Failed: ")[:40])
+    assert re.search(message, runs[0].data.tags["mlflow.note.content"])
     assert list(client.search_logged_models(experiment_ids=[experiment.experiment_id])) == []
     assert mlflow.active_run() is None
