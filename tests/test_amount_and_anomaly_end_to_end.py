@@ -61,7 +61,8 @@ def test_amount_run_logs_candidates_baselines_interval_and_plot(amount_model):
     assert metrics["test_mae"] < metrics["baseline_category_median_test_mae"]
     assert 0.8 <= metrics["test_interval_coverage"] <= 1.0
     children = client.search_runs([run.info.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}'")
-    assert {c.data.tags["candidate"] for c in children} == {"ridge", "random_forest", "xgboost"}
+    assert {c.data.tags["candidate"] for c in children} == {"ridge", "random_forest", "xgboost",
+                                                                 "category_median", "merchant_median"}
     assert "evaluation/predicted_vs_actual.png" in {a.path for a in client.list_artifacts(run.info.run_id,
                                                                                            "evaluation")}
 

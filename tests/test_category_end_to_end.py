@@ -51,7 +51,8 @@ def test_training_run_logs_metrics_candidates_artifacts_and_data(trained):
     assert metrics["test_macro_f1"] > metrics["baseline_majority_test_macro_f1"] + 0.5
     assert metrics["test_merchant_holdout_accuracy"] > metrics["baseline_merchant_lookup_test_merchant_holdout_accuracy"]
     children = client.search_runs([run.info.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}'")
-    assert {c.data.tags["candidate"] for c in children} == {"logistic_regression", "random_forest", "xgboost"}
+    assert {c.data.tags["candidate"] for c in children} == {"text_logistic_regression", "logistic_regression",
+                                                            "random_forest", "xgboost", "merchant_lookup", "majority"}
     assert all("validation_macro_f1" in c.data.metrics for c in children)
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
     assert {"evaluation/confusion_matrix.png", "evaluation/classification_report.json",
@@ -65,7 +66,10 @@ def test_logged_model_has_signature_example_and_params(trained, monkeypatch):
     info = mlflow.models.get_model_info(trained["model_uri"])
     inputs = {c["name"]: c for c in info.signature.inputs.to_dict()}
     assert inputs["description"]["required"] and not inputs["reference"]["required"]
-    assert [p.name for p in info.signature.params] == ["top_k"]
+    # Every column typed Any: what pandas makes of an export reaches the ledger contract.
+    assert {c["type"] for c in inputs.values()} == {"any"}
+    params = {p.name: p.default for p in info.signature.params}
+    assert set(params) == {"top_k", "date_order"} and params["date_order"] in ("auto", "dmy", "mdy")
     assert info.saved_input_example_info is not None
 
 
