@@ -73,6 +73,26 @@ def _every(first: date, end: date, step: int) -> list:
     return [first + timedelta(days=i) for i in range(0, (end - first).days + 1, step)]
 
 
+def _scheduled_rows(rng, start: date, end: date, plans, weekday_weights, months: int | None = None,
+                    every_from: date | None = None) -> list:
+    """(date, kind, merchant) rows from plans of (kind, ((merchant, when), ...)), sorted, the first and last on the
+    period's first and last days. `when` is a count of random days, "monthly:<day>" (at most `months` of them),
+    or "every:<days>" from `every_from`."""
+    rows = []
+    for kind, plan in plans:
+        for merchant, when in plan:
+            if isinstance(when, str) and when.startswith("monthly"):
+                days = _monthly(start, end, int(when.split(":")[1]))[:months]
+            elif isinstance(when, str):
+                days = _every(every_from, end, int(when.split(":")[1]))
+            else:
+                days = _some_days(rng, start, end, when, weekday_weights=weekday_weights)
+            rows += [(day, kind, merchant) for day in days]
+    rows.sort(key=lambda row: (row[0], row[1], row[2].spellings[0]))
+    rows[0], rows[-1] = (start, *rows[0][1:]), (end, *rows[-1][1:])  # the export's period, first to last day
+    return rows
+
+
 def _write(path, header, rows) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -144,18 +164,8 @@ def titans_export(path, seed: int = 12) -> Path:
     number, Receipt URL empty in the whole file, a few merchants with accents or in other scripts."""
     rng = np.random.default_rng(seed)
     start, end = date(2024, 1, 2), date(2024, 5, 3)
-    rows = []  # (date, type, merchant)
-    for kind, plan in (("Expense", _TITANS_EXPENSES), ("Income", _TITANS_INCOME)):
-        for merchant, when in plan:
-            if isinstance(when, str):  # "monthly:<day>", up to four times in the period
-                days = _monthly(start, end, int(when.split(":")[1]))[:4]
-            else:
-                days = _some_days(rng, start, end, when, weekday_weights=(3, 3, 3, 3, 4, 2, 1))
-            rows += [(day, kind, merchant) for day in days]
-    rows.sort(key=lambda row: (row[0], row[1], row[2].spellings[0]))
-    # The period is the export's: the first and last rows fall on its first and last days.
-    rows[0] = (start, *rows[0][1:])
-    rows[-1] = (end, *rows[-1][1:])
+    rows = _scheduled_rows(rng, start, end, (("Expense", _TITANS_EXPENSES), ("Income", _TITANS_INCOME)),
+                           weekday_weights=(3, 3, 3, 3, 4, 2, 1), months=4)
     assert len(rows) == 127, len(rows)
 
     invoice, transfer = 1040, 88400
@@ -214,19 +224,8 @@ def titans_sample_export(path, seed: int = 21) -> Path:
     number on every row, a receipt URL on some shopping rows."""
     rng = np.random.default_rng(seed)
     start, end = date(2024, 2, 1), date(2024, 5, 31)
-    rows = []
-    for kind, plan in (("debit", _SAMPLE_DEBITS), ("credit", _SAMPLE_CREDITS)):
-        for merchant, when in plan:
-            if isinstance(when, str) and when.startswith("monthly"):
-                days = _monthly(start, end, int(when.split(":")[1]))
-            elif isinstance(when, str):  # every other Friday
-                days = _every(date(2024, 2, 2), end, int(when.split(":")[1]))
-            else:
-                days = _some_days(rng, start, end, when, weekday_weights=(2, 2, 2, 2, 3, 4, 3))
-            rows += [(day, kind, merchant) for day in days]
-    rows.sort(key=lambda row: (row[0], row[1], row[2].spellings[0]))
-    rows[0] = (start, *rows[0][1:])
-    rows[-1] = (end, *rows[-1][1:])
+    rows = _scheduled_rows(rng, start, end, (("debit", _SAMPLE_DEBITS), ("credit", _SAMPLE_CREDITS)),
+                           weekday_weights=(2, 2, 2, 2, 3, 4, 3), every_from=date(2024, 2, 2))  # every other Friday
     lines = []
     for i, (day, kind, merchant) in enumerate(rows):
         receipt = ""
