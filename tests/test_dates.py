@@ -171,3 +171,30 @@ def test_a_long_column_of_repeated_dates_reads_every_row(calendar):
     written = np.tile(calendar.strftime(ORDERS["dmy"]).to_numpy(dtype=object), 2000)
     dates = parse_dates(pd.Series(written))
     assert len(dates) == len(written) and (dates[: len(calendar)] == calendar.to_numpy()).all()
+
+
+@pytest.mark.slow
+def test_a_model_trained_day_first_reads_an_ambiguous_request_day_first(tmp_path):
+    """Through MLflow: the trained order is the served default of `date_order`, and a request can override it."""
+    import mlflow
+
+    from pyfunc_models import jobs
+    from pyfunc_models.cashflow import CashflowTask
+    from pyfunc_models.generator import generate_ledger
+
+    raw = generate_ledger(rows=1500, seed=4, days=150)
+    raw["Date"] = pd.to_datetime(raw["Date"]).dt.strftime("%d/%m/%Y")  # a European export: day first
+    path = tmp_path / "european.csv"
+    raw.to_csv(path, index=False)
+    trained = jobs.train_model(CashflowTask(horizon=7, folds=1), str(path))
+    run = mlflow.get_run(trained.run_id)
+    assert "date_order_warning" not in run.data.tags  # the ledger's own dates decided it
+    model = mlflow.pyfunc.load_model(trained.model_uri)
+    defaults = {param.name: param.default for param in model.metadata.get_params_schema().params}
+    assert defaults["date_order"] == "dmy"
+    # A history whose every date reads either way: the 1st to the 12th of January to March 2024.
+    history = pd.DataFrame({"date": [f"{day:02d}/{month:02d}/2024" for month in (1, 2, 3) for day in range(1, 13)],
+                            "amount": [100.0] * 36, "type": "income"})
+    # Read day first it ends on 12 March (a span of 72 days); month first it would end on 3 December.
+    assert model.predict(history)["date"].iloc[0] == "2024-03-13"
+    assert model.predict(history, params={"date_order": "mdy"})["date"].iloc[0] == "2024-12-04"
