@@ -17,7 +17,7 @@ import argparse
 import sys
 
 from pyfunc_models import batch
-from pyfunc_models.ledger import LedgerError
+from pyfunc_models.ledger import DATE_ORDERS, LedgerError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,9 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--master", default=batch.DEFAULT_MASTER, help="Spark master: local[*], local[2], spark://...")
     parser.add_argument("--params", default="", help='model params as JSON, e.g. \'{"threshold": 0.95}\'')
     parser.add_argument("--group-by", default="", help="cash flow: forecast each value of this column as one ledger")
-    parser.add_argument("--date-order", default="auto", choices=("auto", "dmy", "mdy"),
-                        help="how to read dates like 03/04/2024: auto = the model's own order, else decided from the "
-                             "whole file (day first if a date says so); dmy or mdy to say it")
+    parser.add_argument("--date-order", default="auto", choices=DATE_ORDERS,
+                        help="how to read dates like 03/04/2024: auto = decided from the whole file where a date says "
+                             "so, else the model's own order; dmy or mdy to say it")
     parser.add_argument("--env-manager", default="local", choices=("local", "virtualenv", "uv", "conda"),
                         help="how spark_udf gets the model's Python environment (row-by-row models)")
     return parser
@@ -41,8 +41,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     try:
+        params = batch.parse_params(args.params)
+        if args.date_order != "auto":
+            params["date_order"] = args.date_order
         batch.batch_score(args.model_uri, args.data, args.output, master=args.master,
-                          params={**batch.parse_params(args.params), **({"date_order": args.date_order} if args.date_order != "auto" else {})}, group_by=args.group_by,
+                          params=params, group_by=args.group_by,
                           env_manager=args.env_manager)
     except (batch.BatchError, LedgerError) as error:
         print(f"error: {error}", file=sys.stderr)

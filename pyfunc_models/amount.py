@@ -22,7 +22,7 @@ from xgboost import XGBRegressor
 from pyfunc_models import config, plots
 from pyfunc_models.features import merchant_keys, predict_in_one_thread, transaction_features
 from pyfunc_models.ledger import LedgerError, request_rows
-from pyfunc_models.predictor import LedgerPredictor
+from pyfunc_models.predictor import LedgerPredictor, baseline_metrics
 from pyfunc_models.splits import time_split
 from pyfunc_models.training import Candidate, NotEnoughData, RowTask, TrainingOutcome, fit_candidate
 
@@ -83,8 +83,9 @@ class AmountPredictor(LedgerPredictor):
     missing_amount_ok = True
 
     def __init__(self, pipeline, calibration_residuals: np.ndarray, level: float = DEFAULT_LEVEL,
-                 usual_type: str = "expense"):
+                 usual_type: str = "expense", baselines: dict | None = None):
         self.pipeline = predict_in_one_thread(pipeline)
+        self.baselines_ = baselines or {}  # fitted on the same past: the gate scores them on the model's rows
         self.usual_type = usual_type  # the training ledger's most common type, for rows that say neither
         # Absolute residuals in signed-log space on rows the pipeline never saw; sorted, so any level is a lookup.
         self.calibration_residuals = np.sort(np.abs(calibration_residuals))
@@ -149,7 +150,7 @@ class AmountTask(RowTask):
         self.serving_params = {"level": level}  # the served default is the level trained with
 
     def training_rows(self, ledger: pd.DataFrame) -> pd.DataFrame:
-        rows = scored_rows(ledger)
+        rows = scored_rows(AmountPredictor.answerable(ledger, log=print))
         if len(rows) < MIN_TRAINING_ROWS:
             raise NotEnoughData(f"amount prediction needs at least {MIN_TRAINING_ROWS} transactions with a non-zero "
                                 f"amount; the ledger has {len(rows)}")
@@ -180,23 +181,23 @@ class AmountTask(RowTask):
                       {"n_estimators": 300, "max_depth": 8, "learning_rate": 0.1, "objective": "reg:absoluteerror",
                        "n_jobs": 1, **tree_params}, self.max_tree_rows),
             # The naive baselines compete too, so the chosen model is never worse than them on validation.
-            Candidate("category_median", GroupMedian(category_of), {"baseline": True}, baseline=True),
-            Candidate("merchant_median", GroupMedian(merchant_of), {"baseline": True}, baseline=True),
+            *self.baseline_candidates(),
         ]
 
     def metrics(self, rows, y_true, y_pred) -> dict:
         return regression_metrics(y_true, y_pred)
 
-    def baselines(self, train: pd.DataFrame) -> dict:
-        return {"category_median": GroupMedian(category_of).fit(train),
-                "merchant_median": GroupMedian(merchant_of).fit(train)}
+    def baseline_candidates(self) -> list:
+        return [Candidate("category_median", GroupMedian(category_of), {"baseline": True}, baseline=True),
+                Candidate("merchant_median", GroupMedian(merchant_of), {"baseline": True}, baseline=True)]
 
     def predictor(self, fitted, past: pd.DataFrame, chosen: Candidate) -> AmountPredictor:
         # Calibrate on the latest slice of the past with a twin fitted on what precedes it: residuals on unseen rows.
         fit_part, calibration = time_split(past, CALIBRATION_FRACTION)
         twin, _ = fit_candidate(self, chosen, fit_part)
         residuals = signed_log(self.target(calibration)) - signed_log(twin.predict(calibration))
-        return AmountPredictor(fitted, residuals, self.level, usual_type=past["type"].value_counts().idxmax())
+        return AmountPredictor(fitted, residuals, self.level, usual_type=past["type"].value_counts().idxmax(),
+                               baselines=self.baselines(past))
 
     def evidence(self, outcome: TrainingOutcome, chosen: Candidate, seed: int) -> None:
         y_test = self.target(outcome.test)
@@ -216,8 +217,13 @@ def scored_rows(ledger: pd.DataFrame) -> pd.DataFrame:
 
 def gate_metrics(predict, ledger: pd.DataFrame) -> dict:
     """Score any amount model on an evaluation ledger: it is asked without the amount it must predict."""
-    rows = scored_rows(ledger)
+    rows = scored_rows(AmountPredictor.answerable(ledger))
     if rows.empty:
         raise LedgerError("the evaluation ledger has no non-zero amounts to score an amount model on")
     predicted = predict(request_rows(rows, drop=("amount",)))["predicted_amount"].to_numpy(dtype=float)
-    return regression_metrics(rows["amount"].to_numpy(dtype=float), predicted)
+    truth = rows["amount"].to_numpy(dtype=float)
+
+    def metrics(answers):
+        return regression_metrics(truth, answers)
+
+    return {**metrics(predicted), **baseline_metrics(predict, rows, metrics)}

@@ -34,7 +34,7 @@ from sklearn.metrics import average_precision_score, precision_recall_curve
 from pyfunc_models import config, plots
 from pyfunc_models.features import merchant_keys
 from pyfunc_models.ledger import LedgerError, request_rows
-from pyfunc_models.predictor import LedgerPredictor
+from pyfunc_models.predictor import LedgerPredictor, predictor_behind
 from pyfunc_models.splits import time_split
 from pyfunc_models.training import NotEnoughData, TrainingOutcome
 
@@ -203,6 +203,7 @@ class AnomalyDetector(LedgerPredictor):
         # Bank text often puts the city after a one-word name ("STAPLES SAN JOSE"): the first word is a coarser key.
         self.first_word_stats_ = robust_stats(log_amount, _first_words(merchants))
         self.group_stats_ = robust_stats(log_amount, amount_groups(rows))
+        self.type_stats_ = robust_stats(log_amount, rows["type"].to_numpy(dtype=object))
         positive = pd.concat([self.merchant_stats_["scale"], self.group_stats_["scale"]])
         # Groups whose amounts never vary (a fixed subscription) still need a scale: a tenth of the typical one.
         self.scale_floor_ = float(positive[positive > 0].median() * 0.1) if (positive > 0).any() else 0.01
@@ -229,6 +230,16 @@ class AnomalyDetector(LedgerPredictor):
         trusted = merchant["count"].astype(float).fillna(0).to_numpy() >= MIN_HISTORY
         groups = amount_groups(rows)
         group = self.group_stats_.reindex(groups).reset_index(drop=True)
+        # A category with fewer than MIN_HISTORY rows (the MAD of two amounts is about 0, so any amount would look
+        # extreme) is compared with its type's amounts instead, as the baseline does; its reason then names the type.
+        rare = (group["count"].fillna(0) < MIN_HISTORY).to_numpy()
+        if rare.any():
+            kinds = rows["type"].to_numpy(dtype=object)
+            by_type = self.type_stats_.reindex(kinds).reset_index(drop=True)
+            use_type = rare & by_type["count"].notna().to_numpy()
+            group = pd.DataFrame(np.where(use_type[:, None], by_type[group.columns].to_numpy(), group.to_numpy()),
+                                 columns=group.columns).astype(float)
+            groups = np.where(use_type, "type:" + kinds, groups)
         # An unknown group (new category) falls back to the row's amount itself: no evidence either way.
         group_median = group["median"].fillna(pd.Series(log_amount)).to_numpy()
         group_scale = np.maximum(group["scale"].fillna(self.scale_floor_).to_numpy(), self.scale_floor_)
@@ -413,6 +424,7 @@ class AnomalyTask:
 
     def train(self, ledger: pd.DataFrame, seed: int = 42, test_fraction: float = 0.2, on_candidate=None,
               log=print) -> TrainingOutcome:
+        ledger = AnomalyDetector.answerable(ledger, log=log)
         if len(ledger) < MIN_ROWS:
             raise NotEnoughData(f"anomaly detection needs at least {MIN_ROWS} transactions (about 60% to learn from, "
                                 f"20% to choose its threshold on, 20% to test on); the ledger has {len(ledger)}")
@@ -465,10 +477,7 @@ class AnomalyTask:
 
 def _training_baseline(predict):
     """The category z-score fitted beside the model being scored, when `predict` is a loaded pyfunc of ours."""
-    try:
-        baseline = predict.__self__.unwrap_python_model().predictor.baseline_
-    except Exception:  # anything else (a plain function, another kind of model, an older detector): no access
-        return None
+    baseline = getattr(predictor_behind(predict), "baseline_", None)
     return baseline if callable(getattr(baseline, "score", None)) else None
 
 
@@ -481,7 +490,7 @@ def gate_metrics(predict, ledger: pd.DataFrame) -> dict:
     rows when `predict` is a loaded pyfunc's (as in the training run's test metrics); otherwise each row's
     statistics come from the evaluation ledger's rows of earlier days (`earlier_days_zscores`).
     """
-    rows, anomalous, kinds, evaluated_on = evaluation_rows(ledger)
+    rows, anomalous, kinds, evaluated_on = evaluation_rows(AnomalyDetector.answerable(ledger))
     scored = predict(request_rows(rows))
     scores, flagged = scored["anomaly_score"].to_numpy(dtype=float), scored["is_anomaly"].to_numpy(dtype=bool)
     planted = evaluated_on == "planted"

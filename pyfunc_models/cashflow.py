@@ -313,10 +313,6 @@ class CashflowPredictor(LedgerPredictor):
         return pd.DataFrame({"date": dates.strftime("%Y-%m-%d"), "forecast": np.round(values, 2),
                              "lower": np.round(lower, 2), "upper": np.round(upper, 2)})
 
-    def serve(self, rows: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
-        """What the served model answers for request rows (the pyfunc's predict, without MLflow)."""
-        return self.predict(self.prepare(rows), **(params or {}))
-
 
 class CashflowTask:
     """The last `horizon` days are the test window; candidates are compared by a rolling-origin backtest on

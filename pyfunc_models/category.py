@@ -21,7 +21,7 @@ from pyfunc_models import config, plots
 from pyfunc_models.features import (EncodedLabels, TransactionText, merchant_keys, predict_in_one_thread,
                                     transaction_features)
 from pyfunc_models.ledger import LedgerError, request_rows
-from pyfunc_models.predictor import LedgerPredictor
+from pyfunc_models.predictor import LedgerPredictor, baseline_metrics
 from pyfunc_models.splits import merchant_split
 from pyfunc_models.training import (Candidate, NotEnoughData, RowTask, TrainingOutcome, fit_candidate,
                                     require_classes, select_candidates)
@@ -123,9 +123,10 @@ class CategoryPredictor(LedgerPredictor):
 
     input_columns = tuple(c for c in config.COLUMNS if c != "category")
 
-    def __init__(self, pipeline: Pipeline):
+    def __init__(self, pipeline: Pipeline, baselines: dict | None = None):
         self.pipeline = predict_in_one_thread(pipeline)
         self.categories = np.asarray(pipeline.classes_, dtype=object)
+        self.baselines_ = baselines or {}  # fitted on the same past: the gate scores them on the model's rows
 
     def predict(self, transactions: pd.DataFrame, top_k: int = DEFAULT_TOP_K) -> pd.DataFrame:
         if not 1 <= int(top_k) <= MAX_TOP_K:
@@ -154,7 +155,7 @@ class CategoryTask(RowTask):
     primary_metric = "macro_f1"
     greater_is_better = True
     serving_params = {"top_k": DEFAULT_TOP_K}
-    baseline_margin = 0.01  # the gate's tolerance against the merchant lookup (config.GATES)
+    baseline_margin = config.GATES["category"]["tolerance"]  # the gate's tolerance against the merchant lookup
     report_metrics = ("accuracy", "macro_f1", "weighted_f1",
                       "merchant_holdout_accuracy", "merchant_holdout_macro_f1")
 
@@ -167,7 +168,7 @@ class CategoryTask(RowTask):
         self.only = tuple(only) if only else None  # candidate names to try (default: all)
 
     def training_rows(self, ledger: pd.DataFrame) -> pd.DataFrame:
-        rows = ledger[(ledger["type"] == "expense") & (ledger["category"] != "")]
+        rows = categorised_expenses(CategoryPredictor.answerable(ledger, log=print))
         if len(rows) < MIN_TRAINING_ROWS:
             raise NotEnoughData(f"category prediction needs at least {MIN_TRAINING_ROWS} expense rows with a category "
                                 f"(type Expense, debit or a negative amount, and a non-empty 'category'); the ledger "
@@ -209,8 +210,7 @@ class CategoryTask(RowTask):
                        "text_features": TREE_TEXT_FEATURES, "max_rows": self.max_tree_rows, "n_jobs": 1},
                       self.max_tree_rows),
             # The naive baselines compete too, so the chosen model is never worse than them on validation.
-            Candidate("merchant_lookup", MerchantLookup(), {"baseline": True}, baseline=True),
-            Candidate("majority", MajorityCategory(), {"baseline": True}, baseline=True),
+            *self.baseline_candidates(),
         ]
         return select_candidates(candidates, self.only)
 
@@ -221,11 +221,12 @@ class CategoryTask(RowTask):
             "weighted_f1": float(f1_score(y_true, y_pred, average="weighted", zero_division=0)),
         }
 
-    def baselines(self, train: pd.DataFrame) -> dict:
-        return {"majority": MajorityCategory().fit(train), "merchant_lookup": MerchantLookup().fit(train)}
+    def baseline_candidates(self) -> list:
+        return [Candidate("merchant_lookup", MerchantLookup(), {"baseline": True}, baseline=True),
+                Candidate("majority", MajorityCategory(), {"baseline": True}, baseline=True)]
 
     def predictor(self, fitted, past, chosen) -> CategoryPredictor:
-        return CategoryPredictor(fitted)
+        return CategoryPredictor(fitted, baselines=self.baselines(past))
 
     def evidence(self, outcome: TrainingOutcome, chosen: Candidate, seed: int) -> None:
         y_test = self.target(outcome.test)
@@ -255,10 +256,19 @@ class CategoryTask(RowTask):
         outcome.metrics["merchant_holdout_rows"] = float(len(unseen))
 
 
+def categorised_expenses(ledger: pd.DataFrame) -> pd.DataFrame:
+    return ledger[(ledger["type"] == "expense") & (ledger["category"] != "")]
+
+
 def gate_metrics(predict, ledger: pd.DataFrame) -> dict:
     """Score any category model (its pyfunc `predict`) on an evaluation ledger's categorised expenses."""
-    rows = ledger[(ledger["type"] == "expense") & (ledger["category"] != "")]
+    rows = categorised_expenses(CategoryPredictor.answerable(ledger))
     if rows.empty:
         raise LedgerError("the evaluation ledger has no categorised expense rows to score a category model on")
     predicted = predict(request_rows(rows, drop=("category",)))["category"].to_numpy()
-    return CategoryTask().metrics(rows, rows["category"].to_numpy(), predicted)
+    truth = rows["category"].to_numpy()
+
+    def metrics(answers):
+        return CategoryTask().metrics(rows, truth, answers)
+
+    return {**metrics(predicted), **baseline_metrics(predict, rows.reset_index(drop=True), metrics)}

@@ -236,12 +236,13 @@ def parse_dates(values: pd.Series, column: str = "date", source: str | None = No
 
 
 def decide_date_order(values: pd.Series, date_order: str = "auto", column: str = "date") -> str | None:
-    """The day/month order a whole column is read in ('dmy', 'mdy'), or None when it has no day/month dates;
+    """The day/month order a whole column is read in ('dmy', 'mdy'), or None when it has no day/month dates or
+    none of them decides it (in 'auto', a guess is left to whoever reads the batches: a model's own order);
     mixed orders are refused. For a job that hands a large file to a model in batches: decide once, from every
     row, and pass the order with each batch."""
     _check_choice("date_order", date_order, DATE_ORDERS)
-    order = _read_dates(values, column, None, date_order)[1]
-    return order if order in ("dmy", "mdy") else None
+    _, order, guessed = _read_dates(values, column, None, date_order)
+    return order if order in ("dmy", "mdy") and not guessed else None
 
 
 def _dates(values: pd.Series, column: str, source: str | None, date_order: str, implausible_dates: str):

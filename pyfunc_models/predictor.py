@@ -7,6 +7,7 @@ requests are read the same way unless they say otherwise (the `date_order` param
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from pyfunc_models import config
@@ -21,10 +22,51 @@ class LedgerPredictor:
     missing_amount_ok: bool = False
     date_order: str = "auto"  # 'dmy' or 'mdy' when the training ledger decided it
 
+    @classmethod
+    def answerable(cls, ledger: pd.DataFrame, log=None) -> pd.DataFrame:
+        """The canonical rows this model can answer: every `nonempty_columns` cell filled. Training and the gate
+        use only these (the rest are counted on the terminal), so a model never learns from, nor is judged on, a
+        row its served form would refuse."""
+        keep = np.ones(len(ledger), dtype=bool)
+        for column in cls.nonempty_columns:
+            keep &= ledger[column].to_numpy(dtype=object) != ""
+        if log is not None and not keep.all():
+            log(f"  {int((~keep).sum())} row(s) without a {' or '.join(cls.nonempty_columns)} left out: this model "
+                f"reads it, and its served form refuses such a row")
+        return ledger if keep.all() else ledger[keep].reset_index(drop=True)
+
     def prepare(self, raw: pd.DataFrame, date_order: str | None = None) -> pd.DataFrame:
         return prepare_ledger(raw, required=self.required_columns, nonempty=self.nonempty_columns,
                               columns=self.read_columns, missing_amount_ok=self.missing_amount_ok,
                               date_order=date_order or self.date_order)[0]
+
+    def serve(self, rows: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+        """What the served model answers for request rows: the contract, then `predict` with the params (the
+        pyfunc's predict without MLflow; `date_order` is the contract's, the others the model's)."""
+        params = dict(params or {})
+        return self.predict(self.prepare(rows, params.pop("date_order", None)), **params)
+
+
+def predictor_behind(predict):
+    """The LedgerPredictor that answers a predict function: a loaded pyfunc's (`model.predict`) or a predictor's
+    own bound method; None for anything else (a plain function, another kind of model). The gate uses it to score
+    the baselines fitted beside a model on the very rows the model is scored on."""
+    owner = getattr(predict, "__self__", None)
+    if isinstance(owner, LedgerPredictor):
+        return owner
+    try:
+        predictor = owner.unwrap_python_model().predictor
+    except Exception:  # not one of our pyfuncs
+        return None
+    return predictor if isinstance(predictor, LedgerPredictor) else None
+
+
+def baseline_metrics(predict, rows: pd.DataFrame, metrics) -> dict:
+    """`baseline_<name>_<metric>` of the baselines carried by the predictor behind `predict` (`baselines_`, fitted
+    at training on the model's own past), on `rows`; `metrics(predictions)` -> {metric: value}."""
+    baselines = getattr(predictor_behind(predict), "baselines_", None) or {}
+    return {f"baseline_{name}_{metric}": value for name, baseline in baselines.items()
+            for metric, value in metrics(baseline.predict(rows)).items()}
 
 
 def learned_date_order(report) -> str:

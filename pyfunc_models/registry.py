@@ -103,12 +103,15 @@ def evaluation_ledger(run_id: str, eval_data: str | None) -> pd.DataFrame:
 def score(model_type: str, model_uri: str, ledger: pd.DataFrame, **options) -> dict:
     gate_metrics = importlib.import_module(GATE_MODULES[model_type]).gate_metrics  # only the model being scored
     model = mlflow.pyfunc.load_model(model_uri)
-    return gate_metrics(model.predict, ledger, **options)
+    try:
+        return gate_metrics(model.predict, ledger, **options)
+    except MlflowException as error:  # the model refused a row of the evaluation data: say so, as a ledger error
+        raise LedgerError(f"{model_uri} could not score the evaluation data: {error.message}") from None
 
 
 def _baseline_value(name: str, key: str, candidate: dict, run_metrics: dict):
-    # Measured on the evaluation rows by the model's gate_metrics where it can (cash flow, anomaly); else the
-    # training run's baseline on its held-out test rows, which are the default evaluation data.
+    # Measured by the model's gate_metrics on the evaluation rows (from the baselines its predictor carries); for a
+    # version logged before predictors carried them, the training run's baseline on its held-out test rows.
     return candidate.get(f"baseline_{name}_{key}", run_metrics.get(f"baseline_{name}_test_{key}"))
 
 
@@ -125,15 +128,15 @@ def gate(model_type: str, candidate: dict, run_metrics: dict, champion: dict | N
         return sign * (value - reference) >= -allowed
 
     checks = []
-    for name in rules["beat"]:
+    for name in (*rules["beat"], *rules["match"]):
         reference = _baseline_value(name, key, candidate, run_metrics)
-        if reference is not None:
+        if reference is None:  # a rule that cannot be checked is not passed
+            checks.append((False, f"the {name} baseline's {key} was not measured on the evaluation data"))
+        elif name in rules["beat"]:
             ok = sign * (value - reference) > 0
             checks.append((ok, f"{key} {value:.4g} {'beats' if ok else 'does not beat'} the {name} baseline "
                                f"({reference:.4g})"))
-    for name in rules["match"]:
-        reference = _baseline_value(name, key, candidate, run_metrics)
-        if reference is not None:
+        else:
             ok = no_worse_than(reference)
             checks.append((ok, f"{key} {value:.4g} {'within' if ok else 'worse than'} {tolerance} of the {name} "
                                f"baseline ({reference:.4g})"))

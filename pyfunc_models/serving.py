@@ -69,9 +69,7 @@ class LedgerModel(PythonModel):
             refuse_unknown_params(spec.name for spec in signature.params.params)
 
     def predict(self, context, model_input, params=None):
-        params = dict(params or {})
         try:
-            transactions = self.predictor.prepare(model_input, params.pop("date_order", None))
-            return self.predictor.predict(transactions, **params)
+            return self.predictor.serve(model_input, params)
         except LedgerError as error:
             raise MlflowException(str(error), error_code=INVALID_PARAMETER_VALUE) from None

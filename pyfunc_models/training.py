@@ -88,9 +88,13 @@ class RowTask:
     def metrics(self, rows: pd.DataFrame, y_true, y_pred) -> dict:
         raise NotImplementedError
 
+    def baseline_candidates(self) -> list:
+        """The naive baselines, as candidates (baseline=True): they compete, and are measured beside the model."""
+        return []
+
     def baselines(self, train: pd.DataFrame) -> dict:
-        """Baseline name -> fitted object with predict(rows)."""
-        raise NotImplementedError
+        """Baseline name -> baseline fitted on `train`, with predict(rows)."""
+        return {c.name: clone(c.estimator).fit(train, self.target(train)) for c in self.baseline_candidates()}
 
     def predictions(self, fitted, rows: pd.DataFrame):
         return fitted.predict(rows)
@@ -154,11 +158,18 @@ def validation_folds(past: pd.DataFrame, validation_fraction: float) -> list:
 
 def score_candidate(task: RowTask, candidate: Candidate, folds: list, search_rows: int | None) -> CandidateResult:
     """Fit on each fold's train part, score on its validation part; metrics are the folds' means (and each fold's
-    own, as fold<k>_<metric>, when there are several)."""
-    started, per_fold, used = time.perf_counter(), [], 0
+    own, as fold<k>_<metric>, when there are several). A fold the candidate cannot be fitted on (an early fold
+    of a small ledger with one category, say) is left out; a candidate no fold fits raises the first fold's error."""
+    started, per_fold, used, errors = time.perf_counter(), [], 0, []
     for train, validation in folds:
-        fitted, used = fit_candidate(task, candidate, train, search_rows)
+        try:
+            fitted, used = fit_candidate(task, candidate, train, search_rows)
+        except ValueError as error:
+            errors.append(error)
+            continue
         per_fold.append(task.metrics(validation, task.target(validation), task.predictions(fitted, validation)))
+    if not per_fold:
+        raise errors[0]
     metrics = {name: float(np.nanmean([fold[name] for fold in per_fold])) for name in per_fold[0]}
     if len(per_fold) > 1:
         metrics.update({f"fold{k + 1}_{name}": value for k, fold in enumerate(per_fold) for name, value in fold.items()})

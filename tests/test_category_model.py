@@ -149,3 +149,15 @@ def test_a_tiny_ledger_with_singleton_categories_trains():
     assert outcome.params["validation_folds"] >= 2
     answer = outcome.predictor.predict(ledger.head(3))
     assert len(answer) == 3 and answer["category"].isin(ledger["category"]).all()
+
+
+def test_a_fold_with_one_category_does_not_discard_a_candidate(ledger):
+    """A small ledger whose early months hold one category: the early fold cannot fit a classifier, the later
+    folds can, and the candidate is judged on those."""
+    rows = ledger[ledger["category"] != ""].head(500).copy()
+    rows.iloc[:260, rows.columns.get_loc("category")] = "groceries_pantry"  # past the first fold's train part
+    outcome = train_row_task(CategoryTask(only=["text_logistic_regression", "majority"]), rows, seed=1,
+                             log=lambda _: None)
+    assert "skipped_candidates" not in outcome.params
+    learned = next(c for c in outcome.candidates if c.name == "text_logistic_regression")
+    assert "fold3_macro_f1" not in learned.metrics  # judged on the folds it could be fitted on, not all three

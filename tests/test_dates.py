@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pyfunc_models.ledger import LedgerError, load_ledger, parse_dates, prepare_ledger
+from pyfunc_models.ledger import LedgerError, decide_date_order, load_ledger, parse_dates, prepare_ledger
 
 ORDERS = {"dmy": "%d/%m/%Y", "mdy": "%m/%d/%Y", "dmy with dots": "%d.%m.%Y", "iso": "%Y-%m-%d"}
 
@@ -198,3 +198,12 @@ def test_a_model_trained_day_first_reads_an_ambiguous_request_day_first(tmp_path
     # Read day first it ends on 12 March (a span of 72 days); month first it would end on 3 December.
     assert model.predict(history)["date"].iloc[0] == "2024-03-13"
     assert model.predict(history, params={"date_order": "mdy"})["date"].iloc[0] == "2024-12-04"
+
+
+def test_a_whole_file_decides_the_order_only_when_a_date_does():
+    """batch_score hands a file to a model in batches: the order is decided once, and a guess is not passed on."""
+    assert decide_date_order(pd.Series(["01/02/2025", "03/04/2025", "25/04/2025"])) == "dmy"
+    assert decide_date_order(pd.Series(["01/02/2025", "04/13/2025"])) == "mdy"
+    assert decide_date_order(pd.Series(["01/02/2025", "03/04/2025"])) is None  # the model's own order applies
+    assert decide_date_order(pd.Series(["01/02/2025", "03/04/2025"]), date_order="dmy") == "dmy"
+    assert decide_date_order(pd.Series(["2025-02-01"])) is None
