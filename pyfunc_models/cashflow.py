@@ -5,6 +5,7 @@ What a transaction's status does to it (config.NO_MONEY_MOVED_STATUSES):
 - completed (and what exports call paid, received, posted, cleared, ...): counted on its date;
 - pending: counted on its date, as if it had cleared: the money is on its way, and the last days of an
   export are mostly pending, so leaving them out would forecast from an empty last week;
+- unpaid (outstanding, overdue, invoiced): left out, money owed is not money moved until it is paid;
 - failed, cancelled (declined, reversed, void, ...): left out, no money moved;
 - written_off: left out, the amount was expected and never arrived (a bad debt), so the account never saw it;
 - unknown or empty: counted, since most exports list only what happened and many have no status at all.

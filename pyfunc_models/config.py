@@ -149,7 +149,7 @@ PAYMENT_METHOD_ALIASES = {
     "others": "other",
 }
 # written_off: a payment that was expected and will never arrive (the Titans export's bad debts).
-STATUSES = ("completed", "pending", "failed", "cancelled", "written_off")
+STATUSES = ("completed", "pending", "unpaid", "failed", "cancelled", "written_off")
 STATUS_ALIASES = {
     "complete": "completed",
     "paid": "completed",
@@ -181,9 +181,11 @@ STATUS_ALIASES = {
     "uncleared": "pending",
     "not_cleared": "pending",
     "unposted": "pending",
-    "unpaid": "pending",
-    "outstanding": "pending",
-    "awaiting_payment": "pending",
+    # An invoice not paid yet is money owed, not money on its way: cash flow leaves it out until it is paid.
+    "outstanding": "unpaid",
+    "awaiting_payment": "unpaid",
+    "overdue": "unpaid",
+    "invoiced": "unpaid",
     "declined": "failed",
     "rejected": "failed",
     "denied": "failed",
@@ -209,7 +211,7 @@ STATUS_ALIASES = {
     "charge_off": "written_off",
 }
 # Statuses whose amount never moved: left out of cash flow. Pending and unknown ones count as moved.
-NO_MONEY_MOVED_STATUSES = ("failed", "cancelled", "written_off")
+NO_MONEY_MOVED_STATUSES = ("unpaid", "failed", "cancelled", "written_off")
 UNKNOWN = "unknown"
 
 # Registered model names, one per model type.
