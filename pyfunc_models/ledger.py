@@ -30,7 +30,10 @@ PLAUSIBLE_DAYS_AHEAD = 365
 # Dates with one reading, tried after ISO 8601 (2024-03-15, 2024/03/15); a day/month-first date
 # (15/03/2024, 03/15/2024, 15.03.2024) is read in the order its whole column decides (`_day_month_order`).
 DATE_FORMATS = ("%Y.%m.%d", "%d %b %Y", "%d %B %Y", "%d-%b-%Y", "%b %d, %Y", "%B %d, %Y", "%b %d %Y")
-_DAY_MONTH = (r"^(?P<first>\d{1,2})(?P<separator>[./-])(?P<second>\d{1,2})[./-](?P<year>\d{4})"
+# A two-digit year (15/03/25, common in bank exports) is 2000-2069 below 70, else 1970-1999 (dates before 1970 are
+# implausible anyway).
+TWO_DIGIT_YEAR_PIVOT = 70
+_DAY_MONTH = (r"^(?P<first>\d{1,2})(?P<separator>[./-])(?P<second>\d{1,2})[./-](?P<year>\d{4}|\d{2})"
               r"(?:[ T]+\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:\s*[AaPp]\.?[Mm]\.?)?)?$")
 # A transaction happened on its own wall-clock date: a UTC offset after the time is cut off, never applied.
 _UTC_OFFSET = r"^(\d{4}-?\d{2}-?\d{2}[T ]\d{1,2}(?::?\d{2}){0,2}(?:[.,]\d+)?)\s*(?:Z|UTC|GMT|[+-]\d{2}(?::?\d{2})?)$"
@@ -308,6 +311,7 @@ def _distinct_dates(distinct: np.ndarray, codes: np.ndarray, values: pd.Series, 
             picked = fields.take(pa.array(day_month))
             first, second, year = (np.asarray(pc.cast(picked.field(name), pa.int64()))
                                    for name in ("first", "second", "year"))
+            year = np.where(year < 100, np.where(year < TWO_DIGIT_YEAR_PIVOT, 2000, 1900) + year, year)
             with_dots = bool(np.asarray(pc.equal(picked.field("separator"), ".")).all())
             order, guessed = _day_month_order(first, second, with_dots, day_month, codes, values, column, source,
                                               date_order)

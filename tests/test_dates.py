@@ -207,3 +207,10 @@ def test_a_whole_file_decides_the_order_only_when_a_date_does():
     assert decide_date_order(pd.Series(["01/02/2025", "03/04/2025"])) is None  # the model's own order applies
     assert decide_date_order(pd.Series(["01/02/2025", "03/04/2025"]), date_order="dmy") == "dmy"
     assert decide_date_order(pd.Series(["2025-02-01"])) is None
+
+
+def test_two_digit_years_are_read_like_bank_exports_write_them():
+    ledger, report = prepare_ledger(ledger_on(["15/03/25", "02/04/25", "31/12/99"]))
+    assert days(ledger) == ["2025-03-15", "2025-04-02", "1999-12-31"] and report.date_order == "dmy"
+    ledger, report = prepare_ledger(ledger_on(["03/15/25", "04/02/25"]))
+    assert days(ledger) == ["2025-03-15", "2025-04-02"] and report.date_order == "mdy"
