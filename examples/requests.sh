@@ -1,23 +1,20 @@
 #!/usr/bin/env bash
-# The README's requests, sent to the four champions served on ports 5001-5004:
+# The README's example requests (examples/requests/*.json), sent to the four champions served on ports 5001-5004
+# as the quick start's summary says:
 #   mlflow models serve -m models:/titans-finance-category-prediction@champion --env-manager local -p 5001
 #   mlflow models serve -m models:/titans-finance-amount-prediction@champion --env-manager local -p 5002
 #   mlflow models serve -m models:/titans-finance-anomaly-detection@champion --env-manager local -p 5003
 #   mlflow models serve -m models:/titans-finance-cashflow-forecasting@champion --env-manager local -p 5004
-# Run from the repository root: bash examples/requests.sh
+# Run from anywhere: bash examples/requests.sh (HOST=... to ask another machine, PORTS="p1 p2 p3 p4" for others).
+# The README shows what the quick start's champions answered (tools/readme_figures.py writes it); cashflow.json
+# holds 1,200 transactions over 120 days from `python -m entrypoints.generate_data --rows 1200 --days 120 --seed 1`.
 set -euo pipefail
-ask() { curl -s -X POST "localhost:$1/invocations" -H 'Content-Type: application/json' -d "$2"; echo; }
-
-echo "# category"
-ask 5001 '{"dataframe_records": [{"date": "2025-03-11", "description": "POS PURCHASE SHELL OIL #4410 SAN JOSE CA", "amount": -52.30, "payment_method": "credit_card"}], "params": {"top_k": 2}}'
-
-echo "# amount"
-ask 5002 '{"dataframe_records": [{"date": "2025-03-11", "type": "Expense", "description": "POS PURCHASE SHELL OIL 36205 PALO ALTO CA", "category": "fuel", "amount": -74.60}, {"date": "2025-03-11", "type": "Expense", "description": "POS PURCHASE SHELL OIL 36205 PALO ALTO CA", "category": "fuel", "amount": -746.00}, {"date": "2025-03-11", "type": "Expense", "description": "POS PURCHASE SHELL OIL 36205 PALO ALTO CA", "category": "fuel"}]}'
-
-echo "# anomaly"
-ask 5003 '{"dataframe_records": [{"date": "2025-03-11", "description": "POS PURCHASE STARBUCKS 66432 OAKLAND CA", "amount": -26.20, "category": "meals_entertainment"}, {"date": "2025-03-11", "description": "POS PURCHASE STARBUCKS 66432 OAKLAND CA", "amount": -262.00, "category": "meals_entertainment"}, {"date": "2025-03-11", "description": "POS PURCHASE STARBUCKS 66432 OAKLAND CA", "amount": -26.20, "category": "meals_entertainment"}, {"date": "2025-03-11", "description": "VOXTREJIN YACHT CHARTER MONACO", "amount": -2400.00, "category": "travel"}]}'
-
-echo "# cash flow: 120 days of history (a generated ledger), the next 7 days"
-python -m entrypoints.generate_data --rows 3000 --days 120 --seed 1 --output history.csv >/dev/null
-python -c "import json, pandas as pd; h = pd.read_csv('history.csv', usecols=['Date', 'Type', 'Amount', 'Status']).rename(columns=str.lower); print(json.dumps({'dataframe_split': {'columns': list(h.columns), 'data': h.values.tolist()}, 'params': {'horizon': 7}}))" > history.json
-curl -s -X POST localhost:5004/invocations -H 'Content-Type: application/json' -d @history.json; echo
+here="$(cd "$(dirname "$0")" && pwd)/requests"
+models=(category amount anomaly cashflow)
+read -r -a ports <<< "${PORTS:-5001 5002 5003 5004}"
+for i in "${!models[@]}"; do
+    echo "# ${models[$i]}: $here/${models[$i]}.json -> ${HOST:-localhost}:${ports[$i]}"
+    curl -s -X POST "${HOST:-localhost}:${ports[$i]}/invocations" -H 'Content-Type: application/json' \
+        -d "@$here/${models[$i]}.json"
+    echo
+done
