@@ -4,10 +4,17 @@ day; cash flow per ledger); and what it cannot do, it refuses in one line.
 
 Real models, trained or logged in a store of this module's own: the anomaly detector and a ridge-only amount
 model by the shared training job, a cash-flow predictor (seasonal naive) logged as training logs it.
+
+Spark runs on Java (pyspark 4 needs 17 or newer): where there is none, the tests that start Spark are skipped and
+say so, as the team-mode test is without PostgreSQL. Only the absence of Java skips; with Java present, Spark
+failing to start fails the test.
 """
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
 import subprocess
 import sys
 import types
@@ -29,6 +36,31 @@ from tests.conftest import REPO, python_module, tracking_env
 pytestmark = pytest.mark.slow  # through the mlflow CLI, a served model or a tracking server
 
 MLFLOW = str(Path(sys.executable).with_name("mlflow"))
+SPARK_JAVA = 17  # the oldest Java pyspark 4 runs on
+INSTALL_JAVA = "apt-get install openjdk-17-jre-headless"
+
+
+def missing_java() -> str | None:
+    """Why Spark cannot start here, or None. Finds `java` as Spark's launcher does ($JAVA_HOME/bin/java, else
+    java on PATH). A Java whose version cannot be read is not a reason to skip: Spark is left to fail."""
+    java_home = os.environ.get("JAVA_HOME")
+    runner = str(Path(java_home) / "bin" / "java") if java_home else shutil.which("java")
+    if java_home and not Path(runner).is_file():
+        return f"JAVA_HOME={java_home} has no bin/java; Spark needs Java {SPARK_JAVA}+ ({INSTALL_JAVA})"
+    if runner is None:
+        return f"Java is not installed (no JAVA_HOME, no java on PATH); Spark needs Java {SPARK_JAVA}+: {INSTALL_JAVA}"
+    version = subprocess.run([runner, "-version"], capture_output=True, text=True, timeout=60).stderr
+    found = re.search(r'version "(\d+)(?:\.(\d+))?', version)
+    if found:
+        major = int(found[2] or 0) if found[1] == "1" else int(found[1])  # "1.8.0" is Java 8
+        if major < SPARK_JAVA:
+            return f"{runner} is Java {major}; Spark needs Java {SPARK_JAVA}+: {INSTALL_JAVA}"
+    return None
+
+
+MISSING_JAVA = missing_java()
+# Checked before any fixture: a test that would start Spark is skipped before the models are trained for it.
+needs_java = pytest.mark.skipif(MISSING_JAVA is not None, reason=MISSING_JAVA or "")
 
 
 class RidgeOnlyAmount(AmountTask):
@@ -97,6 +129,7 @@ def assert_ledger_kept(written: pd.DataFrame, raw: pd.DataFrame) -> None:
 
 # --- through the real CLI ---------------------------------------------------------------------------
 
+@needs_java
 def test_mlflow_run_scores_anomalies_like_in_process_predict(in_store, small_ledger, tmp_path):
     """`mlflow run . -e batch_score` on local[2], the CSV read as several partitions: every answer equals
     in-process predict on the whole file, duplicates found across partitions and named by input row."""
@@ -165,6 +198,7 @@ def spark():
     SparkContext._gateway, SparkContext._jvm = None, None
 
 
+@needs_java
 def test_amount_through_spark_udf_keeps_missing_answers_missing(in_store, spark, small_ledger, tmp_path):
     """Rows without an amount: the model answers null deviation and null outside_interval; spark_udf alone
     would write NaN and False (or fail on pandas' NA)."""
@@ -184,6 +218,7 @@ def test_amount_through_spark_udf_keeps_missing_answers_missing(in_store, spark,
     assert written["outside_interval"].notna().sum() == 2997
 
 
+@needs_java
 def test_cashflow_forecasts_each_ledger_like_in_process_predict(in_store, spark, small_ledger, tmp_path):
     raw = raw_ledger(small_ledger)
     ledgers = pd.concat([raw.assign(account="north"), raw[raw["Date"] >= "2023-01-20"].assign(account="south")])
@@ -202,6 +237,7 @@ def test_cashflow_forecasts_each_ledger_like_in_process_predict(in_store, spark,
         assert_same_answers(mine, expected)
 
 
+@needs_java
 def test_cashflow_without_group_by_forecasts_the_whole_input(in_store, spark, small_ledger, tmp_path):
     output = tmp_path / "forecast.parquet"
     batch.batch_score(in_store["cashflow"], str(small_ledger), str(output), spark=spark)
@@ -210,6 +246,7 @@ def test_cashflow_without_group_by_forecasts_the_whole_input(in_store, spark, sm
     assert_same_answers(written, predicted_in_process(in_store["cashflow"], raw_ledger(small_ledger)))
 
 
+@needs_java
 def test_a_ledger_too_short_to_forecast_is_refused_by_name(in_store, spark, small_ledger, tmp_path):
     raw = raw_ledger(small_ledger)
     ledgers = pd.concat([raw.assign(account="north"), raw[raw["Date"] >= "2023-04-10"].assign(account="tiny")])
@@ -220,6 +257,7 @@ def test_a_ledger_too_short_to_forecast_is_refused_by_name(in_store, spark, smal
                           spark=spark)
 
 
+@needs_java
 def test_a_row_the_model_refuses_fails_the_job_in_one_line(in_store, spark, small_ledger, tmp_path):
     """Through spark_udf, which scores Arrow batches: the message says its row numbers count within one."""
     raw = raw_ledger(small_ledger)
@@ -234,6 +272,7 @@ def test_a_row_the_model_refuses_fails_the_job_in_one_line(in_store, spark, smal
     assert "\n" not in message
 
 
+@needs_java
 def test_a_malformed_csv_fails_the_job_in_one_line(in_store, spark, tmp_path):
     data = tmp_path / "ledger.csv"
     data.write_text("Date,Description,Amount\n2024-01-01,SHELL OIL,-5.00\n2024-01-02,SHELL OIL,-5.00,extra,fields\n")
