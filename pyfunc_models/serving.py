@@ -8,11 +8,12 @@ becomes an MlflowException with INVALID_PARAMETER_VALUE, which
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
+from typing import Any
 
 import joblib
 import mlflow.pyfunc
+import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.models import Model
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
@@ -21,8 +22,6 @@ from mlflow.pyfunc import PythonModel
 from pyfunc_models.ledger import LedgerError
 
 PREDICTOR_ARTIFACT = "predictor"
-# Our input contract is the logged signature plus `ledger.prepare_ledger`, not type hints.
-warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method")
 
 # Param sets of the models loaded in this process (e.g. {"horizon", "level"}): requests naming any
 # other param are refused (see `refuse_unknown_params`).
@@ -68,7 +67,10 @@ class LedgerModel(PythonModel):
         if signature is not None and signature.params is not None:
             refuse_unknown_params(spec.name for spec in signature.params.params)
 
-    def predict(self, context, model_input, params=None):
+    # The input is typed as what MLflow hands over once the logged signature is enforced: a DataFrame. MLflow
+    # infers no schema from that hint and adds no check of its own, so our contract stays the signature plus
+    # `ledger.prepare_ledger`; without a hint, MLflow warns at every log and every load.
+    def predict(self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
         try:
             return self.predictor.serve(model_input, params)
         except LedgerError as error:
