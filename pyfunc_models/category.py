@@ -158,6 +158,7 @@ class CategoryTask(RowTask):
     baseline_margin = config.GATES["category"]["tolerance"]  # the gate's tolerance against the merchant lookup
     report_metrics = ("accuracy", "macro_f1", "weighted_f1",
                       "merchant_holdout_accuracy", "merchant_holdout_macro_f1")
+    rows_name = "categorised expense rows"
 
     def __init__(self, max_tree_rows: int | None = DEFAULT_MAX_TREE_ROWS, only=None,
                  max_search_rows: int | None = DEFAULT_MAX_SEARCH_ROWS,
@@ -178,6 +179,9 @@ class CategoryTask(RowTask):
 
     def target(self, rows: pd.DataFrame) -> np.ndarray:
         return rows["category"].to_numpy(dtype=object)
+
+    def classes(self, rows: pd.DataFrame) -> int:
+        return int(rows["category"].nunique())
 
     def candidates(self, seed: int) -> list:
         def pipeline(classifier, text_features=40_000):

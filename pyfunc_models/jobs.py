@@ -10,18 +10,19 @@ import json
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import mlflow
 import pandas as pd
 
-from pyfunc_models import config, tracking
+from pyfunc_models import config, tracking, training
 from pyfunc_models.generator import write_ledger
 from pyfunc_models.ledger import LedgerError, load_ledger, request_rows
 from pyfunc_models.predictor import learned_date_order
 
 DEFAULT_SAMPLE_ROWS = 20_000
+SMALL_SPLIT_TAG = "small_split_warning"  # on a training run (and per model on main) whose test split is too small
 
 
 @dataclass
@@ -33,6 +34,7 @@ class TrainedModel:
     baseline_metrics: dict
     primary_metric: str
     example: pd.DataFrame
+    warnings: list = field(default_factory=list)  # e.g. a test split too small for its metrics to mean much
 
 
 def obtain_ledger(data: str | None, rows: int, seed: int, workdir: Path) -> Path:
@@ -87,6 +89,11 @@ def train_model(task, data: str | None, experiment_name: str = config.EXPERIMENT
         tracking.log_ledger(outcome.test, source, "evaluation", f"{task.model_type}-test", target)
         mlflow.log_text(outcome.test.to_csv(index=False, date_format="%Y-%m-%d"), "evaluation/test_ledger.csv")
 
+        warnings = outcome.warnings + training.evaluation_size_warnings(task, outcome, len(ledger))
+        for warning in warnings:
+            print(f"warning: {warning}")
+        if warnings:
+            mlflow.set_tag(SMALL_SPLIT_TAG, " | ".join(warnings)[:5000])
         if outcome.chosen:
             mlflow.set_tag("chosen_candidate", outcome.chosen.name)
         mlflow.log_metrics({f"test_{k}": v for k, v in outcome.metrics.items()})
@@ -105,7 +112,7 @@ def train_model(task, data: str | None, experiment_name: str = config.EXPERIMENT
         info = tracking.log_predictor(outcome.predictor, example, serving_params, task.model_type)
         mlflow.log_metric("train_seconds", time.perf_counter() - started)
         return TrainedModel(task.model_type, run.info.run_id, info.model_uri, outcome.metrics,
-                            outcome.baseline_metrics, task.primary_metric, example)
+                            outcome.baseline_metrics, task.primary_metric, example, warnings)
 
 
 def metrics_table(trained: TrainedModel, metric_names) -> str:
@@ -152,7 +159,7 @@ def summary_row(task, trained: TrainedModel, version: str, alias: str, decision)
         "model_type": task.model_type, "model": config.MODEL_NAMES[task.model_type], "version": version,
         "alias": alias, "metric": key, "value": trained.metrics.get(key, float("nan")),
         "baseline": baseline_name, "baseline_value": baseline.get(key, float("nan")),
-        "decided_by": decision.decided_by, "passed": decision.passed,
+        "decided_by": decision.decided_by, "passed": decision.passed, "warnings": list(trained.warnings),
     }
 
 
@@ -162,4 +169,5 @@ def summary_table(rows: list) -> str:
         lines.append(f"{row['model']:<38}{row['version']:>8}  {row['alias']:<11}{row['metric']:<16}"
                      f"{row['value']:>12.4f}{row['baseline_value']:>12.4f}  {row['baseline']}")
         lines.append(f"    {'gate' if row['passed'] else 'not promoted'}: {row['decided_by']}")
+        lines.extend(f"    warning: {warning}" for warning in row.get("warnings", ()))
     return "\n".join(lines)

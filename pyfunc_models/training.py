@@ -8,6 +8,7 @@ nested run).
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -60,6 +61,7 @@ class TrainingOutcome:
     artifacts: dict = field(default_factory=dict)  # name -> matplotlib figure | dict | str
     params: dict = field(default_factory=dict)  # row caps and other choices the run should record as parameters
     run_metrics: dict = field(default_factory=dict)  # logged under their own names (e.g. backtest_mase), no test_ prefix
+    warnings: list = field(default_factory=list)  # what the user must know about these figures (small_split_warning)
 
 
 class RowTask:
@@ -75,6 +77,7 @@ class RowTask:
     # on validation by more than this (in the primary metric's units): within it, the learned model is preferred,
     # since it also answers for what the lookup has never seen.
     baseline_margin: float = 0.0
+    rows_name: str = "rows"  # what a training row is, in the user's words ("categorised expense rows")
 
     def training_rows(self, ledger: pd.DataFrame) -> pd.DataFrame:
         raise NotImplementedError
@@ -95,6 +98,10 @@ class RowTask:
     def baselines(self, train: pd.DataFrame) -> dict:
         """Baseline name -> baseline fitted on `train`, with predict(rows)."""
         return {c.name: clone(c.estimator).fit(train, self.target(train)) for c in self.baseline_candidates()}
+
+    def classes(self, rows: pd.DataFrame) -> int:
+        """How many classes a classifier's metrics average over; 0 for a regression (see `rows_needed`)."""
+        return 0
 
     def predictions(self, fitted, rows: pd.DataFrame):
         return fitted.predict(rows)
@@ -176,6 +183,62 @@ def score_candidate(task: RowTask, candidate: Candidate, folds: list, search_row
     return CandidateResult(candidate.name, candidate.params, metrics, time.perf_counter() - started, used)
 
 
+# When a split is too small for its metrics to mean anything (a warning, never a refusal):
+MIN_SCORED_ROWS = 30  # a rate on n rows has a standard error up to sqrt(0.25 / n): +-0.09 at 30, worse below
+MIN_ROWS_PER_CLASS = 5  # a macro average: a class scored on fewer rows has a recall of a few possible values
+
+
+def rows_needed(classes: int = 0) -> int:
+    """Scored rows a metric needs to mean something: MIN_SCORED_ROWS, and for a classifier MIN_ROWS_PER_CLASS per
+    class on average (a macro-F1 over 18 categories needs 90)."""
+    return max(MIN_SCORED_ROWS, MIN_ROWS_PER_CLASS * classes)
+
+
+def small_split_warning(what: str, scored: int, of: int, rows_name: str = "rows", classes: int = 0,
+                        scored_as: str = "test rows", compared_on: int | None = None) -> str | None:
+    """A warning when `scored` rows (taken from `of` rows of the ledger) are too few for a metric on them to mean
+    anything (`rows_needed`), saying how many rows the ledger would need at the same share; None when enough."""
+    needed = rows_needed(classes)
+    if scored >= needed:
+        return None
+    rule = (f"{MIN_ROWS_PER_CLASS} per class for {classes} classes" if needed > MIN_SCORED_ROWS
+            else f"at least {MIN_SCORED_ROWS}")
+    compared = (f"; its candidates were compared on {compared_on} validation rows"
+                if compared_on is not None and compared_on < needed else "")
+    enough = math.ceil(needed * of / max(scored, 1))
+    return (f"{what}: its metrics are measured on {scored} {scored_as}{compared}, too few to mean much "
+            f"({needed} needed: {rule}); a perfect or a zero score on so few is often chance. About {enough} "
+            f"{rows_name} would give {needed} {scored_as}; this ledger has {of}.")
+
+
+def evaluation_size_warnings(task, outcome: TrainingOutcome, ledger_rows: int) -> list:
+    """The same rule for the models trained outside the row skeleton, read from what their outcome reports:
+    anomaly detection's test rows and labelled anomalies; cash flow's test window (its horizon, in days) and
+    backtest folds. Row models: nothing here (the skeleton warns)."""
+    found = []
+    if "backtest_folds" in outcome.params:  # cash flow: days, not rows
+        horizon, folds = int(task.horizon), int(outcome.params["backtest_folds"])
+        days = int((outcome.test["date"].max() - outcome.test["date"].min()).days) + 1
+        if horizon < MIN_SCORED_ROWS:
+            found.append(f"{task.model_type}: its metrics are measured on a test window of {horizon} days (the "
+                         f"horizon), too few to mean much (at least {MIN_SCORED_ROWS} needed); train with -P "
+                         f"horizon={MIN_SCORED_ROWS} to judge it (a request can still ask for any horizon)")
+        if folds < 2:
+            found.append(f"{task.model_type}: its candidates were compared on one backtest fold of {horizon} days and "
+                         f"its interval's coverage is measured in sample; at least {days + horizon} days of history "
+                         f"would give two folds; this ledger spans {days}.")
+    elif "evaluated_on" in outcome.params:  # anomaly detection: test rows, and the labelled anomalies among them
+        found.append(small_split_warning(task.model_type, len(outcome.test), ledger_rows, "transactions"))
+        labelled = outcome.metrics.get("labelled_anomalies")
+        if labelled is not None and labelled < MIN_ROWS_PER_CLASS:
+            enough = math.ceil(MIN_ROWS_PER_CLASS * ledger_rows / max(labelled, 1))
+            found.append(f"{task.model_type}: its recall and precision are measured on {int(labelled)} labelled "
+                         f"anomalies in the test rows, too few to mean much ({MIN_ROWS_PER_CLASS} needed); about "
+                         f"{enough} transactions at this ledger's anomaly rate would hold {MIN_ROWS_PER_CLASS}; "
+                         f"this ledger has {ledger_rows}.")
+    return [warning for warning in found if warning]
+
+
 def train_row_task(
     task: RowTask,
     ledger: pd.DataFrame,
@@ -237,6 +300,9 @@ def train_row_task(
                 **({"skipped_candidates": "; ".join(skipped)} if skipped else {})},
     )
     task.evidence(outcome, best, seed)
+    warning = small_split_warning(task.model_type, len(test), len(rows), task.rows_name, task.classes(rows),
+                                  compared_on=sum(len(validation) for _, validation in folds))
+    outcome.warnings.extend(filter(None, [warning]))
     log("  rows used: " + ", ".join(f"{name}={value}" for name, value in outcome.params.items()))
     return outcome
 
