@@ -119,7 +119,12 @@ def description_text_features(max_text_features: int = 40_000) -> FeatureUnion:
 
 
 class CategoryPredictor(LedgerPredictor):
-    """The served model: raw transactions in; category, confidence and top-k alternatives out."""
+    """The served model: raw transactions in; category, confidence and top-k alternatives out.
+
+    It learned expense categories only, so an income row (type income, credit, ..., or no type and an amount that
+    is not negative: see `ledger.prepare_ledger`) is answered for what it is: category null, confidence null, no
+    alternatives, rather than the expense category it least resembles.
+    """
 
     input_columns = tuple(c for c in config.COLUMNS if c != "category")
 
@@ -132,21 +137,27 @@ class CategoryPredictor(LedgerPredictor):
         if not 1 <= int(top_k) <= MAX_TOP_K:
             raise LedgerError(f"param 'top_k' is {top_k}; expected a whole number from 1 to {MAX_TOP_K}")
         top_k = min(int(top_k), len(self.categories))
-        probabilities = self.pipeline.predict_proba(transactions)
-        order = np.argsort(-probabilities, axis=1, kind="stable")[:, :top_k]
-        best = probabilities[np.arange(len(order)), order[:, 0]]
-        # Built from plain lists (a numpy scalar per cell would cost microseconds each at 10k rows).
-        names = self.categories[order].tolist()
-        chances = np.round(np.take_along_axis(probabilities, order, axis=1), 6).tolist()
-        alternatives = [
-            [{"category": name, "probability": chance} for name, chance in zip(row_names, row_chances)]
-            for row_names, row_chances in zip(names, chances)
-        ]
-        return pd.DataFrame({
-            "category": self.categories[order[:, 0]].astype(str),
-            "confidence": best.astype(float),
-            "alternatives": alternatives,
-        })
+        expenses = np.flatnonzero((transactions["type"] != "income").to_numpy())
+        # None, in object columns: pandas' default string dtype would make a missing category NaN, which MLflow
+        # writes into the JSON answer as a bare NaN.
+        category = np.full(len(transactions), None, dtype=object)
+        confidence = pd.array([None] * len(transactions), dtype="Float64")
+        alternatives = np.empty(len(transactions), dtype=object)
+        alternatives[:] = [[] for _ in range(len(transactions))]
+        if len(expenses):
+            probabilities = self.pipeline.predict_proba(transactions.iloc[expenses])
+            order = np.argsort(-probabilities, axis=1, kind="stable")[:, :top_k]
+            # Built from plain lists (a numpy scalar per cell would cost microseconds each at 10k rows).
+            names = self.categories[order].tolist()
+            chances = np.round(np.take_along_axis(probabilities, order, axis=1), 6).tolist()
+            category[expenses] = [str(row_names[0]) for row_names in names]
+            confidence[expenses] = probabilities[np.arange(len(order)), order[:, 0]].astype(float)
+            alternatives[expenses] = [
+                [{"category": name, "probability": chance} for name, chance in zip(row_names, row_chances)]
+                for row_names, row_chances in zip(names, chances)
+            ]
+        return pd.DataFrame({"category": pd.Series(category, dtype=object), "confidence": confidence,
+                             "alternatives": pd.Series(alternatives, dtype=object)})
 
 
 class CategoryTask(RowTask):
@@ -182,6 +193,15 @@ class CategoryTask(RowTask):
 
     def classes(self, rows: pd.DataFrame) -> int:
         return int(rows["category"].nunique())
+
+    @staticmethod
+    def serving_example(outcome: TrainingOutcome) -> pd.DataFrame:
+        """Three test expenses and an income row: the logged example, and the output schema inferred from it,
+        show that an income row is answered with a null category."""
+        expenses = request_rows(outcome.test.head(3), columns=CategoryPredictor.input_columns)
+        income = expenses.iloc[[-1]].assign(type="income", description="CLIENT PAYMENT INVOICE 1042", amount=1250.0,
+                                            payment_method="bank_transfer", reference="", receipt_url="")
+        return pd.concat([expenses, income], ignore_index=True)
 
     def candidates(self, seed: int) -> list:
         def pipeline(classifier, text_features=40_000):
