@@ -39,37 +39,36 @@ def main(argv=None):
     except registry.RegistryError as error:
         parser.error(str(error))
 
-    summary, skipped, failures = [], [], []
+    summary, skipped, failures = [], {}, {}  # skipped, failures: model type -> why
     with tempfile.TemporaryDirectory() as folder, tracking.training_run(args.experiment_name, "main", {}):
+        tracking.log_params_once({"data": args.data or f"generated:{args.sample_rows}:{args.seed}",
+                                  "sample_rows": args.sample_rows, "seed": args.seed, "floors": args.floors,
+                                  "date_order": args.date_order})
         # One ledger for every model, so their figures describe the same data; each trains in a nested run.
         data = str(jobs.obtain_ledger(args.data or None, args.sample_rows, args.seed, Path(folder)))
         for task in (CategoryTask(), AmountTask(), AnomalyTask(), CashflowTask()):
+            name = config.MODEL_NAMES[task.model_type]
             try:
                 trained = jobs.train_model(task, data, args.experiment_name, args.seed, date_order=args.date_order)
                 version, alias, decision = registry.register(task.model_type, trained.run_id, floors=floors)
             except NotEnoughData as error:  # this ledger cannot support this model: the others go on
-                skipped.append(f"{config.MODEL_NAMES[task.model_type]}: {error}")
-                print(f"skipped: {skipped[-1]}", flush=True)
+                skipped[task.model_type] = str(error)
+                print(f"skipped: {name}: {error}", flush=True)
                 continue
             except (LedgerError, registry.RegistryError) as error:
-                failures.append(f"{config.MODEL_NAMES[task.model_type]}: {error}")
-                print(f"error: {failures[-1]}", flush=True)
+                failures[task.model_type] = str(error)
+                print(f"error: {name}: {error}", flush=True)
                 continue
             summary.append(jobs.summary_row(task, trained, version.version, alias, decision))
-            print(f"\n{config.MODEL_NAMES[task.model_type]} version {version.version} ({alias}), "
+            print(f"\n{name} version {version.version} ({alias}), "
                   f"{trained.model_uri}\n{jobs.metrics_table(trained, task.report_metrics)}\n", flush=True)
+        text = jobs.summary_text(summary, skipped, failures)
+        jobs.log_summary(summary, skipped, failures, text)
 
-    champions = [row["model_type"] for row in summary if row["alias"] == config.CHAMPION]
-    if "category" in champions:
+    if any(row["model_type"] == "category" and row["alias"] == config.CHAMPION for row in summary):
         print("\nsample prediction of the category champion (loaded back from the registry):")
         print(jobs.champion_sample("category").to_string(index=False))
-    print("\n" + jobs.summary_table(summary))
-    for model_type in champions:
-        print(f"  serve: {registry.serve_command(model_type)}")
-    for line in skipped:
-        print(f"  skipped (not enough data): {line}")
-    for failure in failures:
-        print(f"  not registered: {failure}")
+    print("\n" + text)
     if failures:
         raise SystemExit(2)
 

@@ -75,8 +75,8 @@ def train_model(task, data: str | None, experiment_name: str = config.EXPERIMENT
             tracking.training_run(experiment_name, f"train_{task.model_type}", tags) as run, \
             tracking.failure_recorded():
         path = obtain_ledger(data, sample_rows, seed, Path(folder))
-        mlflow.log_params({"data": str(data or f"generated:{sample_rows}:{seed}"), "seed": seed,
-                           "test_fraction": test_fraction, "date_order": date_order})
+        tracking.log_params_once({"data": str(data or f"generated:{sample_rows}:{seed}"), "seed": seed,
+                                  "test_fraction": test_fraction, "date_order": date_order})
         ledger, report = load_ledger(path, date_order=date_order)
         report_ledger(report)
 
@@ -159,7 +159,8 @@ def summary_row(task, trained: TrainedModel, version: str, alias: str, decision)
         "model_type": task.model_type, "model": config.MODEL_NAMES[task.model_type], "version": version,
         "alias": alias, "metric": key, "value": trained.metrics.get(key, float("nan")),
         "baseline": baseline_name, "baseline_value": baseline.get(key, float("nan")),
-        "decided_by": decision.decided_by, "passed": decision.passed, "warnings": list(trained.warnings),
+        "decided_by": decision.decided_by, "passed": decision.passed, "run_id": trained.run_id,
+        "warnings": list(trained.warnings),
     }
 
 
@@ -171,3 +172,51 @@ def summary_table(rows: list) -> str:
         lines.append(f"    {'gate' if row['passed'] else 'not promoted'}: {row['decided_by']}")
         lines.extend(f"    warning: {warning}" for warning in row.get("warnings", ()))
     return "\n".join(lines)
+
+
+def summary_text(rows: list, skipped: dict, failures: dict) -> str:
+    """What `main` prints last and logs as summary.txt: the table, the command that serves each champion, and
+    each model type skipped (not enough data) or not registered, with why. `skipped`, `failures`: type -> why."""
+    from pyfunc_models import registry
+
+    lines = [summary_table(rows)]
+    lines += [f"  serve: {registry.serve_command(row['model_type'])}"
+              for row in rows if row["alias"] == config.CHAMPION]
+    lines += [f"  skipped (not enough data): {config.MODEL_NAMES[t]}: {why}" for t, why in skipped.items()]
+    lines += [f"  not registered: {config.MODEL_NAMES[t]}: {why}" for t, why in failures.items()]
+    return "\n".join(lines)
+
+
+def summary_description(rows: list, skipped: dict, failures: dict) -> str:
+    """The main run's description (markdown, shown at the top of the run's page in the MLflow UI)."""
+    lines = ["Every model trained on one ledger, put through its gate and registered. Each model's training run is "
+             "nested under this run; the full summary is the artifact `summary.txt`.", "",
+             "| registered model | version | alias | test metric | model | baseline |", "|---|---|---|---|---|---|"]
+    lines += [f"| {row['model']} | {row['version']} | {row['alias']} | {row['metric']} | {row['value']:.4f} | "
+              f"{row['baseline_value']:.4f} ({row['baseline']}) |" for row in rows]
+    notes = [f"- {row['model']}: warning: {warning}" for row in rows for warning in row["warnings"]]
+    notes += [f"- {config.MODEL_NAMES[t]}: skipped, not enough data: {why}" for t, why in skipped.items()]
+    notes += [f"- {config.MODEL_NAMES[t]}: not registered: {why}" for t, why in failures.items()]
+    return "\n".join(lines + ([""] + notes if notes else []))
+
+
+def log_summary(rows: list, skipped: dict, failures: dict, text: str) -> None:
+    """The main run carries its summary where a UI user looks. Per model type: metrics `<type>_<key metric>` and
+    `<type>_baseline_<key metric>`; tags `<type>.version`, `.alias`, `.decided_by` (the gate rule that decided),
+    `.baseline`, `.training_run_id` and `.small_split_warning`, or `<type>.skipped` / `<type>.error` with the
+    reason. The summary as `summary.txt`, and as the run's description."""
+    for row in rows:
+        kind = row["model_type"]
+        mlflow.log_metrics({f"{kind}_{row['metric']}": row["value"],
+                            f"{kind}_baseline_{row['metric']}": row["baseline_value"]})
+        mlflow.set_tags({f"{kind}.version": row["version"], f"{kind}.alias": row["alias"],
+                         f"{kind}.decided_by": row["decided_by"][:5000], f"{kind}.baseline": row["baseline"],
+                         f"{kind}.training_run_id": row["run_id"]})
+        if row["warnings"]:
+            mlflow.set_tag(f"{kind}.{SMALL_SPLIT_TAG}", " | ".join(row["warnings"])[:5000])
+    for kind, why in skipped.items():
+        mlflow.set_tag(f"{kind}.skipped", why[:5000])
+    for kind, why in failures.items():
+        mlflow.set_tag(f"{kind}.error", why[:5000])
+    mlflow.log_text(text + "\n", "summary.txt")
+    mlflow.set_tag(tracking.NOTE_TAG, summary_description(rows, skipped, failures))

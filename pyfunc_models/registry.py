@@ -27,6 +27,32 @@ EVALUATION_ARTIFACT = "evaluation/test_ledger.csv"
 GATE_MODULES = {model_type: f"pyfunc_models.{model_type}" for model_type in MODEL_TYPES}  # each has gate_metrics
 
 
+# What each registered model answers, in words, and what its gate scores it on, for its page in the registry; the
+# columns and params it takes are read from the version's signature, its gate from config.GATES (`model_description`).
+PURPOSES = {
+    "category": ("Which bookkeeping category is this expense?",
+                 "one answer per transaction: its category, the confidence in it, and the `top_k` most likely "
+                 "categories as alternatives. It learned expense categories only: an income row is answered with "
+                 "category null, confidence null and no alternatives.",
+                 "its training run's held-out test rows (the latest categorised expenses)"),
+    "amount": ("What amount is normal for this transaction?",
+               "one answer per transaction: the expected signed amount and an interval at the `level` coverage; when "
+               "the transaction's own amount is sent, how far it is from the expected one and whether it is outside "
+               "the interval (null when it is not sent).",
+               "its training run's held-out test rows, asked without their amounts"),
+    "anomaly": ("Is this transaction unusual: an amount spike, a double charge, a merchant never seen?",
+                "one answer per transaction: an anomaly score from 0 to 1, is_anomaly (score at or above `threshold`) "
+                "and a short reason for each flagged row.",
+                "its training run's held-out test rows with planted anomalies added (or the anomalies the ledger "
+                "labels)"),
+    "cashflow": ("What will daily net cash flow (income minus expenses) be over the next days?",
+                 "one row per future day after the history sent, for `horizon` days: the date, the forecast and an "
+                 "interval at the `level` coverage.",
+                 "its training run's test window, the last `horizon` days of its ledger, forecast from the days "
+                 "before"),
+}
+
+
 class RegistryError(ValueError):
     """A registry action that cannot be done, with a message a user can act on."""
 
@@ -177,6 +203,50 @@ def _make_champion(name: str, version) -> None:
         client.delete_registered_model_alias(name, config.CHALLENGER)
 
 
+def gate_description(model_type: str) -> str:
+    """How a version of this model type becomes champion, in words, from config.GATES."""
+    rules = config.GATES[model_type]
+    key, better = rules["key_metric"], "higher" if rules["greater_is_better"] else "lower"
+    tolerance = f"{rules['tolerance']:.0%}" if rules["relative"] else f"{rules['tolerance']:g}"
+    musts = [f"beat the {name} baseline" for name in rules["beat"]]
+    musts += [f"be within {tolerance} of the {name} baseline" for name in rules["match"]]
+    musts.append(f"be within {tolerance} of the current champion, if there is one, scored on the same rows")
+    floors = rules["floors"]
+    musts += [f"pass the floor {metric} {'>=' if greater else '<='} {default:g}"
+              for metric, (default, greater) in floors.items() if default is not None]
+    return (f"a new version is scored on {PURPOSES[model_type][2]} (or on the ledger given with "
+            f"-P eval_data=...) by {key} ({better} is better). "
+            f"It becomes `champion` only if it does all of: {'; '.join(musts)}. Otherwise it is registered as "
+            f"`challenger`, and its version tags (decided_by, rejection_reason, gate_rules) say why. Floors on "
+            f"{', '.join(floors)} can be set or changed with -P floors={model_type}.{next(iter(floors))}=...")
+
+
+def model_description(model_type: str, signature=None) -> str:
+    """The registered model's description: what it answers, its input and output (from the logged signature,
+    when given) and how it is gated."""
+    question, answer, _ = PURPOSES[model_type]
+    lines = [f"**{question}**", "", f"Output: {answer}"]
+    if signature is not None:
+        required = [spec.name for spec in signature.inputs.inputs if spec.required]
+        optional = [spec.name for spec in signature.inputs.inputs if not spec.required]
+        lines += ["", f"Input: raw transactions, one per row, in any MLflow scoring format (dataframe_records, "
+                      f"dataframe_split, inputs): columns {', '.join(required)} required"
+                      + (f"; {', '.join(optional)} optional" if optional else "") + "; other columns are ignored."]
+        if signature.outputs is not None:
+            lines.append(f"Output columns: {', '.join(signature.outputs.input_names())}.")
+        if signature.params is not None:
+            lines.append(f"Params (optional, per request): {', '.join(spec.name for spec in signature.params.params)}.")
+    lines += ["", f"Gate: {gate_description(model_type)}"]
+    return "\n".join(lines)
+
+
+def describe_registered_model(model_type: str, model_uri: str | None = None) -> None:
+    """Set the registered model's description (`model_description`), read from the signature at `model_uri`."""
+    signature = mlflow.models.get_model_info(model_uri).signature if model_uri else None
+    _client().update_registered_model(config.MODEL_NAMES[model_type],
+                                      description=model_description(model_type, signature))
+
+
 def evaluate_against_champion(model_type: str, version: str, eval_data: str | None = None,
                               floors: dict | None = None) -> GateDecision:
     name, client = config.MODEL_NAMES[model_type], _client()
@@ -252,7 +322,9 @@ def register(model_type: str, run_id: str | None = None, eval_data: str | None =
         f"test_{key}": f"{run.data.metrics.get(f'test_{key}', float('nan')):.6g}",
         "chosen_candidate": run.data.tags.get("chosen_candidate", ""),
     }
-    version = mlflow.register_model(logged_model_uri(run), name, tags=tags)
+    model_uri = logged_model_uri(run)
+    version = mlflow.register_model(model_uri, name, tags=tags)
+    describe_registered_model(model_type, model_uri)
     client.update_model_version(name, version.version, description=(
         f"{model_type} model from run {run.info.run_id} ({tags['chosen_candidate'] or 'single model'}); "
         f"test {key} = {tags[f'test_{key}']}."))

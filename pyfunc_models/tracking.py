@@ -26,7 +26,12 @@ from pyfunc_models.serving import PREDICTOR_ARTIFACT
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 PYFUNC_FILE = PACKAGE_DIR / "pyfunc_entry.py"
-LAUNCHER_TAG = "titans.launcher_run_id"
+# `mlflow run` without --experiment-name makes its run in the Default experiment; the work then goes to ours, and
+# each run names the other: the work's run the launcher, the launcher where the results are.
+LAUNCHER_TAG = "launcher_run_id"
+RESULTS_RUN_TAG = "results_run_id"
+RESULTS_EXPERIMENT_TAG = "results_experiment"
+NOTE_TAG = "mlflow.note.content"  # a run's description in the MLflow UI
 # What a served model needs installed; versions are read from this environment.
 SERVING_PACKAGES = ("mlflow", "scikit-learn", "xgboost", "statsmodels", "pandas", "numpy", "scipy", "joblib")
 
@@ -35,9 +40,9 @@ SERVING_PACKAGES = ("mlflow", "scikit-learn", "xgboost", "statsmodels", "pandas"
 def training_run(experiment_name: str, run_name: str, tags: dict):
     """A run in `experiment_name`, whether launched by `mlflow run`, by another job, or as plain Python.
 
-    `mlflow run` creates its run before our code starts, in the experiment given by
-    --experiment-name (else Default). If that is not the experiment asked for, the
-    training run is created there instead and the launcher's run points to it.
+    `mlflow run` creates its run before our code starts, in the experiment given by --experiment-name (else
+    Default). If that is not the experiment asked for, the work is logged in a new run there instead, and the
+    launcher run says so where a UI user looks (`point_to_results`).
     """
     launcher = os.environ.get("MLFLOW_RUN_ID")
     if mlflow.active_run():
@@ -57,10 +62,35 @@ def training_run(experiment_name: str, run_name: str, tags: dict):
     mlflow.set_experiment(experiment_name)
     with mlflow.start_run(run_name=run_name, tags=tags) as run:
         if launcher:
-            MlflowClient().set_tag(launcher, "titans.training_run_id", run.info.run_id)
-            print(f"mlflow run logged its launcher run in experiment '{launched_in}'; "
-                  f"training is logged in '{experiment_name}' as run {run.info.run_id}")
+            point_to_results(launcher, launched_in, run, experiment_name)
         yield run
+
+
+def point_to_results(launcher: str, launched_in: str, run, experiment_name: str) -> None:
+    """The launcher run `mlflow run` made in another experiment (Default) names where the work is: its run name,
+    its description (with a link to the run) and the tags results_experiment and results_run_id."""
+    client, run_id, name = MlflowClient(), run.info.run_id, run.info.run_name
+    client.update_run(launcher, name=f"{name}: results in {experiment_name}")
+    client.set_tag(launcher, RESULTS_EXPERIMENT_TAG, experiment_name)
+    client.set_tag(launcher, RESULTS_RUN_TAG, run_id)
+    client.set_tag(launcher, NOTE_TAG, (
+        f"This run only launched the job. It is in experiment '{launched_in}' because `mlflow run` was not given "
+        f"an experiment; the work (training runs, metrics, models, summary) is logged in experiment "
+        f"**{experiment_name}**, run **{name}** ([open it](#/experiments/{run.info.experiment_id}/runs/{run_id}), "
+        f"id `{run_id}`).\n\nTo have one run, in the experiment where the results are: "
+        f"`mlflow run . --experiment-name {experiment_name}`"))
+    print(f"mlflow run put its own run in experiment '{launched_in}' (no --experiment-name given); the work is "
+          f"logged in experiment '{experiment_name}', run {name} ({run_id}). Pass --experiment-name "
+          f"{experiment_name} to have one run.")
+
+
+def log_params_once(params: dict) -> None:
+    """Log the parameters the active run does not have yet. A run made by `mlflow run` already carries its entry
+    point's parameters as the user spelled them ('20000', '' quoted as "''"); MLflow refuses to change a value."""
+    logged = mlflow.get_run(mlflow.active_run().info.run_id).data.params
+    missing = {name: value for name, value in params.items() if name not in logged}
+    if missing:
+        mlflow.log_params(missing)
 
 
 @contextlib.contextmanager
@@ -72,7 +102,7 @@ def failure_recorded():
     try:
         yield
     except LedgerError as error:
-        mlflow.set_tags({"error": str(error)[:5000], "mlflow.note.content": f"Failed: {error}"})
+        mlflow.set_tags({"error": str(error)[:5000], NOTE_TAG: f"Failed: {error}"})
         raise
 
 
