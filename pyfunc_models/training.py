@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -130,7 +131,12 @@ def _tighter(*caps):
 def fit_candidate(task: RowTask, candidate: Candidate, rows: pd.DataFrame, max_rows: int | None = None):
     """Fit a fresh copy on the most recent rows allowed by the candidate's own cap and `max_rows`."""
     used = _recent(rows, _tighter(candidate.max_rows, max_rows))
-    return clone(candidate.estimator).fit(used, task.target(used)), len(used)
+    with warnings.catch_warnings():
+        # scikit-learn's guess on a tiny ledger (many categories, few rows: "could represent a regression problem");
+        # what such a ledger's figures are worth, small_split_warning says in numbers.
+        warnings.filterwarnings("ignore", message="The number of unique classes is greater than 50%",
+                                category=UserWarning)
+        return clone(candidate.estimator).fit(used, task.target(used)), len(used)
 
 
 def choose(task: RowTask, scored: list) -> tuple:
