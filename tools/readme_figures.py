@@ -9,8 +9,8 @@ In a temporary workspace with its own sqlite tracking store (never ./mlflow.db),
 1. clones this repository's committed HEAD, so uncommitted edits never reach the figures and the commit the
    README names is the code that made them;
 2. runs the README's quick start in the clone, timed (wall clock and peak memory):
-   `mlflow run . --env-manager local` (20,000-row generated ledger, seed 42; `--experiment-name` adds
-   `--experiment-name <name>`);
+   `mlflow run . --env-manager local --experiment-name titans-finance-ml-models` (20,000-row generated
+   ledger, seed 42);
 3. reads each champion's training-run metrics and params from the tracking store;
 4. serves each champion from the registry (`mlflow models serve`, a free 127.0.0.1 port, stopped by its
    process group afterwards) and sends it `examples/requests/<model type>.json`, the requests the README and
@@ -316,9 +316,9 @@ def main(argv=None) -> None:
     parser.add_argument("--render", action="store_true", help="only rewrite the README from the stored results")
     parser.add_argument("--rows", type=int, default=DEFAULT_ROWS, help="sample ledger rows (default: 20000)")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="sample ledger seed (default: 42)")
-    parser.add_argument("--experiment-name", default="",
-                        help=f"pass --experiment-name to mlflow run (e.g. {EXPERIMENT}); default: not passed, as in "
-                             "the README's quick start (the models' runs land in their experiment either way)")
+    parser.add_argument("--experiment-name", default=EXPERIMENT,
+                        help="mlflow run's --experiment-name (default: %(default)s; '' leaves it out, and mlflow run "
+                             "then puts its own run in Default)")
     parser.add_argument("--results", type=Path, default=RESULTS, help="the results file (default: %(default)s)")
     parser.add_argument("--readme", type=Path, default=README, help="the README to rewrite (default: %(default)s)")
     parser.add_argument("--keep", action="store_true",
