@@ -266,6 +266,8 @@ def score_rows(spark, model: ScoringModel, frame, params: dict, env_manager: str
     # Booleans travel as text; both come out as null, as the model answered.
     booleans = {f.name for f in answer.fields if isinstance(f.dataType, BooleanType)}
     numbers = {f.name for f in answer.fields if isinstance(f.dataType, (DoubleType, FloatType))}
+    # A missing text answer (the category of an income row) arrives as numpy's "None" (or pandas' "<NA>").
+    texts = {f.name for f in answer.fields if isinstance(f.dataType, StringType)}
     carried = StructType([StructField(f.name, StringType()) if f.name in booleans else f for f in answer.fields])
     predict = mlflow.pyfunc.spark_udf(spark, model.uri, result_type=carried, env_manager=env_manager,
                                       params=params or None)
@@ -277,6 +279,8 @@ def score_rows(spark, model: ScoringModel, frame, params: dict, env_manager: str
             value = F.when(value == "True", True).when(value == "False", False)  # "None", "<NA>": null
         elif name in numbers:
             value = F.when(~F.isnan(value), value)
+        elif name in texts:
+            value = F.when(~value.isin("None", "<NA>"), value)
         return value.alias(names[name])
 
     scored = frame.withColumn(ANSWER, predict(model_input))

@@ -46,6 +46,7 @@ def tracking_env(uri: str, **extra) -> dict:
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PATH": path, **extra}
     env.pop("MLFLOW_RUN_ID", None)
+    env.pop("MLFLOW_EXPERIMENT_ID", None)  # mlflow.set_experiment in this process exports it; another store lacks it
     return env
 
 

@@ -30,6 +30,7 @@ from pyfunc_models import batch, config, jobs, tracking
 from pyfunc_models.amount import AmountTask
 from pyfunc_models.anomaly import AnomalyTask
 from pyfunc_models.cashflow import CashflowPredictor, CashflowTask, SeasonalNaive
+from pyfunc_models.category import CategoryTask
 from pyfunc_models.ledger import LedgerError, load_ledger
 from tests.conftest import REPO, python_module, tracking_env
 
@@ -89,6 +90,8 @@ def store(tmp_path_factory, small_ledger) -> dict:
         # Artifacts inside the test's folder, not ./mlruns of wherever pytest runs.
         MlflowClient().create_experiment(config.EXPERIMENT_NAME, artifact_location=(folder / "artifacts").as_uri())
         uris = {"anomaly": jobs.train_model(AnomalyTask(), str(small_ledger)).model_uri,
+                "category": jobs.train_model(CategoryTask(only=["text_logistic_regression"]),
+                                             str(small_ledger)).model_uri,
                 "amount": jobs.train_model(RidgeOnlyAmount(), str(small_ledger)).model_uri,
                 "cashflow": log_cashflow_model(small_ledger)}
     return {"uri": uri, **uris}
@@ -216,6 +219,22 @@ def test_amount_through_spark_udf_keeps_missing_answers_missing(in_store, spark,
     assert_same_answers(written, expected)
     assert written.loc[[5, 700, 2999], "outside_interval"].isna().all()
     assert written["outside_interval"].notna().sum() == 2997
+
+
+@needs_java
+def test_category_of_an_income_row_is_written_null_like_in_process_predict(in_store, spark, small_ledger, tmp_path):
+    """The model answers an income row with a null category; spark_udf alone would write the text 'None'."""
+    raw = raw_ledger(small_ledger).head(400).drop(columns=["Category"])
+    data = tmp_path / "ledger.csv"
+    raw.to_csv(data, index=False)
+    output = tmp_path / "categories.parquet"
+    batch.batch_score(in_store["category"], str(data), str(output), spark=spark)
+    written = pd.read_parquet(output)
+    income = (raw["Type"] == "Income").to_numpy()
+    assert income.any() and written.loc[income, "category"].isna().all()
+    assert written.loc[~income, "category"].notna().all()
+    expected = predicted_in_process(in_store["category"], raw)
+    assert cells(written["category"]) == cells(expected["category"])
 
 
 @needs_java
