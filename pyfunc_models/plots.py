@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+from sklearn.metrics import confusion_matrix as confusion_counts
 
-matplotlib.use("Agg")  # training runs headless
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from sklearn.metrics import confusion_matrix as confusion_counts  # noqa: E402
+
+def _figure(width: float, height: float):
+    """A figure outside pyplot: nothing global to close or leak, no backend to choose (saving renders with Agg)."""
+    figure = Figure(figsize=(width, height))
+    return figure, figure.subplots()
 
 
 def confusion_matrix(y_true, y_pred, labels):
@@ -15,7 +18,7 @@ def confusion_matrix(y_true, y_pred, labels):
     counts = confusion_counts(y_true, y_pred, labels=labels)
     shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
     size = max(6, 0.45 * len(labels))
-    figure, axes = plt.subplots(figsize=(size + 2, size))
+    figure, axes = _figure(size + 2, size)
     image = axes.imshow(shares, cmap="Blues", vmin=0, vmax=1)
     axes.set_xticks(range(len(labels)), labels, rotation=90, fontsize=8)
     axes.set_yticks(range(len(labels)), labels, fontsize=8)
@@ -34,7 +37,7 @@ def predicted_vs_actual(actual, predicted, lower, upper, level):
     """Predicted against actual |amount| on log axes, the interval as bars on a sample of rows."""
     actual, predicted = np.abs(np.asarray(actual)), np.abs(np.asarray(predicted))
     low, high = np.minimum(np.abs(lower), np.abs(upper)), np.maximum(np.abs(lower), np.abs(upper))
-    figure, axes = plt.subplots(figsize=(7, 7))
+    figure, axes = _figure(7, 7)
     sample = np.random.default_rng(0).choice(len(actual), size=min(400, len(actual)), replace=False)
     axes.errorbar(predicted[sample], actual[sample],
                   xerr=[predicted[sample] - low[sample], high[sample] - predicted[sample]],
@@ -54,7 +57,7 @@ def predicted_vs_actual(actual, predicted, lower, upper, level):
 
 def score_distribution(scores, labels, threshold):
     """Anomaly scores of the test rows (log count axis), labelled anomalies apart, with the threshold."""
-    figure, axes = plt.subplots(figsize=(8, 4.5))
+    figure, axes = _figure(8, 4.5)
     bins = np.linspace(0, 1, 51)
     if labels is not None and labels.any():
         axes.hist(scores[~labels], bins=bins, alpha=0.7, label="normal rows")
@@ -73,7 +76,7 @@ def score_distribution(scores, labels, threshold):
 
 def forecast(history, actual, predicted, lower, upper, level, name):
     """The last backtest fold: recent history, what happened, the forecast and its interval."""
-    figure, axes = plt.subplots(figsize=(11, 4.5))
+    figure, axes = _figure(11, 4.5)
     days = len(predicted)
     future = history.index[-1] + np.arange(1, days + 1) * np.timedelta64(1, "D")
     axes.plot(history.index, history.to_numpy(), color="gray", linewidth=1, label="history")
@@ -90,7 +93,7 @@ def forecast(history, actual, predicted, lower, upper, level, name):
 
 def error_by_horizon(mean_absolute_errors: dict):
     """Backtest MAE by days ahead, one line per candidate."""
-    figure, axes = plt.subplots(figsize=(8, 4.5))
+    figure, axes = _figure(8, 4.5)
     for name, errors in mean_absolute_errors.items():
         axes.plot(np.arange(1, len(errors) + 1), errors, marker=".", label=name)
     axes.set_xlabel("days ahead")
