@@ -386,7 +386,7 @@ def list_versions(model_types=MODEL_TYPES) -> pd.DataFrame:
             rows.append({
                 "model": name, "version": int(version.version),
                 "aliases": ",".join(sorted(by_version.get(str(version.version), []))) or "-",
-                f"key metric": f"{key}={version.tags.get(f'eval_{key}', version.tags.get(f'test_{key}', '?'))}",
+                "key metric": f"{key}={version.tags.get(f'eval_{key}', version.tags.get(f'test_{key}', '?'))}",
                 "status": "archived" if version.tags.get("archived") == "true"
                 else version.tags.get("validation_status", "unvalidated"),
                 "reason": version.tags.get("rejection_reason", ""),

@@ -14,7 +14,7 @@ from pyfunc_models.cashflow import (DEFAULT_HORIZON, MIN_HISTORY_DAYS, BoostedCa
                                     CashflowTask, SeasonalNaive, _month_ago, candidates, daily_net_flow,
                                     forecast_metrics, gate_metrics, interval, served_horizon)
 from pyfunc_models.generator import generate_ledger
-from pyfunc_models.ledger import LedgerError, prepare_ledger, request_rows
+from pyfunc_models.ledger import LedgerError, prepare_ledger
 from pyfunc_models.training import NotEnoughData
 
 

@@ -170,9 +170,9 @@ def test_anomaly_and_cash_flow_warn_on_their_test_windows():
     outcome = cashflow.train(ledger, log=lambda line: None)
     assert outcome.params["backtest_folds"] == 1
     found = training.evaluation_size_warnings(cashflow, outcome, len(ledger))
-    assert found == [f"cashflow: its candidates were compared on one backtest fold of 30 days and its interval's "
-                     f"coverage is measured in sample; at least 160 days of history would give two folds; this "
-                     f"ledger spans 130."]
+    assert found == ["cashflow: its candidates were compared on one backtest fold of 30 days and its interval's "
+                     "coverage is measured in sample; at least 160 days of history would give two folds; this "
+                     "ledger spans 130."]
     assert training.evaluation_size_warnings(CashflowTask(horizon=7), outcome, len(ledger))[0].startswith(
         "cashflow: its metrics are measured on a test window of 7 days")
 
