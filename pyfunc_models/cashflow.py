@@ -286,6 +286,15 @@ class CashflowPredictor(LedgerPredictor):
     nonempty_columns = ()
     read_columns = ("date", "amount", "type", "status")  # all `daily_net_flow` needs; the rest is not parsed
 
+    def example(self) -> pd.DataFrame:
+        """A made-up history as short as a valid request can be (never the training ledger's days): a client
+        payment every Monday and a small expense every other day."""
+        days = pd.date_range("2025-01-01", periods=MIN_HISTORY_DAYS + 10, freq="D")
+        income = days.dayofweek == 0
+        return pd.DataFrame({"date": days.strftime("%Y-%m-%d"), "type": np.where(income, "income", "expense"),
+                             "description": np.where(income, "EXAMPLE CLIENT PAYMENT", "EXAMPLE SUPPLIER"),
+                             "amount": np.where(income, 2400.0, -180.0)})
+
     def __init__(self, forecaster: Forecaster, errors: np.ndarray, level: float = DEFAULT_LEVEL,
                  horizon: int = DEFAULT_HORIZON):
         self.forecaster = forecaster
@@ -380,14 +389,6 @@ class CashflowTask:
         mean = {name: float(np.mean([f["metrics"][name] for f in runs])) for name in names}
         per_fold = {f"fold{k + 1}_{name}": f["metrics"][name] for k, f in enumerate(runs) for name in names}
         return {"folds": runs, "errors": np.concatenate(errors), "metrics": {**mean, **per_fold}}
-
-    @staticmethod
-    def serving_example(outcome: TrainingOutcome) -> pd.DataFrame:
-        """A history as small as a valid request can be: the last days' net flow, one row a day."""
-        days = daily_net_flow(outcome.train).iloc[-(MIN_HISTORY_DAYS + 10):]
-        return pd.DataFrame({"date": days.index.strftime("%Y-%m-%d"),
-                             "type": np.where(days.to_numpy() < 0, "expense", "income"),
-                             "description": "daily net flow", "amount": days.to_numpy().round(2)})
 
     def train(self, ledger: pd.DataFrame, seed: int = 42, test_fraction: float = 0.2, on_candidate=None,
               log=print) -> TrainingOutcome:

@@ -194,15 +194,6 @@ class CategoryTask(RowTask):
     def classes(self, rows: pd.DataFrame) -> int:
         return int(rows["category"].nunique())
 
-    @staticmethod
-    def serving_example(outcome: TrainingOutcome) -> pd.DataFrame:
-        """Three test expenses and an income row: the logged example, and the output schema inferred from it,
-        show that an income row is answered with a null category."""
-        expenses = request_rows(outcome.test.head(3), columns=CategoryPredictor.input_columns)
-        income = expenses.iloc[[-1]].assign(type="income", description="CLIENT PAYMENT INVOICE 1042", amount=1250.0,
-                                            payment_method="bank_transfer", reference="", receipt_url="")
-        return pd.concat([expenses, income], ignore_index=True)
-
     def candidates(self, seed: int) -> list:
         def pipeline(classifier, text_features=40_000):
             return MerchantMemory(Pipeline([("features", transaction_features(text_features)),

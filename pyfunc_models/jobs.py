@@ -18,7 +18,7 @@ import pandas as pd
 
 from pyfunc_models import config, tracking, training
 from pyfunc_models.generator import write_ledger
-from pyfunc_models.ledger import LedgerError, load_ledger, request_rows
+from pyfunc_models.ledger import LedgerError, load_ledger
 from pyfunc_models.predictor import learned_date_order
 
 DEFAULT_SAMPLE_ROWS = 20_000
@@ -102,10 +102,7 @@ def train_model(task, data: str | None, experiment_name: str = config.EXPERIMENT
             mlflow.log_metrics({f"baseline_{name}_test_{k}": v for k, v in metrics.items()})
         tracking.log_artifacts(outcome.artifacts, "evaluation")
 
-        if hasattr(task, "serving_example"):
-            example = task.serving_example(outcome)
-        else:
-            example = request_rows(outcome.test.head(3), columns=outcome.predictor.input_columns)
+        example = outcome.predictor.example()  # made up, never the customer's rows
         # Requests are read in the day/month order the training ledger decided, unless they say otherwise.
         outcome.predictor.date_order = learned_date_order(report)
         serving_params = {**task.serving_params, "date_order": outcome.predictor.date_order}

@@ -14,6 +14,19 @@ from pyfunc_models import config
 from pyfunc_models.ledger import prepare_ledger
 
 
+EXAMPLE_TRANSACTIONS = pd.DataFrame([
+    {"date": "2025-03-11", "type": "expense", "description": "POS PURCHASE EXAMPLE COFFEE ROASTERS", "amount": -4.5,
+     "category": "", "payment_method": "debit_card", "status": "completed", "reference": "", "receipt_url": ""},
+    {"date": "2025-03-11", "type": "expense", "description": "EXAMPLE OFFICE SUPPLY CO", "amount": -42.0,
+     "category": "", "payment_method": "credit_card", "status": "completed", "reference": "", "receipt_url": ""},
+    {"date": "2025-03-12", "type": "expense", "description": "ACH DEBIT EXAMPLE UTILITY", "amount": -120.0,
+     "category": "", "payment_method": "bank_transfer", "status": "pending", "reference": "4711", "receipt_url": ""},
+    {"date": "2025-03-12", "type": "income", "description": "EXAMPLE CLIENT PAYMENT INVOICE 1042", "amount": 1250.0,
+     "category": "", "payment_method": "bank_transfer", "status": "completed", "reference": "1042",
+     "receipt_url": ""},
+])
+
+
 class LedgerPredictor:
     input_columns: tuple = config.COLUMNS
     required_columns: tuple = ("date", "description", "amount")
@@ -39,6 +52,12 @@ class LedgerPredictor:
         return prepare_ledger(raw, required=self.required_columns, nonempty=self.nonempty_columns,
                               columns=self.read_columns, missing_amount_ok=self.missing_amount_ok,
                               date_order=date_order or self.date_order)[0]
+
+    def example(self) -> pd.DataFrame:
+        """The logged input example: made-up transactions in this model's columns, never rows of the training
+        ledger (a model's artifacts, and every image built from them, must not carry a customer's transactions).
+        The income row shows, in the example and the output schema inferred from it, how income is answered."""
+        return EXAMPLE_TRANSACTIONS[[c for c in self.input_columns if c in EXAMPLE_TRANSACTIONS]].copy()
 
     def serve(self, rows: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         """What the served model answers for request rows: the contract, then `predict` with the params (the

@@ -17,7 +17,6 @@ import re
 import shutil
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import mlflow
@@ -31,7 +30,7 @@ from pyfunc_models.amount import AmountTask
 from pyfunc_models.anomaly import AnomalyTask
 from pyfunc_models.cashflow import CashflowPredictor, CashflowTask, SeasonalNaive
 from pyfunc_models.category import CategoryTask
-from pyfunc_models.ledger import LedgerError, load_ledger
+from pyfunc_models.ledger import LedgerError
 from tests.conftest import REPO, python_module, tracking_env
 
 pytestmark = pytest.mark.slow  # through the mlflow CLI, a served model or a tracking server
@@ -71,11 +70,10 @@ class RidgeOnlyAmount(AmountTask):
         return [c for c in super().candidates(seed) if c.name == "ridge"]
 
 
-def log_cashflow_model(ledger_path) -> str:
+def log_cashflow_model() -> str:
     """A cash-flow predictor (weekly seasonal naive, fixed backtest errors) logged exactly as training logs one."""
-    ledger, _ = load_ledger(ledger_path)
     predictor = CashflowPredictor(SeasonalNaive(), errors=np.array([-900.0, -300.0, 0.0, 250.0, 800.0]))
-    example = CashflowTask.serving_example(types.SimpleNamespace(train=ledger))
+    example = predictor.example()
     mlflow.set_experiment(config.EXPERIMENT_NAME)
     with mlflow.start_run(tags={config.MODEL_TYPE_TAG: "cashflow"}):
         return tracking.log_predictor(predictor, example, CashflowTask.serving_params, "cashflow").model_uri
@@ -93,7 +91,7 @@ def store(tmp_path_factory, small_ledger) -> dict:
                 "category": jobs.train_model(CategoryTask(only=["text_logistic_regression"]),
                                              str(small_ledger)).model_uri,
                 "amount": jobs.train_model(RidgeOnlyAmount(), str(small_ledger)).model_uri,
-                "cashflow": log_cashflow_model(small_ledger)}
+                "cashflow": log_cashflow_model()}
     return {"uri": uri, **uris}
 
 

@@ -221,7 +221,7 @@ def test_trained_horizon_and_level_are_the_served_defaults():
     assert CashflowTask().serving_params == CashflowTask.serving_params == {"horizon": 30, "level": 0.8}
     outcome = task.train(ledger, log=lambda line: None)
     assert outcome.params["backtest_folds"] == 2 and outcome.metrics["interval_level"] == 0.9
-    example = task.serving_example(outcome)
+    example = outcome.predictor.example()
     answer = outcome.predictor.serve(example)
     assert len(answer) == 14
     pd.testing.assert_frame_equal(answer, outcome.predictor.serve(example, {"horizon": 14, "level": 0.9}))
