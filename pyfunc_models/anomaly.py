@@ -36,7 +36,7 @@ from pyfunc_models.features import merchant_keys
 from pyfunc_models.ledger import LedgerError, request_rows
 from pyfunc_models.predictor import LedgerPredictor, predictor_behind
 from pyfunc_models.splits import time_split
-from pyfunc_models.training import NotEnoughData, TrainingOutcome
+from pyfunc_models.training import MIN_ROWS_PER_CLASS, NotEnoughData, TrainingOutcome, small_split_warning
 
 MIN_HISTORY = 5  # rows a merchant needs before its own statistics are trusted
 MAD_TO_SD = 1.4826  # MAD of a normal distribution times this is its standard deviation
@@ -300,6 +300,18 @@ class AnomalyDetector(LedgerPredictor):
 
 
 
+def size_warnings(test_rows: int, labels_count, ledger_rows: int) -> list:
+    """When the test rows, or the labelled anomalies among them, are too few for the figures to mean much
+    (training.small_split_warning's rule; a warning, never a refusal)."""
+    found = [small_split_warning("anomaly", test_rows, ledger_rows, "transactions")]
+    if labels_count is not None and labels_count < MIN_ROWS_PER_CLASS:
+        enough = math.ceil(MIN_ROWS_PER_CLASS * ledger_rows / max(labels_count, 1))
+        found.append(f"anomaly: its recall and precision are measured on {int(labels_count)} labelled anomalies in "
+                     f"the test rows, too few to mean much ({MIN_ROWS_PER_CLASS} needed); about {enough} transactions "
+                     f"at this ledger's anomaly rate would hold {MIN_ROWS_PER_CLASS}; this ledger has {ledger_rows}.")
+    return [warning for warning in found if warning]
+
+
 # --- choosing the threshold ------------------------------------------------------------------
 def labelled_threshold(scores: np.ndarray, labels: np.ndarray, min_precision: float) -> float:
     """With labelled validation rows: the lowest threshold (most recall) whose precision is still at least
@@ -472,6 +484,8 @@ class AnomalyTask:
         outcome.artifacts["score_distribution.png"] = plots.score_distribution(scores, anomalous, threshold)
         evidence = pd.concat([rows.reset_index(drop=True), scored], axis=1).assign(anomaly_kind=kinds)
         outcome.artifacts["flagged_test_rows.csv"] = evidence[flagged].to_csv(index=False)
+        outcome.warnings.extend(size_warnings(len(test), labels_count=metrics.get("labelled_anomalies"),
+                                              ledger_rows=len(ledger)))
         return outcome
 
 

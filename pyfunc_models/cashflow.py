@@ -44,7 +44,7 @@ from xgboost import XGBRegressor
 from pyfunc_models import config, plots
 from pyfunc_models.ledger import LedgerError, request_rows
 from pyfunc_models.predictor import LedgerPredictor
-from pyfunc_models.training import CandidateResult, NotEnoughData, TrainingOutcome
+from pyfunc_models.training import MIN_SCORED_ROWS, CandidateResult, NotEnoughData, TrainingOutcome
 
 DEFAULT_HORIZON = 30
 HORIZON_RANGE = (1, 365)
@@ -454,7 +454,22 @@ class CashflowTask:
         outcome.artifacts["backtest_error_by_horizon.png"] = plots.error_by_horizon(
             {name: np.mean([np.abs(f["actual"] - f["forecast"]) for f in bt["folds"]], axis=0)
              for name, (_, bt) in backtests.items()})
+        outcome.warnings.extend(self.size_warnings(folds, len(series)))
         return outcome
+
+    def size_warnings(self, folds: int, days: int) -> list:
+        """When the test window (the horizon, in days) or the backtest is too short for the figures to mean much
+        (training.MIN_SCORED_ROWS; a warning, never a refusal)."""
+        found = []
+        if self.horizon < MIN_SCORED_ROWS:
+            found.append(f"cashflow: its metrics are measured on a test window of {self.horizon} days (the horizon), "
+                         f"too few to mean much (at least {MIN_SCORED_ROWS} needed); train with -P "
+                         f"horizon={MIN_SCORED_ROWS} to judge it (a request can still ask for any horizon)")
+        if folds < 2:
+            found.append(f"cashflow: its candidates were compared on one backtest fold of {self.horizon} days and its "
+                         f"interval's coverage is measured in sample; at least {days + self.horizon} days of history "
+                         f"would give two folds; this ledger spans {days}.")
+        return found
 
 
 def served_horizon(predict) -> int:

@@ -16,7 +16,7 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 
-from pyfunc_models import config, tracking, training
+from pyfunc_models import config, tracking
 from pyfunc_models.generator import write_ledger
 from pyfunc_models.ledger import LedgerError, load_ledger
 from pyfunc_models.predictor import learned_date_order
@@ -89,7 +89,7 @@ def train_model(task, data: str | None, experiment_name: str = config.EXPERIMENT
         tracking.log_ledger(outcome.test, source, "evaluation", f"{task.model_type}-test", target)
         mlflow.log_text(outcome.test.to_csv(index=False, date_format="%Y-%m-%d"), "evaluation/test_ledger.csv")
 
-        warnings = outcome.warnings + training.evaluation_size_warnings(task, outcome, len(ledger))
+        warnings = outcome.warnings
         for warning in warnings:
             print(f"warning: {warning}")
         if warnings:

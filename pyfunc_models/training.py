@@ -217,34 +217,6 @@ def small_split_warning(what: str, scored: int, of: int, rows_name: str = "rows"
             f"{rows_name} would give {needed} {scored_as}; this ledger has {of}.")
 
 
-def evaluation_size_warnings(task, outcome: TrainingOutcome, ledger_rows: int) -> list:
-    """The same rule for the models trained outside the row skeleton, read from what their outcome reports:
-    anomaly detection's test rows and labelled anomalies; cash flow's test window (its horizon, in days) and
-    backtest folds. Row models: nothing here (the skeleton warns)."""
-    found = []
-    if "backtest_folds" in outcome.params:  # cash flow: days, not rows
-        horizon, folds = int(task.horizon), int(outcome.params["backtest_folds"])
-        days = int((outcome.test["date"].max() - outcome.test["date"].min()).days) + 1
-        if horizon < MIN_SCORED_ROWS:
-            found.append(f"{task.model_type}: its metrics are measured on a test window of {horizon} days (the "
-                         f"horizon), too few to mean much (at least {MIN_SCORED_ROWS} needed); train with -P "
-                         f"horizon={MIN_SCORED_ROWS} to judge it (a request can still ask for any horizon)")
-        if folds < 2:
-            found.append(f"{task.model_type}: its candidates were compared on one backtest fold of {horizon} days and "
-                         f"its interval's coverage is measured in sample; at least {days + horizon} days of history "
-                         f"would give two folds; this ledger spans {days}.")
-    elif "evaluated_on" in outcome.params:  # anomaly detection: test rows, and the labelled anomalies among them
-        found.append(small_split_warning(task.model_type, len(outcome.test), ledger_rows, "transactions"))
-        labelled = outcome.metrics.get("labelled_anomalies")
-        if labelled is not None and labelled < MIN_ROWS_PER_CLASS:
-            enough = math.ceil(MIN_ROWS_PER_CLASS * ledger_rows / max(labelled, 1))
-            found.append(f"{task.model_type}: its recall and precision are measured on {int(labelled)} labelled "
-                         f"anomalies in the test rows, too few to mean much ({MIN_ROWS_PER_CLASS} needed); about "
-                         f"{enough} transactions at this ledger's anomaly rate would hold {MIN_ROWS_PER_CLASS}; "
-                         f"this ledger has {ledger_rows}.")
-    return [warning for warning in found if warning]
-
-
 def train_row_task(
     task: RowTask,
     ledger: pd.DataFrame,

@@ -162,18 +162,18 @@ def test_anomaly_and_cash_flow_warn_on_their_test_windows():
     ledger = prepare_ledger(generate_ledger(rows=300, seed=5, days=130))[0]
     anomaly = AnomalyTask()
     outcome = anomaly.train(ledger.head(120), log=lambda line: None)
-    found = training.evaluation_size_warnings(anomaly, outcome, 120)
+    found = outcome.warnings
     assert any(w.startswith("anomaly: its metrics are measured on") and "transactions would give 30" in w
                for w in found)
 
     cashflow = CashflowTask()
     outcome = cashflow.train(ledger, log=lambda line: None)
     assert outcome.params["backtest_folds"] == 1
-    found = training.evaluation_size_warnings(cashflow, outcome, len(ledger))
+    found = outcome.warnings
     assert found == ["cashflow: its candidates were compared on one backtest fold of 30 days and its interval's "
                      "coverage is measured in sample; at least 160 days of history would give two folds; this "
                      "ledger spans 130."]
-    assert training.evaluation_size_warnings(CashflowTask(horizon=7), outcome, len(ledger))[0].startswith(
+    assert CashflowTask(horizon=7).train(ledger, log=lambda line: None).warnings[0].startswith(
         "cashflow: its metrics are measured on a test window of 7 days")
 
 
