@@ -14,6 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import mlflow
 import pandas as pd
 import pytest
 import requests
@@ -30,8 +31,13 @@ def _temporary_tracking(tmp_path, monkeypatch):
     """No test ever touches a real mlflow.db: in-process MLflow calls go to a store of the test's own."""
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
     monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
-    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
     monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
+    # mlflow.set_experiment remembers the experiment's id, in MLFLOW_EXPERIMENT_ID (for subprocesses) and in its
+    # fluent module, and another test's store has no such id: both are unset now and again after the test (set,
+    # then deleted, so that monkeypatch deletes it at teardown whatever the test set).
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", "")
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID")
+    monkeypatch.setattr(mlflow.tracking.fluent, "_active_experiment_id", None)
 
 
 @pytest.fixture(scope="session")

@@ -27,14 +27,6 @@ from tests.conftest import invoke, mlflow_cli, served_model
 WARNING_LINE = re.compile(r"\w*Warning\b")
 
 
-@pytest.fixture(autouse=True)
-def _experiment_left_unset(monkeypatch):
-    """mlflow.set_experiment exports MLFLOW_EXPERIMENT_ID for subprocesses; undone after each test here, so that
-    a session fixture's `mlflow run` (the champions) does not inherit an experiment of this test's store."""
-    monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", "")
-    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID")
-
-
 def write_head(path, rows: int, generated: int = 400, days: int = 200, seed: int = 3):
     """The first `rows` rows of a generated ledger: a ledger as small as a newcomer's first try."""
     generate_ledger(rows=generated, seed=seed, days=days).head(rows).to_csv(path, index=False)
