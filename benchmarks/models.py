@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.common import PYTHON, Workspace, run_measured, say, without_mlflow_advice
+from pyfunc_models.model_types import MODEL_NAMES, MODEL_TYPES
 
-MODEL_TYPES = ("category", "amount", "anomaly", "cashflow")
 SCORING_LEDGER_ROWS = 15_000  # enough for 10,000-row batches of categorised expenses
 SCORING_SEED = 7
 BENCHMARK_EXPERIMENT = "titans-benchmarks"
@@ -32,7 +32,7 @@ def champions(workspace: Workspace, rows: int, timeout: float | None = None) -> 
     found = {"main_wall_seconds": measured.wall_seconds, "main_peak_rss_bytes": measured.peak_rss_bytes,
              "ledger_rows": rows, "uris": {}, "notes": []}
     for model_type in MODEL_TYPES:
-        name = config.MODEL_NAMES[model_type]
+        name = MODEL_NAMES[model_type]
         try:
             version = client.get_model_version_by_alias(name, config.CHAMPION)
             found["uris"][model_type] = f"models:/{name}@{config.CHAMPION}"

@@ -1,6 +1,6 @@
 """Training scale: wall time and peak RSS of each `train_*` entry point on generated ledgers of growing size.
 
-Each measurement is the real entry point in a fresh process (`python -m entrypoints.train_<type> --data
+Each measurement is the real entry point in a fresh process (`python -m entrypoints.train <type> --data
 <ledger>`), so it includes interpreter start, imports, ledger parsing, every candidate, the evaluation
 evidence and logging the model, against the workspace's own sqlite store. What each candidate was
 trained on is read back from its nested run (`rows_used`, `max_rows`): a candidate that cannot scale is
@@ -17,13 +17,8 @@ import math
 import re
 
 from benchmarks.common import PYTHON, Workspace, load_average, run_measured, say
+from pyfunc_models.model_types import MODEL_TYPES
 
-ENTRY_POINTS = {
-    "category": "entrypoints.train_category",
-    "amount": "entrypoints.train_amount",
-    "anomaly": "entrypoints.train_anomaly",
-    "cashflow": "entrypoints.train_cashflow",
-}
 SCALING_EXPONENT = math.log10(12)  # 10x rows -> at most 12x time
 CATEGORY_GOAL_ROWS = 1_000_000
 CATEGORY_GOAL_SECONDS = 600
@@ -78,14 +73,14 @@ def _logged_run(workspace: Workspace, model_type: str) -> dict:
     }
 
 
-def run(workspace: Workspace, sizes, model_types=tuple(ENTRY_POINTS), timeout: float | None = 3600) -> dict:
+def run(workspace: Workspace, sizes, model_types=MODEL_TYPES, timeout: float | None = 3600) -> dict:
     measurements = []
     for rows in sizes:
         say(f"training: generating a ledger of {rows:,} rows")
         ledger = workspace.ledger(rows)
         for model_type in model_types:
             say(f"training: train_{model_type} on {rows:,} rows (load average {load_average()})")
-            measured = run_measured([PYTHON, "-m", ENTRY_POINTS[model_type], "--data", str(ledger)], workspace,
+            measured = run_measured([PYTHON, "-m", "entrypoints.train", model_type, "--data", str(ledger)], workspace,
                                     f"train_{model_type}_{rows}", timeout=timeout)
             logged = _logged_run(workspace, model_type) if measured.returncode == 0 else {}
             split = _training_rows_from_log(measured.log)
@@ -150,7 +145,7 @@ def _candidates_text(measurement) -> str:
 def markdown(result: dict) -> str:
     from benchmarks.report import met, table
 
-    lines = ["Each cell is one fresh `python -m entrypoints.train_<type> --data <ledger>` process against a "
+    lines = ["Each cell is one fresh `python -m entrypoints.train <type> --data <ledger>` process against a "
              "temporary sqlite store: interpreter start, imports, parsing, every candidate, evaluation "
              "evidence and logging the model. Peak RSS is the kernel's maximum resident set of that process "
              "(wait4). *Candidates* are the rows each candidate was fitted on, read back from its nested run; "

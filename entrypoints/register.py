@@ -15,13 +15,14 @@ import pandas as pd
 
 from pyfunc_models import config, registry
 from pyfunc_models.ledger import LedgerError
+from pyfunc_models.model_types import MODEL_NAMES, MODEL_TYPES, task_class
 
 ACTIONS = ("register", "list", "promote", "rollback", "archive")
 
 
 def describe(model_type, version, alias, decision) -> str:
-    key = config.GATES[model_type]["key_metric"]
-    line = f"{config.MODEL_NAMES[model_type]} version {version} -> {alias} ({key}={decision.candidate.get(key, float('nan')):.4f}"
+    key = task_class(model_type).gate.key_metric
+    line = f"{MODEL_NAMES[model_type]} version {version} -> {alias} ({key}={decision.candidate.get(key, float('nan')):.4f}"
     if decision.champion is not None:
         line += f"; champion v{decision.champion_version} {key}={decision.champion[key]:.4f}"
     line += ")"
@@ -31,7 +32,7 @@ def describe(model_type, version, alias, decision) -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--action", default="register", choices=ACTIONS)
-    parser.add_argument("--model-type", default="all", choices=(*registry.MODEL_TYPES, "all"))
+    parser.add_argument("--model-type", default="all", choices=(*MODEL_TYPES, "all"))
     parser.add_argument("--run-id", default="", help="register this run instead of the newest FINISHED one")
     parser.add_argument("--version", default="", help="model version for promote / archive")
     parser.add_argument("--force", default="false", choices=("true", "false"), help="promote without the gate")
@@ -44,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    types = registry.MODEL_TYPES if args.model_type == "all" else (args.model_type,)
+    types = MODEL_TYPES if args.model_type == "all" else (args.model_type,)
     if args.action in ("promote", "archive") and (args.model_type == "all" or not args.version):
         parser.error(f"{args.action} needs one --model-type and a --version")
     if args.run_id and args.model_type == "all":
@@ -65,10 +66,10 @@ def main(argv=None):
                                                    args.eval_data or None, floors)
                 print(describe(model_type, args.version, alias, decision))
             elif args.action == "rollback":
-                print(f"{config.MODEL_NAMES[model_type]}: champion is now version {registry.rollback(model_type)}")
+                print(f"{MODEL_NAMES[model_type]}: champion is now version {registry.rollback(model_type)}")
             elif args.action == "archive":
                 registry.archive(model_type, args.version)
-                print(f"{config.MODEL_NAMES[model_type]} version {args.version} archived (aliases removed)")
+                print(f"{MODEL_NAMES[model_type]} version {args.version} archived (aliases removed)")
     except (registry.RegistryError, LedgerError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)

@@ -19,11 +19,12 @@ from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 from sklearn.pipeline import Pipeline
 from xgboost import XGBRegressor
 
-from pyfunc_models import config, plots
+from pyfunc_models import config
 from pyfunc_models.features import merchant_keys, predict_in_one_thread, transaction_features
 from pyfunc_models.ledger import LedgerError, request_rows
 from pyfunc_models.predictor import LedgerPredictor, baseline_metrics
 from pyfunc_models.splits import time_split
+from pyfunc_models.task import Gate, Option, Purpose
 from pyfunc_models.training import Candidate, NotEnoughData, RowTask, TrainingOutcome, fit_candidate
 
 DEFAULT_LEVEL = 0.9
@@ -136,15 +137,26 @@ def regression_metrics(y_true, y_pred) -> dict:
 
 class AmountTask(RowTask):
     model_type = "amount"
+    registered_name = "titans-finance-amount-prediction"
     target_column = "amount"
-    primary_metric = "mae"
-    greater_is_better = False
+    purpose = Purpose(
+        question="What amount is normal for this transaction?",
+        answer="one answer per transaction: the expected signed amount and an interval at the `level` coverage; when "
+               "the transaction's own amount is sent, how far it is from the expected one and whether it is outside "
+               "the interval (null when it is not sent).",
+        outputs="per row: `predicted_amount`, `lower`, `upper`, `deviation`, `outside_interval`",
+        evaluated_on="its training run's held-out test rows, asked without their amounts")
+    gate = Gate(key_metric="mae", greater_is_better=False, tolerance=0.05, relative=True,
+                beat=("category_median",), floors={"mae": (None, False), "r2": (None, True)})
     serving_params = {"level": DEFAULT_LEVEL}
+    options = (Option("max_tree_rows", DEFAULT_MAX_TREE_ROWS, "train tree candidates on at most this many recent "
+                      "rows (0 = no cap)", whole=True),
+               Option("level", DEFAULT_LEVEL, "nominal interval coverage, the served default"))
     report_metrics = ("mae", "rmse", "r2", "mape", "interval_coverage")
 
     def __init__(self, max_tree_rows: int | None = DEFAULT_MAX_TREE_ROWS, level: float = DEFAULT_LEVEL,
                  max_search_rows: int | None = DEFAULT_MAX_SEARCH_ROWS):
-        self.max_tree_rows = max_tree_rows
+        self.max_tree_rows = max_tree_rows or None  # 0: no cap
         self.max_search_rows = max_search_rows
         self.level = level
         self.serving_params = {"level": level}  # the served default is the level trained with
@@ -206,8 +218,14 @@ class AmountTask(RowTask):
         outcome.metrics["interval_coverage"] = float(inside.mean())
         outcome.metrics["interval_level"] = self.level
         outcome.metrics["interval_median_width"] = float(np.median(scored["upper"] - scored["lower"]))
+        from pyfunc_models import plots  # matplotlib is for training runs only: a server never loads it
+
         outcome.artifacts["predicted_vs_actual.png"] = plots.predicted_vs_actual(
             y_test, outcome.test_predictions, scored["lower"].to_numpy(), scored["upper"].to_numpy(), self.level)
+
+
+    def gate_metrics(self, predict, ledger: pd.DataFrame, **options) -> dict:
+        return gate_metrics(predict, ledger)
 
 
 def scored_rows(ledger: pd.DataFrame) -> pd.DataFrame:

@@ -31,11 +31,12 @@ from scipy.stats import chi2
 from sklearn.ensemble import IsolationForest
 from sklearn.metrics import average_precision_score, precision_recall_curve
 
-from pyfunc_models import config, plots
+from pyfunc_models import config
 from pyfunc_models.features import merchant_keys
 from pyfunc_models.ledger import LedgerError, request_rows
 from pyfunc_models.predictor import LedgerPredictor, predictor_behind
 from pyfunc_models.splits import time_split
+from pyfunc_models.task import SAME_DAY, Gate, ModelTask, Option, Purpose
 from pyfunc_models.training import MIN_ROWS_PER_CLASS, NotEnoughData, TrainingOutcome, small_split_warning
 
 MIN_HISTORY = 5  # rows a merchant needs before its own statistics are trusted
@@ -420,13 +421,26 @@ def evaluation_rows(rows: pd.DataFrame, seed: int = PLANTING_SEED, avoid=(), pla
 
 
 # --- the training task -------------------------------------------------------------------------
-class AnomalyTask:
+class AnomalyTask(ModelTask):
     """Not a candidate search: one detector, fitted on the past, its threshold chosen on a later slice."""
 
     model_type = "anomaly"
-    target_column = None
-    primary_metric = "f1"
-    serving_params = {"threshold": 0.99}
+    registered_name = "titans-finance-anomaly-detection"
+    purpose = Purpose(
+        question="Is this transaction unusual: an amount spike, a double charge, a merchant never seen?",
+        answer="one answer per transaction: an anomaly score from 0 to 1, is_anomaly (score at or above `threshold`) "
+               "and a short reason for each flagged row.",
+        outputs="per row: `anomaly_score` (0..1), `is_anomaly`, `reason`",
+        evaluated_on="its training run's held-out test rows with planted anomalies added (or the anomalies the "
+                     "ledger labels)")
+    gate = Gate(key_metric="f1", greater_is_better=True, tolerance=0.02, relative=False, beat=("category_zscore",),
+                floors={"recall": (0.3, True), "flag_rate_untouched": (0.10, False)})
+    # A row's answer depends on the other rows of its day (a double charge): batch scoring sends each day whole.
+    batch_plan = SAME_DAY
+    row_reference_columns = ("reason",)  # "duplicate of row 3"
+    options = (Option("max_flag_rate", MAX_FLAG_RATE, "without anomaly labels: the most of the ordinary (untouched) "
+                      "validation rows the threshold may flag while it catches planted anomalies"),)
+    serving_params = {"threshold": 0.99}  # a placeholder: training sets the threshold it chose
     report_metrics = ("precision", "recall", "f1", "pr_auc", "flag_rate_untouched", "recall_spike",
                       "recall_duplicate", "recall_unusual_merchant")
 
@@ -481,12 +495,18 @@ class AnomalyTask:
                                   baseline_metrics={"category_zscore": baseline}, train=train, test=test,
                                   test_predictions=scored,
                                   params={"evaluated_on": evaluated_on, "threshold_chosen_on": chosen_on})
+        from pyfunc_models import plots  # matplotlib is for training runs only: a server never loads it
+
         outcome.artifacts["score_distribution.png"] = plots.score_distribution(scores, anomalous, threshold)
         evidence = pd.concat([rows.reset_index(drop=True), scored], axis=1).assign(anomaly_kind=kinds)
         outcome.artifacts["flagged_test_rows.csv"] = evidence[flagged].to_csv(index=False)
         outcome.warnings.extend(size_warnings(len(test), labels_count=metrics.get("labelled_anomalies"),
                                               ledger_rows=len(ledger)))
         return outcome
+
+
+    def gate_metrics(self, predict, ledger: pd.DataFrame, **options) -> dict:
+        return gate_metrics(predict, ledger)
 
 
 def _training_baseline(predict):

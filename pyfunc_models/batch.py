@@ -46,14 +46,12 @@ from mlflow.types import DataType
 
 from pyfunc_models import config
 from pyfunc_models.ledger import LedgerError, canonical_column_names, decide_date_order
+from pyfunc_models.model_types import BY_TYPE, MODEL_NAMES
+from pyfunc_models.task import PER_LEDGER, ROWS, SAME_DAY
 
 DEFAULT_MASTER = "local[*]"
 MASTER_URL = re.compile(r"^(local(\[(\*|\d+)(,\d+)?\])?|local-cluster\[\d+,\d+,\d+\]|spark://\S+|yarn|k8s://\S+)$")
 FORMATS = {".csv": "csv", ".parquet": "parquet"}
-ROWS, SAME_DAY, PER_LEDGER = "rows", "same_day", "per_ledger"
-# How each of our model types meets Spark; output columns that name input rows ("row N") per type.
-PLANS = {"category": ROWS, "amount": ROWS, "anomaly": SAME_DAY, "cashflow": PER_LEDGER}
-NAMES_ROWS = {"anomaly": ("reason",)}
 DAY_COLUMN = "date"
 ROW = "__titans_row"  # the input row's position, carried through Spark
 ANSWER = "__titans_answer"
@@ -87,7 +85,13 @@ class ScoringModel:
 
     @property
     def plan(self) -> str:
-        return PLANS.get(self.model_type, ROWS)
+        """How its model type is fed (task.ModelTask.batch_plan); a model without our tag: row by row."""
+        return BY_TYPE[self.model_type].batch_plan if self.model_type in BY_TYPE else ROWS
+
+    @property
+    def row_reference_columns(self) -> tuple:
+        """Its output columns that name input rows ("duplicate of row 3")."""
+        return BY_TYPE[self.model_type].row_reference_columns if self.model_type in BY_TYPE else ()
 
 
 def describe_model(model_uri: str) -> ScoringModel:
@@ -96,7 +100,7 @@ def describe_model(model_uri: str) -> ScoringModel:
         info = mlflow.models.get_model_info(model_uri)
     except (MlflowException, OSError) as error:
         raise BatchError(f"model {model_uri!r} cannot be found: {_first_line(str(error))}; expected e.g. "
-                         f"models:/{config.MODEL_NAMES['anomaly']}@{config.CHAMPION} or models:/m-<id>") from None
+                         f"models:/{MODEL_NAMES['anomaly']}@{config.CHAMPION} or models:/m-<id>") from None
     signature = info.signature
     if signature is None or signature.inputs is None or not signature.inputs.has_input_names():
         raise BatchError(f"model {model_uri!r} has no signature with named input columns; batch_score feeds a "
@@ -321,7 +325,7 @@ def score_same_day(spark, model: ScoringModel, frame, params: dict, model_file: 
     keyed = numbered.withColumn(BUCKET, F.pmod(F.xxhash64(numbered[fed[DAY_COLUMN]]), F.lit(buckets)))
     schema = StructType([*frame.schema.fields, StructField(ROW, LongType(), False),
                          *[StructField(names[f.name], f.dataType, True) for f in answer.fields]])
-    task = _same_day_task(model_file, fed, params, list(frame.columns), names, NAMES_ROWS.get(model.model_type, ()))
+    task = _same_day_task(model_file, fed, params, list(frame.columns), names, model.row_reference_columns)
     scored = keyed.groupBy(BUCKET).applyInPandas(task, schema)
     return _sorted_once(scored, ROW).drop(ROW)
 

@@ -41,9 +41,10 @@ from statsmodels.tsa.statespace.exponential_smoothing import ExponentialSmoothin
 from statsmodels.tsa.statespace.sarimax import SARIMAX
 from xgboost import XGBRegressor
 
-from pyfunc_models import config, plots
+from pyfunc_models import config
 from pyfunc_models.ledger import LedgerError, request_rows
 from pyfunc_models.predictor import LedgerPredictor
+from pyfunc_models.task import PER_LEDGER, Gate, ModelTask, Option, Purpose
 from pyfunc_models.training import MIN_SCORED_ROWS, CandidateResult, NotEnoughData, TrainingOutcome
 
 DEFAULT_HORIZON = 30
@@ -324,13 +325,26 @@ class CashflowPredictor(LedgerPredictor):
                              "lower": np.round(lower, 2), "upper": np.round(upper, 2)})
 
 
-class CashflowTask:
+class CashflowTask(ModelTask):
     """The last `horizon` days are the test window; candidates are compared by a rolling-origin backtest on
     the days before it, and the best by mean MASE is fitted on them and scored on the window."""
 
     model_type = "cashflow"
-    target_column = None
-    primary_metric = "mase"
+    registered_name = "titans-finance-cashflow-forecasting"
+    purpose = Purpose(
+        question="What will daily net cash flow (income minus expenses) be over the next days?",
+        answer="one row per future day after the history sent, for `horizon` days: the date, the forecast and an "
+               "interval at the `level` coverage.",
+        outputs="per future day: `date`, `forecast`, `lower`, `upper`",
+        evaluated_on="its training run's test window, the last `horizon` days of its ledger, forecast from the days "
+                     "before")
+    gate = Gate(key_metric="mase", greater_is_better=False, tolerance=0.05, relative=True,
+                beat=("seasonal_naive_weekly",), floors={"mase": (None, False)})
+    batch_plan = PER_LEDGER  # one forecast per ledger (or per account: batch_score's group_by)
+    options = (Option("horizon", DEFAULT_HORIZON, "test window and backtest horizon in days, the served default",
+                      whole=True),
+               Option("folds", FOLDS, "rolling-origin backtest folds (at most)", whole=True),
+               Option("level", DEFAULT_LEVEL, "nominal interval coverage, the served default"))
     serving_params = {"horizon": DEFAULT_HORIZON, "level": DEFAULT_LEVEL}
     report_metrics = ("mase", "mae", "rmse", "smape", "interval_coverage")
 
@@ -447,6 +461,8 @@ class CashflowTask:
                        if skipped else {})},
             run_metrics={f"backtest_{name}": value for name, value in backtest["metrics"].items()})
         forecast = scored["forecast"]
+        from pyfunc_models import plots  # matplotlib is for training runs only: a server never loads it
+
         figure = plots.forecast(past.iloc[-120:], scored["actual"], forecast["forecast"].to_numpy(),
                                 forecast["lower"].to_numpy(), forecast["upper"].to_numpy(), self.level, chosen.name)
         figure.axes[0].set_title("Cash-flow forecast of the test window (out of sample)")
@@ -470,6 +486,9 @@ class CashflowTask:
                          f"interval's coverage is measured in sample; at least {days + self.horizon} days of history "
                          f"would give two folds; this ledger spans {days}.")
         return found
+
+    def gate_metrics(self, predict, ledger: pd.DataFrame, horizon: int | None = None) -> dict:
+        return gate_metrics(predict, ledger, horizon)
 
 
 def served_horizon(predict) -> int:

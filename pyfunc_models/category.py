@@ -17,12 +17,13 @@ from sklearn.metrics import accuracy_score, classification_report, f1_score
 from sklearn.pipeline import FeatureUnion, Pipeline, make_pipeline
 from xgboost import XGBClassifier
 
-from pyfunc_models import config, plots
+from pyfunc_models import config
 from pyfunc_models.features import (EncodedLabels, TransactionText, merchant_keys, predict_in_one_thread,
                                     transaction_features)
 from pyfunc_models.ledger import LedgerError, request_rows
 from pyfunc_models.predictor import LedgerPredictor, baseline_metrics
 from pyfunc_models.splits import merchant_split
+from pyfunc_models.task import Gate, Option, Purpose
 from pyfunc_models.training import (Candidate, NotEnoughData, RowTask, TrainingOutcome, fit_candidate,
                                     require_classes, select_candidates)
 
@@ -162,11 +163,22 @@ class CategoryPredictor(LedgerPredictor):
 
 class CategoryTask(RowTask):
     model_type = "category"
+    registered_name = "titans-finance-category-prediction"
     target_column = "category"
-    primary_metric = "macro_f1"
-    greater_is_better = True
+    purpose = Purpose(
+        question="Which bookkeeping category is this expense?",
+        answer="one answer per transaction: its category, the confidence in it, and the `top_k` most likely "
+               "categories as alternatives. It learned expense categories only: an income row is answered with "
+               "category null, confidence null and no alternatives.",
+        outputs="per row: `category`, `confidence`, `alternatives` (top-k)",
+        evaluated_on="its training run's held-out test rows (the latest categorised expenses)")
+    gate = Gate(key_metric="macro_f1", greater_is_better=True, tolerance=0.01, relative=False,
+                beat=("majority",), match=("merchant_lookup",),
+                floors={"macro_f1": (None, True), "accuracy": (None, True)})
     serving_params = {"top_k": DEFAULT_TOP_K}
-    baseline_margin = config.GATES["category"]["tolerance"]  # the gate's tolerance against the merchant lookup
+    options = (Option("max_tree_rows", DEFAULT_MAX_TREE_ROWS, "train tree candidates on at most this many recent "
+                      "rows (0 = no cap)", whole=True),)
+    baseline_margin = gate.tolerance  # the gate's tolerance against the merchant lookup
     report_metrics = ("accuracy", "macro_f1", "weighted_f1",
                       "merchant_holdout_accuracy", "merchant_holdout_macro_f1")
     rows_name = "categorised expense rows"
@@ -174,7 +186,7 @@ class CategoryTask(RowTask):
     def __init__(self, max_tree_rows: int | None = DEFAULT_MAX_TREE_ROWS, only=None,
                  max_search_rows: int | None = DEFAULT_MAX_SEARCH_ROWS,
                  max_linear_rows: int | None = DEFAULT_MAX_LINEAR_ROWS):
-        self.max_tree_rows = max_tree_rows
+        self.max_tree_rows = max_tree_rows or None  # 0: no cap
         self.max_linear_rows = max_linear_rows
         self.max_search_rows = max_search_rows
         self.only = tuple(only) if only else None  # candidate names to try (default: all)
@@ -246,6 +258,8 @@ class CategoryTask(RowTask):
     def evidence(self, outcome: TrainingOutcome, chosen: Candidate, seed: int) -> None:
         y_test = self.target(outcome.test)
         labels = sorted(set(y_test) | set(outcome.test_predictions))
+        from pyfunc_models import plots  # matplotlib is for training runs only: a server never loads it
+
         outcome.artifacts["confusion_matrix.png"] = plots.confusion_matrix(y_test, outcome.test_predictions, labels)
         outcome.artifacts["classification_report.json"] = classification_report(
             y_test, outcome.test_predictions, labels=labels, output_dict=True, zero_division=0)
@@ -269,6 +283,10 @@ class CategoryTask(RowTask):
             for metric_name, value in self.metrics(unseen, y_unseen, baseline.predict(unseen)).items():
                 outcome.baseline_metrics[name][f"merchant_holdout_{metric_name}"] = value
         outcome.metrics["merchant_holdout_rows"] = float(len(unseen))
+
+
+    def gate_metrics(self, predict, ledger: pd.DataFrame, **options) -> dict:
+        return gate_metrics(predict, ledger)
 
 
 def categorised_expenses(ledger: pd.DataFrame) -> pd.DataFrame:

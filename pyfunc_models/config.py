@@ -1,6 +1,7 @@
-"""Names and numbers defined once: columns, enumerations, model names, experiment.
+"""Names and numbers defined once: columns, enumerations, aliases, experiment.
 
-Training, the served pyfunc, the registry logic and the tests all import from here.
+Training, the served pyfunc, the registry logic and the tests all import from here. What makes up each model type
+(its registered name, gate, ...) is its own class: see `task.py` and `model_types.py`.
 """
 
 EXPERIMENT_NAME = "titans-finance-ml-models"
@@ -214,38 +215,8 @@ STATUS_ALIASES = {
 NO_MONEY_MOVED_STATUSES = ("unpaid", "failed", "cancelled", "written_off")
 UNKNOWN = "unknown"
 
-# Registered model names, one per model type.
-MODEL_NAMES = {
-    "category": "titans-finance-category-prediction",
-    "amount": "titans-finance-amount-prediction",
-    "anomaly": "titans-finance-anomaly-detection",
-    "cashflow": "titans-finance-cashflow-forecasting",
-}
 FIRST_SERVE_PORT = 5001  # the summary's serve lines: category 5001, amount 5002, anomaly 5003, cash flow 5004
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 MODEL_ARTIFACT_NAME = "model"
 MODEL_TYPE_TAG = "model_type"
-
-# The registry gate, per model type. A candidate is scored on the evaluation data (by default its run's held-out
-# test rows) and must:
-# - `beat` each named naive baseline on the key metric, on the same rows;
-# - be no worse than each `match` baseline, and than the current champion, beyond `tolerance` (absolute for
-#   scores in 0..1, relative for errors);
-# - pass its absolute `floors` {metric: (default, greater_is_better)}; a default of None means no floor unless
-#   `register`/`main` set one (-P floors=category.macro_f1=0.8): the defaults are ones a real small ledger passes.
-# A first model that beats its baselines becomes champion.
-GATES = {
-    "category": {"key_metric": "macro_f1", "greater_is_better": True, "tolerance": 0.01, "relative": False,
-                 "beat": ("majority",), "match": ("merchant_lookup",),
-                 "floors": {"macro_f1": (None, True), "accuracy": (None, True)}},
-    "amount": {"key_metric": "mae", "greater_is_better": False, "tolerance": 0.05, "relative": True,
-               "beat": ("category_median",), "match": (),
-               "floors": {"mae": (None, False), "r2": (None, True)}},
-    "anomaly": {"key_metric": "f1", "greater_is_better": True, "tolerance": 0.02, "relative": False,
-                "beat": ("category_zscore",), "match": (),
-                "floors": {"recall": (0.3, True), "flag_rate_untouched": (0.10, False)}},
-    "cashflow": {"key_metric": "mase", "greater_is_better": False, "tolerance": 0.05, "relative": True,
-                 "beat": ("seasonal_naive_weekly",), "match": (),
-                 "floors": {"mase": (None, False)}},
-}

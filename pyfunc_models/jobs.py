@@ -19,7 +19,9 @@ import pandas as pd
 from pyfunc_models import config, tracking
 from pyfunc_models.generator import write_ledger
 from pyfunc_models.ledger import LedgerError, load_ledger
+from pyfunc_models.model_types import MODEL_NAMES
 from pyfunc_models.predictor import learned_date_order
+from pyfunc_models.task import ModelTask
 
 DEFAULT_SAMPLE_ROWS = 20_000
 SMALL_SPLIT_TAG = "small_split_warning"  # on a training run (and per model on main) whose test split is too small
@@ -65,7 +67,7 @@ def report_ledger(report) -> None:
         mlflow.set_tag("date_order_warning", warning)
 
 
-def train_model(task, data: str | None, experiment_name: str = config.EXPERIMENT_NAME,
+def train_model(task: ModelTask, data: str | None, experiment_name: str = config.EXPERIMENT_NAME,
                 seed: int = 42, sample_rows: int = DEFAULT_SAMPLE_ROWS, test_fraction: float = 0.2,
                 date_order: str = "auto") -> TrainedModel:
     """The whole job for one model task; a LedgerError leaves a FAILED run that says why, and logs no model."""
@@ -84,9 +86,8 @@ def train_model(task, data: str | None, experiment_name: str = config.EXPERIMENT
         if outcome.params:  # row caps and other choices the task made, e.g. max_search_rows
             mlflow.log_params(outcome.params)
         source = str(Path(path).resolve()) if data else "generated sample ledger"
-        target = getattr(task, "target_column", None)
-        tracking.log_ledger(outcome.train, source, "training", f"{task.model_type}-train", target)
-        tracking.log_ledger(outcome.test, source, "evaluation", f"{task.model_type}-test", target)
+        tracking.log_ledger(outcome.train, source, "training", f"{task.model_type}-train", task.target_column)
+        tracking.log_ledger(outcome.test, source, "evaluation", f"{task.model_type}-test", task.target_column)
         mlflow.log_text(outcome.test.to_csv(index=False, date_format="%Y-%m-%d"), "evaluation/test_ledger.csv")
 
         warnings = outcome.warnings
@@ -141,7 +142,7 @@ SAMPLE_TRANSACTIONS = pd.DataFrame([
 
 def champion_sample(model_type: str) -> pd.DataFrame:
     """What a client of the served champion sees, for two everyday transactions."""
-    model = mlflow.pyfunc.load_model(f"models:/{config.MODEL_NAMES[model_type]}@{config.CHAMPION}")
+    model = mlflow.pyfunc.load_model(f"models:/{MODEL_NAMES[model_type]}@{config.CHAMPION}")
     answer = model.predict(SAMPLE_TRANSACTIONS).drop(columns=["alternatives"], errors="ignore")
     return pd.concat([SAMPLE_TRANSACTIONS, answer], axis=1)
 
@@ -149,11 +150,10 @@ def champion_sample(model_type: str) -> pd.DataFrame:
 def summary_row(task, trained: TrainedModel, version: str, alias: str, decision) -> dict:
     """One line of the main job's summary: the registered version and its key metric against the baseline."""
     key = task.primary_metric
-    rules = config.GATES[task.model_type]
-    baseline_name = (*rules["match"], *rules["beat"])[0]  # the strongest baseline the gate compares with
+    baseline_name = task.gate.baselines[0]  # the strongest baseline the gate compares with
     baseline = trained.baseline_metrics.get(baseline_name, {})
     return {
-        "model_type": task.model_type, "model": config.MODEL_NAMES[task.model_type], "version": version,
+        "model_type": task.model_type, "model": task.registered_name, "version": version,
         "alias": alias, "metric": key, "value": trained.metrics.get(key, float("nan")),
         "baseline": baseline_name, "baseline_value": baseline.get(key, float("nan")),
         "decided_by": decision.decided_by, "passed": decision.passed, "run_id": trained.run_id,
@@ -179,8 +179,8 @@ def summary_text(rows: list, skipped: dict, failures: dict) -> str:
     lines = [summary_table(rows)]
     lines += [f"  serve: {registry.serve_command(row['model_type'])}"
               for row in rows if row["alias"] == config.CHAMPION]
-    lines += [f"  skipped (not enough data): {config.MODEL_NAMES[t]}: {why}" for t, why in skipped.items()]
-    lines += [f"  not registered: {config.MODEL_NAMES[t]}: {why}" for t, why in failures.items()]
+    lines += [f"  skipped (not enough data): {MODEL_NAMES[t]}: {why}" for t, why in skipped.items()]
+    lines += [f"  not registered: {MODEL_NAMES[t]}: {why}" for t, why in failures.items()]
     return "\n".join(lines)
 
 
@@ -192,8 +192,8 @@ def summary_description(rows: list, skipped: dict, failures: dict) -> str:
     lines += [f"| {row['model']} | {row['version']} | {row['alias']} | {row['metric']} | {row['value']:.4f} | "
               f"{row['baseline_value']:.4f} ({row['baseline']}) |" for row in rows]
     notes = [f"- {row['model']}: warning: {warning}" for row in rows for warning in row["warnings"]]
-    notes += [f"- {config.MODEL_NAMES[t]}: skipped, not enough data: {why}" for t, why in skipped.items()]
-    notes += [f"- {config.MODEL_NAMES[t]}: not registered: {why}" for t, why in failures.items()]
+    notes += [f"- {MODEL_NAMES[t]}: skipped, not enough data: {why}" for t, why in skipped.items()]
+    notes += [f"- {MODEL_NAMES[t]}: not registered: {why}" for t, why in failures.items()]
     return "\n".join(lines + ([""] + notes if notes else []))
 
 

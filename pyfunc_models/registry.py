@@ -7,7 +7,6 @@ tags, and the champion's history as a registered-model tag), so it survives any 
 
 from __future__ import annotations
 
-import importlib
 import json
 import subprocess
 from dataclasses import dataclass, field
@@ -20,37 +19,10 @@ from mlflow.tracking import MlflowClient
 
 from pyfunc_models import config
 from pyfunc_models.ledger import LedgerError, prepare_ledger, read_ledger
+from pyfunc_models.model_types import MODEL_NAMES, MODEL_TYPES, task_class
 
-MODEL_TYPES = tuple(config.MODEL_NAMES)
 HISTORY_TAG = "champion_history"  # JSON list of versions that were champion, oldest first
 EVALUATION_ARTIFACT = "evaluation/test_ledger.csv"
-GATE_MODULES = {model_type: f"pyfunc_models.{model_type}" for model_type in MODEL_TYPES}  # each has gate_metrics
-
-
-# What each registered model answers, in words, and what its gate scores it on, for its page in the registry; the
-# columns and params it takes are read from the version's signature, its gate from config.GATES (`model_description`).
-PURPOSES = {
-    "category": ("Which bookkeeping category is this expense?",
-                 "one answer per transaction: its category, the confidence in it, and the `top_k` most likely "
-                 "categories as alternatives. It learned expense categories only: an income row is answered with "
-                 "category null, confidence null and no alternatives.",
-                 "its training run's held-out test rows (the latest categorised expenses)"),
-    "amount": ("What amount is normal for this transaction?",
-               "one answer per transaction: the expected signed amount and an interval at the `level` coverage; when "
-               "the transaction's own amount is sent, how far it is from the expected one and whether it is outside "
-               "the interval (null when it is not sent).",
-               "its training run's held-out test rows, asked without their amounts"),
-    "anomaly": ("Is this transaction unusual: an amount spike, a double charge, a merchant never seen?",
-                "one answer per transaction: an anomaly score from 0 to 1, is_anomaly (score at or above `threshold`) "
-                "and a short reason for each flagged row.",
-                "its training run's held-out test rows with planted anomalies added (or the anomalies the ledger "
-                "labels)"),
-    "cashflow": ("What will daily net cash flow (income minus expenses) be over the next days?",
-                 "one row per future day after the history sent, for `horizon` days: the date, the forecast and an "
-                 "interval at the `level` coverage.",
-                 "its training run's test window, the last `horizon` days of its ledger, forecast from the days "
-                 "before"),
-}
 
 
 class RegistryError(ValueError):
@@ -85,8 +57,8 @@ def parse_floors(text: str | None) -> dict:
     for item in filter(None, (part.strip() for part in (text or "").split(","))):
         name, _, value = item.partition("=")
         model_type, _, metric = name.strip().partition(".")
-        if metric not in config.GATES.get(model_type, {}).get("floors", {}):
-            choices = ", ".join(f"{t}.{m}" for t, rules in config.GATES.items() for m in rules["floors"])
+        if model_type not in MODEL_TYPES or metric not in task_class(model_type).gate.floors:
+            choices = ", ".join(f"{t}.{m}" for t in MODEL_TYPES for m in task_class(t).gate.floors)
             raise RegistryError(f"floor {name.strip()!r} is not one the gate knows; choose from {choices}")
         try:
             floors.setdefault(model_type, {})[metric] = float(value)
@@ -127,10 +99,9 @@ def evaluation_ledger(run_id: str, eval_data: str | None) -> pd.DataFrame:
 
 
 def score(model_type: str, model_uri: str, ledger: pd.DataFrame, **options) -> dict:
-    gate_metrics = importlib.import_module(GATE_MODULES[model_type]).gate_metrics  # only the model being scored
     model = mlflow.pyfunc.load_model(model_uri)
     try:
-        return gate_metrics(model.predict, ledger, **options)
+        return task_class(model_type)().gate_metrics(model.predict, ledger, **options)
     except MlflowException as error:  # the model refused a row of the evaluation data: say so, as a ledger error
         raise LedgerError(f"{model_uri} could not score the evaluation data: {error.message}") from None
 
@@ -143,22 +114,22 @@ def _baseline_value(name: str, key: str, candidate: dict, run_metrics: dict):
 
 def gate(model_type: str, candidate: dict, run_metrics: dict, champion: dict | None, floors: dict | None = None,
          champion_version: str | None = None) -> list:
-    """Every rule of the gate (config.GATES), checked: a list of 'ok: ...' and 'failed: ...' lines."""
-    rules = config.GATES[model_type]
-    key, sign = rules["key_metric"], (1.0 if rules["greater_is_better"] else -1.0)
+    """Every rule of the model type's gate (task.Gate), checked: a list of 'ok: ...' and 'failed: ...' lines."""
+    rules = task_class(model_type).gate
+    key, sign = rules.key_metric, (1.0 if rules.greater_is_better else -1.0)
     value = candidate[key]
-    tolerance = f"{rules['tolerance']:.0%}" if rules["relative"] else f"{rules['tolerance']:g}"
+    tolerance = rules.tolerance_text()
 
     def no_worse_than(reference) -> bool:
-        allowed = rules["tolerance"] * (abs(reference) if rules["relative"] else 1.0)
+        allowed = rules.tolerance * (abs(reference) if rules.relative else 1.0)
         return sign * (value - reference) >= -allowed
 
     checks = []
-    for name in (*rules["beat"], *rules["match"]):
+    for name in (*rules.beat, *rules.match):
         reference = _baseline_value(name, key, candidate, run_metrics)
         if reference is None:  # a rule that cannot be checked is not passed
             checks.append((False, f"the {name} baseline's {key} was not measured on the evaluation data"))
-        elif name in rules["beat"]:
+        elif name in rules.beat:
             ok = sign * (value - reference) > 0
             checks.append((ok, f"{key} {value:.4g} {'beats' if ok else 'does not beat'} the {name} baseline "
                                f"({reference:.4g})"))
@@ -166,7 +137,7 @@ def gate(model_type: str, candidate: dict, run_metrics: dict, champion: dict | N
             ok = no_worse_than(reference)
             checks.append((ok, f"{key} {value:.4g} {'within' if ok else 'worse than'} {tolerance} of the {name} "
                                f"baseline ({reference:.4g})"))
-    for metric, (default, greater) in rules["floors"].items():
+    for metric, (default, greater) in rules.floors.items():
         floor = (floors or {}).get(model_type, {}).get(metric, default)
         if floor is not None and metric in candidate:
             ok = candidate[metric] >= floor if greater else candidate[metric] <= floor
@@ -204,17 +175,18 @@ def _make_champion(name: str, version) -> None:
 
 
 def gate_description(model_type: str) -> str:
-    """How a version of this model type becomes champion, in words, from config.GATES."""
-    rules = config.GATES[model_type]
-    key, better = rules["key_metric"], "higher" if rules["greater_is_better"] else "lower"
-    tolerance = f"{rules['tolerance']:.0%}" if rules["relative"] else f"{rules['tolerance']:g}"
-    musts = [f"beat the {name} baseline" for name in rules["beat"]]
-    musts += [f"be within {tolerance} of the {name} baseline" for name in rules["match"]]
+    """How a version of this model type becomes champion, in words, from its gate (task.Gate)."""
+    task = task_class(model_type)
+    rules = task.gate
+    key, better = rules.key_metric, "higher" if rules.greater_is_better else "lower"
+    tolerance = rules.tolerance_text()
+    musts = [f"beat the {name} baseline" for name in rules.beat]
+    musts += [f"be within {tolerance} of the {name} baseline" for name in rules.match]
     musts.append(f"be within {tolerance} of the current champion, if there is one, scored on the same rows")
-    floors = rules["floors"]
+    floors = rules.floors
     musts += [f"pass the floor {metric} {'>=' if greater else '<='} {default:g}"
               for metric, (default, greater) in floors.items() if default is not None]
-    return (f"a new version is scored on {PURPOSES[model_type][2]} (or on the ledger given with "
+    return (f"a new version is scored on {task.purpose.evaluated_on} (or on the ledger given with "
             f"-P eval_data=...) by {key} ({better} is better). "
             f"It becomes `champion` only if it does all of: {'; '.join(musts)}. Otherwise it is registered as "
             f"`challenger`, and its version tags (decided_by, rejection_reason, gate_rules) say why. Floors on "
@@ -224,8 +196,8 @@ def gate_description(model_type: str) -> str:
 def model_description(model_type: str, signature=None) -> str:
     """The registered model's description: what it answers, its input and output (from the logged signature,
     when given) and how it is gated."""
-    question, answer, _ = PURPOSES[model_type]
-    lines = [f"**{question}**", "", f"Output: {answer}"]
+    purpose = task_class(model_type).purpose
+    lines = [f"**{purpose.question}**", "", f"Output: {purpose.answer}"]
     if signature is not None:
         required = [spec.name for spec in signature.inputs.inputs if spec.required]
         optional = [spec.name for spec in signature.inputs.inputs if not spec.required]
@@ -243,13 +215,13 @@ def model_description(model_type: str, signature=None) -> str:
 def describe_registered_model(model_type: str, model_uri: str | None = None) -> None:
     """Set the registered model's description (`model_description`), read from the signature at `model_uri`."""
     signature = mlflow.models.get_model_info(model_uri).signature if model_uri else None
-    _client().update_registered_model(config.MODEL_NAMES[model_type],
+    _client().update_registered_model(MODEL_NAMES[model_type],
                                       description=model_description(model_type, signature))
 
 
 def evaluate_against_champion(model_type: str, version: str, eval_data: str | None = None,
                               floors: dict | None = None) -> GateDecision:
-    name, client = config.MODEL_NAMES[model_type], _client()
+    name, client = MODEL_NAMES[model_type], _client()
     candidate_version = client.get_model_version(name, version)
     run = client.get_run(candidate_version.run_id)
     ledger = evaluation_ledger(run.info.run_id, eval_data)
@@ -267,8 +239,8 @@ def evaluate_against_champion(model_type: str, version: str, eval_data: str | No
 
 
 def _record(model_type: str, version: str, decision: GateDecision, forced: bool = False) -> None:
-    client, name = _client(), config.MODEL_NAMES[model_type]
-    key = config.GATES[model_type]["key_metric"]
+    client, name = _client(), MODEL_NAMES[model_type]
+    key = task_class(model_type).gate.key_metric
     tags = {
         "validation_status": "forced" if forced else ("passed" if decision.passed else "rejected"),
         f"eval_{key}": f"{decision.candidate.get(key, float('nan')):.6g}",
@@ -284,7 +256,7 @@ def _record(model_type: str, version: str, decision: GateDecision, forced: bool 
 
 
 def _decide(model_type: str, version: str, decision: GateDecision, force: bool = False) -> str:
-    name = config.MODEL_NAMES[model_type]
+    name = MODEL_NAMES[model_type]
     _record(model_type, version, decision, forced=force and not decision.passed)
     if decision.passed or force:
         _make_champion(name, version)
@@ -311,9 +283,9 @@ def register(model_type: str, run_id: str | None = None, eval_data: str | None =
     if run.data.tags.get(config.MODEL_TYPE_TAG) != model_type:
         raise RegistryError(f"run {run.info.run_id} trained a '{run.data.tags.get(config.MODEL_TYPE_TAG)}' model, "
                             f"not '{model_type}'")
-    name = config.MODEL_NAMES[model_type]
+    name = MODEL_NAMES[model_type]
     training = [d for d in run.inputs.dataset_inputs if any(t.value == "training" for t in d.tags)]
-    key = config.GATES[model_type]["key_metric"]
+    key = task_class(model_type).gate.key_metric
     tags = {
         config.MODEL_TYPE_TAG: model_type,
         "source_run_id": run.info.run_id,
@@ -345,7 +317,7 @@ def promote(model_type: str, version: str, force: bool = False, eval_data: str |
 
 def rollback(model_type: str) -> str:
     """Champion goes back to the version that was champion before it; returns that version."""
-    name, client = config.MODEL_NAMES[model_type], _client()
+    name, client = MODEL_NAMES[model_type], _client()
     history = _champion_history(name)
     current = _version_of_alias(name, config.CHAMPION)
     if current is not None and history and history[-1] == str(current.version):
@@ -363,7 +335,7 @@ def rollback(model_type: str) -> str:
 
 
 def archive(model_type: str, version: str) -> None:
-    name, client = config.MODEL_NAMES[model_type], _client()
+    name, client = MODEL_NAMES[model_type], _client()
     for alias in client.get_model_version(name, version).aliases:
         client.delete_registered_model_alias(name, alias)
     client.set_model_version_tag(name, version, "archived", "true")
@@ -374,8 +346,8 @@ def archive(model_type: str, version: str) -> None:
 def list_versions(model_types=MODEL_TYPES) -> pd.DataFrame:
     client, rows = _client(), []
     for model_type in model_types:
-        name = config.MODEL_NAMES[model_type]
-        key = config.GATES[model_type]["key_metric"]
+        name = MODEL_NAMES[model_type]
+        key = task_class(model_type).gate.key_metric
         try:
             by_version = {}
             for alias, number in client.get_registered_model(name).aliases.items():
@@ -397,5 +369,5 @@ def list_versions(model_types=MODEL_TYPES) -> pd.DataFrame:
 
 def serve_command(model_type: str) -> str:
     """Each model on its own port (5001-5004, as in the README and examples/requests.sh), so all four can run."""
-    return (f"mlflow models serve -m models:/{config.MODEL_NAMES[model_type]}@{config.CHAMPION} "
+    return (f"mlflow models serve -m models:/{MODEL_NAMES[model_type]}@{config.CHAMPION} "
             f"--env-manager local -p {config.FIRST_SERVE_PORT + MODEL_TYPES.index(model_type)}")

@@ -20,6 +20,7 @@ from sklearn.base import clone
 
 from pyfunc_models.ledger import LedgerError
 from pyfunc_models.splits import rolling_origin_folds, time_split
+from pyfunc_models.task import ModelTask
 
 
 class NotEnoughData(LedgerError):
@@ -65,12 +66,10 @@ class TrainingOutcome:
     warnings: list = field(default_factory=list)  # what the user must know about these figures (small_split_warning)
 
 
-class RowTask:
-    """What a supervised row model supplies to the skeleton. Subclasses fill in every method."""
+class RowTask(ModelTask):
+    """A supervised model of one answer per row (category, amount): candidates compared on validation folds, the best
+    refit on the past and tested on the latest rows (`train_row_task`). Subclasses fill in every method."""
 
-    model_type: str = ""
-    primary_metric: str = ""
-    greater_is_better: bool = True
     # Candidates are compared on at most this many recent training rows (None = all): ranking them needs far
     # fewer rows than the served model learns from, and the search is where most of the fitting happens.
     max_search_rows: int | None = None
@@ -240,8 +239,11 @@ def train_row_task(
     if search_rows and len(folds[-1][0]) > search_rows:
         log(f"  candidates compared on the latest {search_rows} of {len(folds[-1][0])} train rows (max_search_rows)")
 
+    candidates = task.candidates(seed)
+    if not candidates:
+        raise ValueError(f"{type(task).__name__}.candidates() offered no candidate to train")
     results, scored, skipped = [], [], {}
-    for candidate in task.candidates(seed):
+    for candidate in candidates:
         try:
             result = score_candidate(task, candidate, folds, search_rows)
         except ValueError as error:  # e.g. a text vectoriser with no word seen twice in a tiny ledger

@@ -20,6 +20,7 @@ import pytest
 import requests
 
 from pyfunc_models.generator import generate_ledger, write_ledger
+from pyfunc_models.model_types import MODEL_NAMES
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL_LEDGER_ROWS = 3000
@@ -242,7 +243,7 @@ def champions(tmp_path_factory) -> dict:
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name(config.EXPERIMENT_NAME)
     trained = {}
-    for model_type, name in config.MODEL_NAMES.items():
+    for model_type, name in MODEL_NAMES.items():
         runs = client.search_runs([experiment.experiment_id], f"tags.model_type = '{model_type}'")
         assert len(runs) == 1, f"{model_type}: {len(runs)} training runs"
         trained[model_type] = {"uri": uri, "client": client, "run": runs[0],

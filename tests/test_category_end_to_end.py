@@ -11,6 +11,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from pyfunc_models import config
+from pyfunc_models.model_types import MODEL_NAMES
 from tests.conftest import invoke, mlflow_cli, tracking_env
 
 pytestmark = pytest.mark.slow  # through the mlflow CLI, a served model or a tracking server
@@ -144,4 +145,4 @@ def test_a_bad_training_ledger_fails_the_run_and_registers_nothing(tmp_path):
     result = mlflow_cli("run", ".", "-e", "register", "--env-manager", "local", "-P", "model_type=category",
                         uri=uri, check=False)
     assert result.returncode != 0 and "no FINISHED training run" in result.stderr
-    assert client.search_model_versions(f"name = '{config.MODEL_NAMES['category']}'") == []
+    assert client.search_model_versions(f"name = '{MODEL_NAMES['category']}'") == []

@@ -22,6 +22,7 @@ from pyfunc_models.category import CategoryPredictor, CategoryTask, MerchantLook
 from pyfunc_models.features import AmountBand, LogAmount
 from pyfunc_models.generator import generate_ledger
 from pyfunc_models.ledger import prepare_ledger
+from pyfunc_models.model_types import MODEL_NAMES, task_class
 from tests.conftest import invoke, mlflow_cli, served_model
 
 WARNING_LINE = re.compile(r"\w*Warning\b")
@@ -70,7 +71,7 @@ def test_launched_in_our_experiment_the_launcher_run_is_the_run_and_keeps_its_pa
 
 def summary_rows():
     def row(model_type, metric, value, baseline, baseline_value, alias="champion", warnings=()):
-        return {"model_type": model_type, "model": config.MODEL_NAMES[model_type], "version": "3", "alias": alias,
+        return {"model_type": model_type, "model": MODEL_NAMES[model_type], "version": "3", "alias": alias,
                 "metric": metric, "value": value, "baseline": baseline, "baseline_value": baseline_value,
                 "decided_by": "passed: every rule", "passed": alias == "champion", "run_id": f"run-{model_type}",
                 "warnings": list(warnings)}
@@ -104,18 +105,18 @@ def test_the_main_run_carries_its_summary():
     assert "warning: category: 8 test rows" in summary
 
 
-@pytest.mark.parametrize("model_type", list(config.MODEL_NAMES))
+@pytest.mark.parametrize("model_type", list(MODEL_NAMES))
 def test_every_registered_model_says_what_it_answers_and_how_it_is_gated(model_type):
-    name = config.MODEL_NAMES[model_type]
+    name = MODEL_NAMES[model_type]
     MlflowClient().create_registered_model(name)
     registry.describe_registered_model(model_type)
     description = MlflowClient().get_registered_model(name).description
-    question, _, _ = registry.PURPOSES[model_type]
-    rules = config.GATES[model_type]
-    assert question in description and rules["key_metric"] in description
-    for baseline in (*rules["beat"], *rules["match"]):
+    task = task_class(model_type)
+    rules = task.gate
+    assert task.purpose.question in description and rules.key_metric in description
+    for baseline in rules.baselines:
         assert f"the {baseline} baseline" in description
-    for metric, (default, greater) in rules["floors"].items():
+    for metric, (default, greater) in rules.floors.items():
         assert metric in description
         if default is not None:
             assert f"{metric} {'>=' if greater else '<='} {default:g}" in description
@@ -264,19 +265,19 @@ def test_mlflow_run_with_our_experiment_is_one_run_with_the_summary_and_no_warni
     assert {"sample_rows", "seed", "floors", "date_order"} <= set(main.data.params)
     tags, metrics = main.data.tags, main.data.metrics
     for model_type in ("category", "amount", "anomaly"):
-        key = config.GATES[model_type]["key_metric"]
+        key = task_class(model_type).gate.key_metric
         assert {f"{model_type}_{key}", f"{model_type}_baseline_{key}"} <= set(metrics)
         assert tags[f"{model_type}.version"] == "1" and tags[f"{model_type}.alias"] in ("champion", "challenger")
         assert tags[f"{model_type}.decided_by"]
-        description = client.get_registered_model(config.MODEL_NAMES[model_type]).description
-        assert registry.PURPOSES[model_type][0] in description and key in description
+        description = client.get_registered_model(MODEL_NAMES[model_type]).description
+        assert task_class(model_type).purpose.question in description and key in description
     assert "days" in tags["cashflow.skipped"]
     assert "category.small_split_warning" in tags and "warning: category:" in result.stdout
     summary = mlflow.artifacts.load_text(f"runs:/{main.info.run_id}/summary.txt")
-    assert config.MODEL_NAMES["category"] in summary and "skipped (not enough data)" in summary
+    assert MODEL_NAMES["category"] in summary and "skipped (not enough data)" in summary
 
     # An income row, served: null category over REST; the server's log has no warning either.
-    with served_model(f"models:/{config.MODEL_NAMES['category']}/1", uri, tmp_path) as base:
+    with served_model(f"models:/{MODEL_NAMES['category']}/1", uri, tmp_path) as base:
         response = invoke(base, {"dataframe_records": REQUEST.to_dict(orient="records")})
         assert response.status_code == 200, response.text
         answers = json.loads(response.text, parse_constant=lambda c: pytest.fail(f"{c} in the JSON answer"))
@@ -300,6 +301,6 @@ def test_mlflow_run_without_an_experiment_leaves_a_pointer_in_default(champions)
     assert main.info.experiment_id == experiment.experiment_id and main.info.run_name == "main"
     assert launcher.info.run_name == f"main: results in {config.EXPERIMENT_NAME}"
     assert main.info.run_id in launcher.data.tags["mlflow.note.content"]
-    for model_type in config.MODEL_NAMES:
+    for model_type in MODEL_NAMES:
         assert main.data.tags[f"{model_type}.alias"] == "champion"
-        assert f"{model_type}_{config.GATES[model_type]['key_metric']}" in main.data.metrics
+        assert f"{model_type}_{task_class(model_type).gate.key_metric}" in main.data.metrics

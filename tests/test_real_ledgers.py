@@ -21,12 +21,13 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from pyfunc_models import config
+from pyfunc_models.model_types import MODEL_NAMES
 from tests import real_ledgers
 from tests.conftest import REPO, invoke, mlflow_cli, served_model
 
 DATA = Path(__file__).resolve().parent / "data"
 TITANS_ROWS = DATA / "titans_export_rows.csv"  # a dozen hand-written rows of the real export, one quirk each
-MODEL_TYPES = tuple(config.MODEL_NAMES)
+MODEL_TYPES = tuple(MODEL_NAMES)
 ROW_MODELS = ("category", "amount", "anomaly")
 SMALL_LEDGERS = ("titans_export", "tiny")  # four months: too short, perhaps, for the cash-flow backtest
 TRAINED_LEDGERS = ("titans_export", "bank_style", "tiny")
@@ -133,16 +134,16 @@ class Training:
 
     def alias(self, model_type: str) -> str | None:
         """The alias to load a registered model by: champion, else challenger, else None."""
-        name = config.MODEL_NAMES[model_type]
+        name = MODEL_NAMES[model_type]
         found = MlflowClient(self.uri).search_registered_models(filter_string=f"name = '{name}'")
         aliases = found[0].aliases if found else {}
         return next((a for a in (config.CHAMPION, config.CHALLENGER) if a in aliases), None)
 
     def model_uri(self, model_type: str) -> str:
         alias = self.alias(model_type)
-        assert alias, (f"{config.MODEL_NAMES[model_type]} has no champion or challenger after `mlflow run` on "
+        assert alias, (f"{MODEL_NAMES[model_type]} has no champion or challenger after `mlflow run` on "
                        f"the {self.ledger} ledger:\n{tail(self.output)}")
-        return f"models:/{config.MODEL_NAMES[model_type]}@{alias}"
+        return f"models:/{MODEL_NAMES[model_type]}@{alias}"
 
     def model(self, model_type: str):
         if model_type not in self.loaded:
@@ -191,7 +192,7 @@ def test_mlflow_run_on_a_real_ledger_exits_0(trained, ledger):
 @slow
 def test_a_year_of_a_bank_export_registers_all_four_models(trained):
     training = trained("bank_style")
-    missing = [config.MODEL_NAMES[t] for t in MODEL_TYPES if training.alias(t) is None]
+    missing = [MODEL_NAMES[t] for t in MODEL_TYPES if training.alias(t) is None]
     assert not missing, f"no champion or challenger for {missing}:\n{tail(training.output)}"
 
 
@@ -205,7 +206,7 @@ def test_a_small_ledger_registers_what_it_supports_and_says_why_it_skips_the_res
     """Four months, many one-row categories: the row models are registered; the cash-flow model is
     registered too, or skipped with one line that names it and says how many days there are."""
     training = trained(ledger)
-    missing = [config.MODEL_NAMES[t] for t in ROW_MODELS if training.alias(t) is None]
+    missing = [MODEL_NAMES[t] for t in ROW_MODELS if training.alias(t) is None]
     assert not missing, f"no champion or challenger for {missing}:\n{tail(training.output)}"
     if training.alias("cashflow") is None:
         reasons = [line for line in training.output.splitlines() if CASH_FLOW.search(line) and DAYS.search(line)]

@@ -10,11 +10,12 @@ from mlflow.tracking import MlflowClient
 from pyfunc_models import config, jobs, registry
 from pyfunc_models.category import CategoryTask
 from pyfunc_models.generator import write_ledger
+from pyfunc_models.model_types import MODEL_NAMES
 from tests.conftest import mlflow_cli
 
 pytestmark = pytest.mark.slow  # through the mlflow CLI, a served model or a tracking server
 
-NAME = config.MODEL_NAMES["category"]
+NAME = MODEL_NAMES["category"]
 
 
 @pytest.fixture

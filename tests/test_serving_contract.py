@@ -18,17 +18,18 @@ import requests
 
 from pyfunc_models import config
 from pyfunc_models.ledger import load_ledger, request_rows
+from pyfunc_models.model_types import MODEL_NAMES
 from tests.conftest import invoke, tracking_env
 
 pytestmark = pytest.mark.slow  # through the mlflow CLI, a served model or a tracking server
 
-MODEL_TYPES = tuple(config.MODEL_NAMES)
+MODEL_TYPES = tuple(MODEL_NAMES)
 ROW_MODELS = ("category", "amount", "anomaly")
 CASHFLOW_HISTORY_DAYS = 120
 
 
 def champion_uri(model_type: str) -> str:
-    return f"models:/{config.MODEL_NAMES[model_type]}@{config.CHAMPION}"
+    return f"models:/{MODEL_NAMES[model_type]}@{config.CHAMPION}"
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from pyfunc_models import config
+from pyfunc_models.model_types import MODEL_NAMES
 from tests.conftest import (REPO, invoke, mlflow_cli, postgres_database, python_module, served_model, tracking_env,
                             tracking_server, write_champion_ledger)
 
@@ -48,22 +49,22 @@ def test_main_pipeline_on_postgresql_serves_a_champion_and_survives_a_server_res
             client_dir.mkdir()
             result = mlflow_cli("run", str(REPO), "--env-manager", "local", "-P", f"data={year_ledger}",
                                 uri=uri, cwd=client_dir)
-            for name in config.MODEL_NAMES.values():
+            for name in MODEL_NAMES.values():
                 assert name in result.stdout  # every model has a line in the summary
             assert not any(client_dir.iterdir()), "the client wrote to its own disk"
             assert (tmp_path / "server" / "artifacts").is_dir()
 
             client = MlflowClient(uri)
-            champion = client.get_model_version_by_alias(config.MODEL_NAMES["category"], config.CHAMPION)
+            champion = client.get_model_version_by_alias(MODEL_NAMES["category"], config.CHAMPION)
             assert champion.tags["validation_status"] == "passed"
             before = registry_state(client)
-            assert set(before) == set(config.MODEL_NAMES.values())
+            assert set(before) == set(MODEL_NAMES.values())
             assert all(config.CHAMPION in model["aliases"] for model in before.values())
 
             # Served from the registry through the server, from a directory with nothing in it.
             elsewhere = tmp_path / "third"
             elsewhere.mkdir()
-            champion_uri = f"models:/{config.MODEL_NAMES['category']}@champion"
+            champion_uri = f"models:/{MODEL_NAMES['category']}@champion"
             with served_model(champion_uri, uri, cwd=elsewhere) as base:
                 response = invoke(base, {"dataframe_records": [FUEL]})
                 assert response.status_code == 200, response.text
@@ -84,4 +85,4 @@ def test_main_pipeline_on_postgresql_serves_a_champion_and_survives_a_server_res
             assert loaded.returncode == 0, loaded.stderr
             assert json.loads(loaded.stdout.strip().splitlines()[-1]) == ["fuel"]
             listing = python_module("entrypoints.register", "--action", "list", uri=restarted).stdout
-            assert "champion" in listing and config.MODEL_NAMES["cashflow"] in listing
+            assert "champion" in listing and MODEL_NAMES["cashflow"] in listing
