@@ -1,5 +1,9 @@
 """Markdown pieces for RESULTS.md."""
 
+from pathlib import Path
+
+MEASURED_CHOICES = Path(__file__).resolve().parent / "measured_choices.md"
+
 from __future__ import annotations
 
 
@@ -117,4 +121,6 @@ def markdown_document(results: dict, titles: dict) -> str:
             lines.append(renderer(result) if renderer else generic(result))
         except Exception as error:  # noqa: BLE001 - a renderer bug must not lose the raw figures
             lines.append(f"(could not render this section: {error}; see results.json)")
+    if MEASURED_CHOICES.exists():  # hand-written: the measurements behind settings in the code
+        lines += ["", MEASURED_CHOICES.read_text().strip()]
     return "\n".join(lines) + "\n"

@@ -150,7 +150,7 @@ class AmountTask(RowTask):
                 beat=("category_median",), floors={"mae": (None, False), "r2": (None, True)})
     serving_params = {"level": DEFAULT_LEVEL}
     options = (Option("max_tree_rows", DEFAULT_MAX_TREE_ROWS, "train tree candidates on at most this many recent "
-                      "rows (0 = no cap)", whole=True),
+                      "rows; 0: no cap", whole=True),
                Option("level", DEFAULT_LEVEL, "nominal interval coverage, the served default"))
     report_metrics = ("mae", "rmse", "r2", "mape", "interval_coverage")
 
@@ -185,8 +185,8 @@ class AmountTask(RowTask):
                       {"n_estimators": 150, "min_samples_leaf": 2, "max_features": "sqrt", **tree_params},
                       self.max_tree_rows),
             Candidate("xgboost",
-                      # One thread: on a busy 2-core machine two threads spent most of their time waiting for each
-                      # other (6k rows: 355 s of a 506 s run).
+                      # One thread: two threads mostly wait for each other (benchmarks/RESULTS.md, "Measurements
+                      # behind choices in the code").
                       pipeline(XGBRegressor(n_estimators=300, max_depth=8, learning_rate=0.1, max_bin=64,
                                             objective="reg:absoluteerror", tree_method="hist", n_jobs=1,
                                             random_state=seed), TREE_TEXT_FEATURES),

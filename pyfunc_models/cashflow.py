@@ -343,7 +343,7 @@ class CashflowTask(ModelTask):
     batch_plan = PER_LEDGER  # one forecast per ledger (or per account: batch_score's group_by)
     options = (Option("horizon", DEFAULT_HORIZON, "test window and backtest horizon in days, the served default",
                       whole=True),
-               Option("folds", FOLDS, "rolling-origin backtest folds (at most)", whole=True),
+               Option("folds", FOLDS, "rolling-origin backtest folds, at most", whole=True),
                Option("level", DEFAULT_LEVEL, "nominal interval coverage, the served default"))
     serving_params = {"horizon": DEFAULT_HORIZON, "level": DEFAULT_LEVEL}
     report_metrics = ("mase", "mae", "rmse", "smape", "interval_coverage")

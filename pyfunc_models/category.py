@@ -31,7 +31,7 @@ MAX_TOP_K = 20
 DEFAULT_TOP_K = 3
 TREE_TEXT_FEATURES = 2_000  # trees cannot use 80k sparse n-grams in reasonable time; the linear model can
 DEFAULT_MAX_TREE_ROWS = 30_000
-DEFAULT_MAX_LINEAR_ROWS = 200_000  # the linear model's fit grows with rows x classes: ~8 min of CPU at 750k rows
+DEFAULT_MAX_LINEAR_ROWS = 200_000  # its fit grows with rows x classes (benchmarks/RESULTS.md, measured choices)
 DEFAULT_MAX_SEARCH_ROWS = 100_000  # candidates are compared, and the merchant hold-out refit, on this many rows
 HELD_OUT_MERCHANT_SHARE = 0.2
 MIN_TRAINING_ROWS = 20  # enough for a test slice and rolling-origin validation folds of a few rows each
@@ -177,7 +177,7 @@ class CategoryTask(RowTask):
                 floors={"macro_f1": (None, True), "accuracy": (None, True)})
     serving_params = {"top_k": DEFAULT_TOP_K}
     options = (Option("max_tree_rows", DEFAULT_MAX_TREE_ROWS, "train tree candidates on at most this many recent "
-                      "rows (0 = no cap)", whole=True),)
+                      "rows; 0: no cap", whole=True),)
     baseline_margin = gate.tolerance  # the gate's tolerance against the merchant lookup
     report_metrics = ("accuracy", "macro_f1", "weighted_f1",
                       "merchant_holdout_accuracy", "merchant_holdout_macro_f1")

@@ -217,9 +217,9 @@ def predict_in_one_thread(estimator):
     """Make a fitted estimator (or pipeline) predict on the calling thread; returns it.
 
     A forest fitted with n_jobs=-1 also predicts through joblib's thread pool, tree by tree; on a
-    one-row request the caller then spends most of its time in joblib's 10 ms polling sleeps (about
-    70 ms of a 90 ms answer on this 2-core machine). One thread gives the same numbers in a fraction
-    of that; a large batch is spread over cores by the batch-scoring job, not by the model.
+    one-row request the caller then spends most of its time in joblib's polling sleeps (measured in
+    benchmarks/RESULTS.md, "Measurements behind choices in the code"). One thread gives the same numbers
+    in a fraction of the time; a large batch is spread over cores by the batch-scoring job, not by the model.
     """
     if not hasattr(estimator, "get_params"):  # not a scikit-learn estimator: nothing to set
         return estimator

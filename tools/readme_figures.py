@@ -1,6 +1,6 @@
 """Regenerate the README's figures and example answers from one run of the quick start.
 
-    python -m tools.readme_figures             # about 4 minutes on 2 cores: train, serve, ask, rewrite
+    python -m tools.readme_figures             # minutes: train, serve, ask, rewrite
     python -m tools.readme_figures --render    # a second: README.md from the stored results only
     python -m tools.readme_figures --keep      # and keep the workspace (its store holds the champions)
 
