@@ -44,7 +44,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.types import DataType
 
-from pyfunc_models import config
+from pyfunc_models import config, mlflow_internals
 from pyfunc_models.ledger import LedgerError, canonical_column_names, decide_date_order
 from pyfunc_models.model_types import BY_TYPE, MODEL_NAMES
 from pyfunc_models.task import PER_LEDGER, ROWS, SAME_DAY
@@ -231,7 +231,7 @@ def answer_type(model: ScoringModel):
     default): a struct of its output columns, one plain type for one unnamed output, double without a schema."""
     from pyspark.sql.types import DoubleType
 
-    return mlflow.pyfunc._infer_spark_udf_return_type(model.outputs) if model.outputs else DoubleType()
+    return mlflow_internals.spark_udf_result_type(model.outputs) if model.outputs else DoubleType()
 
 
 def output_names(input_columns, outputs) -> dict:

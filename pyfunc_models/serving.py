@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import joblib
-import mlflow.pyfunc
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.models import Model
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.pyfunc import PythonModel
 
+from pyfunc_models import mlflow_internals
 from pyfunc_models.ledger import LedgerError
 
 PREDICTOR_ARTIFACT = "predictor"
@@ -33,14 +33,12 @@ def refuse_unknown_params(param_names) -> None:
 
     MLflow drops params its signature does not declare with only a server-side
     warning, so a client's typo (`top_kk`, `horizn`) would be answered 200 with
-    the default silently used. pyfunc has no hook for this, so we wrap MLflow's
-    params check once per process; it refuses only for param sets registered here
-    and defers to MLflow for everything else.
+    the default silently used. pyfunc has no hook for this, so MLflow's params
+    check is wrapped once per process (`mlflow_internals.check_params_first`);
+    it refuses only for param sets registered here and defers to MLflow for
+    everything else.
     """
     _STRICT_PARAM_SETS.add(frozenset(param_names))
-    enforce = mlflow.pyfunc._enforce_params_schema
-    if getattr(enforce, "refuses_unknown", False):
-        return
 
     def strict(params, schema):
         if isinstance(params, dict) and params and schema is not None:
@@ -52,10 +50,8 @@ def refuse_unknown_params(param_names) -> None:
                     f"this model takes: {', '.join(sorted(declared))}",
                     error_code=INVALID_PARAMETER_VALUE,
                 )
-        return enforce(params, schema)
 
-    strict.refuses_unknown = True
-    mlflow.pyfunc._enforce_params_schema = strict
+    mlflow_internals.check_params_first(strict)
 
 
 class LedgerModel(PythonModel):
