@@ -10,7 +10,7 @@ write Parquet with the ledger's columns plus the model's answers.
 
 Category and amount score each row through mlflow.pyfunc.spark_udf; the anomaly detector sees each day's
 rows together (duplicates); the cash-flow model forecasts each ledger (--group-by, else the whole input).
-See pyfunc_models/batch.py.
+See pyfunc_models/batch/.
 """
 
 import argparse

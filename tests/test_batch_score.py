@@ -28,6 +28,7 @@ from mlflow.tracking import MlflowClient
 from pyfunc_models import batch, config, jobs, tracking
 from pyfunc_models.amount import AmountTask
 from pyfunc_models.anomaly import AnomalyTask
+from pyfunc_models.batch import shipping
 from pyfunc_models.cashflow import CashflowPredictor, CashflowTask, SeasonalNaive
 from pyfunc_models.category import CategoryTask
 from pyfunc_models.ledger import LedgerError
@@ -182,6 +183,18 @@ def test_refused_before_spark_starts(in_store, small_ledger, tmp_path, change, e
     with pytest.raises(error, match=message):
         batch.batch_score(**{**arguments, **change})
     assert not (tmp_path / "out.parquet").exists()
+
+
+def test_the_package_shipped_to_executors_imports_on_its_own(tmp_path):
+    """An executor unpickles the plans' functions by importing pyfunc_models.batch; on a cluster it has only the zip
+    shipped with the model (here, `local` workers would find the repository too), subpackages included."""
+    archive = shipping.package_archive(tmp_path / "package.zip")
+    code = "import pyfunc_models.batch.plans as plans; print(plans.__file__)"
+    env = {**os.environ, "PYTHONPATH": str(archive)}
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(archive / "pyfunc_models" / "batch" / "plans.py")
 
 
 # --- in one Spark session (starting one costs more than a job) ---------------------------------------
