@@ -82,7 +82,8 @@ def test_check_params_first_runs_once_before_mlflow_which_still_fills_defaults(e
 
 def test_refuse_unknown_params_refuses_an_unknown_param_with_invalid_parameter_value(echo, params_check):
     serving.refuse_unknown_params(["top_k", "label"])
-    with pytest.raises(MlflowException, match=r"unknown param\(s\) 'top_kk'; this model takes: label, top_k") as refused:
+    refusal = r"unknown param\(s\) 'top_kk'; this model takes: label, top_k"
+    with pytest.raises(MlflowException, match=refusal) as refused:
         received(echo, {"top_kk": 5})
     assert refused.value.error_code == ErrorCode.Name(INVALID_PARAMETER_VALUE)
 
