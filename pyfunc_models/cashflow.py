@@ -178,7 +178,25 @@ def _after_warmup(series: pd.Series) -> pd.Series:
     return series.iloc[warmup(len(series)):]
 
 
-class Sarima(Forecaster):
+class StateSpaceForecaster(Forecaster):
+    """A statsmodels state-space model's fitted parameters (`params_`), applied to each history it forecasts.
+
+    Never statsmodels' results object: it holds the days it was fitted on (and their filtered states), which a
+    logged model must not carry."""
+
+    def _applied(self, model):
+        """The fitted parameters applied to the history in `model`, as a results object's `apply` does, without
+        the parameters' covariance (a forecast needs none)."""
+        return _quietly(lambda: model.filter(self.params_, cov_type="none"))
+
+    def __setstate__(self, state):
+        # Pickled before it kept only the parameters (an older champion the gate loads): the same parameters.
+        if "results_" in state:
+            state["params_"] = np.asarray(state.pop("results_").params)
+        self.__dict__.update(state)
+
+
+class Sarima(StateSpaceForecaster):
     """SARIMA(1,0,1)(1,0,1)7 with the month-ago days as regressors."""
 
     name = "sarima"
@@ -190,20 +208,23 @@ class Sarima(Forecaster):
     def _exog(self, series, dates):
         return calendar_features(series, dates, with_lags=False).fillna(0.0)
 
+    def _model(self, series, kept):
+        """The state-space model of the days `kept` (after the warm-up of `series`)."""
+        return SARIMAX(kept.to_numpy(), exog=self._exog(series, kept.index).to_numpy(), order=(1, 0, 1),
+                       seasonal_order=(1, 0, 1, 7), trend="c")
+
     def _fit(self, series):
         kept = _after_warmup(series)
-        model = SARIMAX(kept.to_numpy(), exog=self._exog(series, kept.index).to_numpy(), order=(1, 0, 1),
-                        seasonal_order=(1, 0, 1, 7), trend="c")
-        self.results_ = _quiet_fit(model)
+        self.params_ = _quiet_fit(self._model(series, kept)).params
         return self
 
     def _next(self, series, dates):
         kept = _after_warmup(series)
-        applied = _quietly(lambda: self.results_.apply(kept.to_numpy(), exog=self._exog(series, kept.index).to_numpy()))
+        applied = self._applied(self._model(series, kept))
         return applied.forecast(len(dates), exog=self._exog(series, dates).to_numpy())
 
 
-class MonthlyEts(Forecaster):
+class MonthlyEts(StateSpaceForecaster):
     """Exponential smoothing (weekly season) of what the month-ago days do not explain."""
 
     name = "exponential_smoothing"
@@ -215,18 +236,22 @@ class MonthlyEts(Forecaster):
         features = calendar_features(series, dates, with_lags=False).fillna(0.0).to_numpy()
         return np.column_stack([np.ones(len(dates)), features])
 
+    def _model(self, rest):
+        """The state-space model of what the monthly part leaves of the days after the warm-up."""
+        return ExponentialSmoothing(rest, seasonal=7)
+
     def _fit(self, series):
         kept = _after_warmup(series)
         design = self._monthly(series, kept.index)
         self.coefficients_ = np.linalg.lstsq(design, kept.to_numpy(), rcond=None)[0]
         rest = kept.to_numpy() - design @ self.coefficients_
-        self.results_ = _quiet_fit(ExponentialSmoothing(rest, seasonal=7))
+        self.params_ = _quiet_fit(self._model(rest)).params
         return self
 
     def _next(self, series, dates):
         kept = _after_warmup(series)
         rest = kept.to_numpy() - self._monthly(series, kept.index) @ self.coefficients_
-        applied = _quietly(lambda: self.results_.apply(rest))
+        applied = self._applied(self._model(rest))
         return applied.forecast(len(dates)) + self._monthly(series, dates) @ self.coefficients_
 
 
