@@ -1,10 +1,10 @@
 """Markdown pieces for RESULTS.md."""
 
+from __future__ import annotations
+
 from pathlib import Path
 
 MEASURED_CHOICES = Path(__file__).resolve().parent / "measured_choices.md"
-
-from __future__ import annotations
 
 
 def met(ok) -> str:

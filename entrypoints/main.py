@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 
 from entrypoints import add_date_order, whole_number
-from pyfunc_models import config, jobs, registry, tracking
+from pyfunc_models import access, config, jobs, registry, tracking
 from pyfunc_models.ledger import LedgerError
 from pyfunc_models.model_types import TASKS, task_class
 from pyfunc_models.task import PER_LEDGER
@@ -37,6 +37,10 @@ def main(argv=None):
     except registry.RegistryError as error:
         parser.error(str(error))
 
+    jobs.run_entry_point(train_and_register_all, args, floors)
+
+
+def train_and_register_all(args, floors: dict) -> None:
     summary, skipped, failures = [], {}, {}  # skipped, failures: model type -> why
     with tempfile.TemporaryDirectory() as folder, tracking.training_run(args.experiment_name, "main", {}):
         tracking.log_params_once({"data": args.data or f"generated:{args.sample_rows}:{args.seed}",
@@ -44,16 +48,17 @@ def main(argv=None):
                                   "date_order": args.date_order})
         # One ledger for every model, so their figures describe the same data; each trains in a nested run.
         data = str(jobs.obtain_ledger(args.data or None, args.sample_rows, args.seed, Path(folder)))
-        for task in (task_class() for task_class in TASKS):
+        for task in (definition() for definition in TASKS):
             name = task.registered_name
             try:
-                trained = jobs.train_model(task, data, args.experiment_name, args.seed, date_order=args.date_order)
-                version, alias, decision = registry.register(task.model_type, trained.run_id, floors=floors)
+                with access.needing(jobs.TRAINING_NEEDS):
+                    trained = jobs.train_model(task, data, args.experiment_name, args.seed, date_order=args.date_order)
+                    version, alias, decision = registry.register(task.model_type, trained.run_id, floors=floors)
             except NotEnoughData as error:  # this ledger cannot support this model: the others go on
                 skipped[task.model_type] = str(error)
                 print(f"skipped: {name}: {error}", flush=True)
                 continue
-            except (LedgerError, registry.RegistryError) as error:
+            except (LedgerError, registry.RegistryError, access.AccessRefused) as error:
                 failures[task.model_type] = str(error)
                 print(f"error: {name}: {error}", flush=True)
                 continue

@@ -13,11 +13,19 @@ import sys
 
 import pandas as pd
 
-from pyfunc_models import config, registry
+from pyfunc_models import access, config, registry
 from pyfunc_models.ledger import LedgerError
 from pyfunc_models.model_types import MODEL_NAMES, MODEL_TYPES, task_class
 
 ACTIONS = ("register", "list", "promote", "rollback", "archive")
+# What each action takes on a team server with authentication (team mode), in MLflow's permission names.
+NEEDS = {
+    "register": "EDIT on the experiment's runs and MANAGE on the registered model (a new version, its tags and aliases)",
+    "promote": "MANAGE on the registered model (it moves the champion alias) and READ on the experiment's runs",
+    "rollback": "MANAGE on the registered model (it moves the champion alias)",
+    "archive": "MANAGE on the registered model (it removes the version's aliases)",
+    "list": "READ on the registered models",
+}
 
 
 def describe(model_type, version, alias, decision) -> str:
@@ -54,25 +62,32 @@ def main(argv=None):
     try:
         floors = registry.parse_floors(args.floors)
         if args.action == "list":
-            with pd.option_context("display.width", 200, "display.max_colwidth", 90):
+            with access.needing(f"list needs {NEEDS['list']}"), \
+                    pd.option_context("display.width", 200, "display.max_colwidth", 90):
                 print(registry.list_versions(types).to_string(index=False))
         for model_type in types if args.action != "list" else ():
-            if args.action == "register":
-                version, alias, decision = registry.register(model_type, args.run_id or None, args.eval_data or None,
-                                                             args.experiment_name, floors)
-                print(describe(model_type, version.version, alias, decision))
-            elif args.action == "promote":
-                alias, decision = registry.promote(model_type, args.version, args.force == "true",
-                                                   args.eval_data or None, floors)
-                print(describe(model_type, args.version, alias, decision))
-            elif args.action == "rollback":
-                print(f"{MODEL_NAMES[model_type]}: champion is now version {registry.rollback(model_type)}")
-            elif args.action == "archive":
-                registry.archive(model_type, args.version)
-                print(f"{MODEL_NAMES[model_type]} version {args.version} archived (aliases removed)")
-    except (registry.RegistryError, LedgerError) as error:
+            with access.needing(f"{args.action} {MODEL_NAMES[model_type]} needs {NEEDS[args.action]}"):
+                act(args, model_type, floors)
+    except (registry.RegistryError, LedgerError, access.AccessRefused) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+
+
+def act(args, model_type: str, floors: dict) -> None:
+    """One registry action on one model type, and what it did on the terminal."""
+    if args.action == "register":
+        version, alias, decision = registry.register(model_type, args.run_id or None, args.eval_data or None,
+                                                     args.experiment_name, floors)
+        print(describe(model_type, version.version, alias, decision))
+    elif args.action == "promote":
+        alias, decision = registry.promote(model_type, args.version, args.force == "true",
+                                           args.eval_data or None, floors)
+        print(describe(model_type, args.version, alias, decision))
+    elif args.action == "rollback":
+        print(f"{MODEL_NAMES[model_type]}: champion is now version {registry.rollback(model_type)}")
+    elif args.action == "archive":
+        registry.archive(model_type, args.version)
+        print(f"{MODEL_NAMES[model_type]} version {args.version} archived (aliases removed)")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 
-from pyfunc_models import config, tracking
+from pyfunc_models import access, config, tracking
 from pyfunc_models.generator import write_ledger
 from pyfunc_models.ledger import LedgerError, load_ledger
 from pyfunc_models.model_types import MODEL_NAMES
@@ -125,11 +125,18 @@ def metrics_table(trained: TrainedModel, metric_names) -> str:
     return "\n".join(lines)
 
 
+# What training and registering take on a team server with authentication (team mode).
+TRAINING_NEEDS = ("training needs EDIT on the experiment (runs, metrics, models) and registering MANAGE on the "
+                  "registered models")
+
+
 def run_entry_point(job, *args, **kwargs):
-    """Run a job; a bad ledger ends with its message and exit code 2, not a stack trace."""
+    """Run a job; a bad ledger, or credentials or a permission the tracking server refuses, end with one line and
+    exit code 2, not a stack trace."""
     try:
-        return job(*args, **kwargs)
-    except LedgerError as error:
+        with access.needing(TRAINING_NEEDS):
+            return job(*args, **kwargs)
+    except (LedgerError, access.AccessRefused) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-RUNTIME = ("pyfunc_models", "entrypoints")  # what `mlflow run` and a served model run
+RUNTIME = ("pyfunc_models", "entrypoints", "team_mode")  # what `mlflow run`, a served model and team mode run
 EVERYTHING = (*RUNTIME, "tools", "benchmarks", "tests")
 
 
