@@ -1,6 +1,6 @@
 """What a logged model carries: only what serving needs, and nothing of the customer's training ledger.
 
-- Its code is what loading and predicting it import (tracking.import_closure): no plotting, no generator, no
+- Its code is what loading and predicting it import (model_code.import_closure): no plotting, no generator, no
   registry, no other model type; it loads and answers from that code alone, also after another of our models
   in the same process, and the server never imports matplotlib.
 - Its requirements pin every package that code imports, and nothing for plotting.
@@ -28,7 +28,7 @@ from pyfunc_models.ledger import fold_text, load_ledger
 pytestmark = pytest.mark.slow  # reads the session's four champions
 
 MODEL_TYPES = ("category", "amount", "anomaly", "cashflow")
-TRAINING_ONLY = ("plots", "generator", "catalogue", "batch", "jobs", "registry", "tracking", "model_types")
+TRAINING_ONLY = ("plots", "generator", "catalogue", "batch", "jobs", "registry", "tracking", "model_code", "model_types")
 PLOTTING = ("matplotlib", "PIL", "pyparsing", "kiwisolver", "contourpy", "fontTools", "cycler")
 
 # Each model as a server loads it, one after the other in one interpreter to save the start-up of four: before

@@ -1,7 +1,7 @@
 """What a logged model ships as code and asks to be installed: only what loading and predicting import.
 
-`tracking.import_closure` reads module-level imports from the source; these tests hold it to what Python really
-imports, and `tracking.pip_requirements` to the packages that code names. The logged champions are checked end to
+`model_code.import_closure` reads module-level imports from the source; these tests hold it to what Python really
+imports, and `model_code.pip_requirements` to the packages that code names. The logged champions are checked end to
 end in tests/test_artifacts.py (slow).
 """
 
@@ -14,17 +14,17 @@ import sys
 import numpy as np
 import pytest
 
-from pyfunc_models import tracking
+from pyfunc_models import model_code
 from pyfunc_models.cashflow import CashflowPredictor, SeasonalNaive
 from pyfunc_models.model_types import TASKS
 
 MODEL_MODULES = {task.model_type: task.__module__ for task in TASKS}  # a task and its predictor share a module
-TRAINING_ONLY = ("plots", "generator", "catalogue", "batch", "jobs", "registry", "tracking", "model_types")
+TRAINING_ONLY = ("plots", "generator", "catalogue", "batch", "jobs", "registry", "tracking", "model_code", "model_types")
 PLOTTING = ("matplotlib", "PIL", "pyparsing", "kiwisolver", "contourpy", "fontTools", "cycler")
 
 
 def shipped(model_type: str) -> list:
-    return tracking.import_closure(tracking.PYFUNC_MODULE, MODEL_MODULES[model_type])
+    return model_code.import_closure(model_code.PYFUNC_MODULE, MODEL_MODULES[model_type])
 
 
 @pytest.mark.parametrize("model_type", sorted(MODEL_MODULES))
@@ -34,31 +34,31 @@ def test_a_model_ships_its_entry_serving_and_its_own_module_but_nothing_for_trai
     assert not {name.split(".")[0] for name in names} & set(TRAINING_ONLY)  # batch's submodules too
     others = set(MODEL_MODULES) - {model_type}
     assert not names & others, f"{model_type} ships other model types' modules: {names & others}"
-    assert all(tracking.module_file(f"pyfunc_models.{name}") for name in names - {"pyfunc_models"})
+    assert all(model_code.module_file(f"pyfunc_models.{name}") for name in names - {"pyfunc_models"})
 
 
 def test_the_modules_read_from_the_source_are_the_ones_python_imports():
     """In a fresh interpreter, importing the entry file and the four model types' modules loads exactly the union
     of their shipped modules, and nothing for plotting."""
-    roots = [tracking.PYFUNC_MODULE, *MODEL_MODULES.values()]
+    roots = [model_code.PYFUNC_MODULE, *MODEL_MODULES.values()]
     script = ("import importlib, json, sys\n"
               f"for name in {roots!r}:\n"
               "    importlib.import_module(name)\n"
               "print(json.dumps(sorted(sys.modules)))\n")
-    result = subprocess.run([sys.executable, "-c", script], cwd=tracking.PACKAGE_DIR.parent, capture_output=True,
+    result = subprocess.run([sys.executable, "-c", script], cwd=model_code.PACKAGE_DIR.parent, capture_output=True,
                             text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     loaded = json.loads(result.stdout)
-    assert {module for module in loaded if module.split(".")[0] == tracking.PACKAGE} == \
-        set(tracking.import_closure(*roots))
+    assert {module for module in loaded if module.split(".")[0] == model_code.PACKAGE} == \
+        set(model_code.import_closure(*roots))
     assert not {module.split(".")[0] for module in loaded} & set(PLOTTING)
 
 
 def test_a_shipped_copy_finds_what_it_leaves_out_in_another_copy_on_the_path(tmp_path):
     """A process that imported the package from one model's code meets a second model's code (a Spark worker loads
     model after model): the second's modules come from its own folder, the first's stay, the rest stay missing."""
-    first = tracking.copy_modules(["pyfunc_models.config"], tmp_path / "first")
-    second = tracking.copy_modules(tracking.import_closure("pyfunc_models.ledger"), tmp_path / "second")
+    first = model_code.copy_modules(["pyfunc_models.config"], tmp_path / "first")
+    second = model_code.copy_modules(model_code.import_closure("pyfunc_models.ledger"), tmp_path / "second")
     assert sorted(path.name for path in first.iterdir()) == ["__init__.py", "config.py"]
     script = ("import sys\n"
               f"sys.path.insert(0, {str(first.parent)!r})\n"
@@ -85,28 +85,28 @@ def test_only_module_level_imports_count():
         "    def method(self):\n        import not_in_a_method\n"
         "def function():\n    import not_in_a_function\n"
         "lazy = lambda: __import__('not_a_statement')\n")
-    found = [alias.name for node in tracking.imports_run_on_import(tree.body) for alias in node.names]
+    found = [alias.name for node in model_code.imports_run_on_import(tree.body) for alias in node.names]
     assert found == ["a", "TYPE_CHECKING", "b", "c", "d", "e"]
 
 
 def test_from_package_import_module_counts_the_module():
     statement = ast.parse("from pyfunc_models import config, ledger").body[0]
-    loaded = set(tracking.imported_modules(statement, "pyfunc_models.serving"))
+    loaded = set(model_code.imported_modules(statement, "pyfunc_models.serving"))
     assert {"pyfunc_models", "pyfunc_models.config", "pyfunc_models.ledger"} <= loaded
     relative = ast.parse("from .ledger import LedgerError").body[0]
-    assert "pyfunc_models.ledger" in tracking.imported_modules(relative, "pyfunc_models.serving")
+    assert "pyfunc_models.ledger" in model_code.imported_modules(relative, "pyfunc_models.serving")
 
 
 def test_a_pickled_predictor_names_the_modules_unpickling_imports():
     predictor = CashflowPredictor(SeasonalNaive(), errors=np.linspace(-1.0, 1.0, 100_000))  # a large array too
-    named = tracking.pickled_modules(predictor)
+    named = model_code.pickled_modules(predictor)
     assert "pyfunc_models.cashflow" in named
     assert any(module.split(".")[0] == "numpy" for module in named)
 
 
 @pytest.mark.parametrize("model_type", sorted(MODEL_MODULES))
 def test_requirements_pin_every_package_the_shipped_code_imports_and_nothing_for_plotting(model_type):
-    pinned = dict(line.split("==") for line in tracking.pip_requirements(shipped(model_type)))
+    pinned = dict(line.split("==") for line in model_code.pip_requirements(shipped(model_type)))
     expected = {"mlflow", "pandas", "numpy", "scikit-learn", "scipy", "joblib", "pyarrow"}
     expected |= {"cashflow": {"statsmodels", "xgboost"}, "category": {"xgboost"}, "amount": {"xgboost"}}.get(
         model_type, set())
@@ -117,11 +117,11 @@ def test_requirements_pin_every_package_the_shipped_code_imports_and_nothing_for
 
 
 def test_a_pickled_module_no_distribution_installs_is_not_a_requirement():
-    requirements = tracking.pip_requirements(["pyfunc_models.serving"], pickled={"_cython_3_2_9", "numpy._core"})
+    requirements = model_code.pip_requirements(["pyfunc_models.serving"], pickled={"_cython_3_2_9", "numpy._core"})
     assert {line.split("==")[0] for line in requirements} >= {"numpy", "mlflow", "joblib", "pandas"}
 
 
 def test_a_package_the_code_imports_but_nothing_installed_provides_is_an_error(monkeypatch):
-    monkeypatch.setattr(tracking.importlib.metadata, "packages_distributions", lambda: {"mlflow": ["mlflow"]})
+    monkeypatch.setattr(model_code.importlib.metadata, "packages_distributions", lambda: {"mlflow": ["mlflow"]})
     with pytest.raises(ModuleNotFoundError, match="imports 'joblib', 'pandas', which no installed distribution"):
-        tracking.pip_requirements(["pyfunc_models.serving"])
+        model_code.pip_requirements(["pyfunc_models.serving"])
