@@ -15,7 +15,6 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -25,9 +24,10 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from tools.servers import MLFLOW_CLI, served_model  # noqa: F401 - MLFLOW_CLI: the benchmarks run this mlflow too
+
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
-MLFLOW_CLI = str(Path(sys.executable).with_name("mlflow"))
 VERSIONED_PACKAGES = ("mlflow", "scikit-learn", "pandas", "numpy", "xgboost", "statsmodels", "scipy",
                       "uvicorn", "fastapi", "requests", "pyspark")
 
@@ -152,6 +152,12 @@ class Workspace:
             self._ledger_paths[key] = path
         return self._ledger_paths[key]
 
+    def serve(self, model_uri: str, name: str, workers: int = 1, env: dict | None = None):
+        """`mlflow models serve` of `model_uri` in the workspace (tools/servers.py), its log in logs/: a context
+        yielding the Server (`.url`, `.process`). A server that exits before answering is started once more."""
+        return served_model(model_uri, cwd=self.root, env=env or self.env(), workers=workers, log_dir=self.logs,
+                            name=name, attempts=2)
+
     def adopt_ledger(self, rows: int, path: Path, seed: int = 42) -> None:
         """A ledger written by a benchmark (the generator's) is reused by the others."""
         self._ledger_paths[(rows, seed)] = path
@@ -217,71 +223,6 @@ def run_measured(command: list, workspace: Workspace, name: str, timeout: float 
                     tail="".join(lines[-15:]))
 
 
-# --- served models -----------------------------------------------------------------------------
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@contextlib.contextmanager
-def background(command: list, workspace: Workspace, name: str, ready_url: str, env: dict | None = None,
-               startup_timeout: float = 300):
-    """Start a server in its own session, wait for `ready_url` to answer 200, and always stop the whole
-    process group by its PID afterwards."""
-    import requests
-
-    log_path = workspace.logs / f"{name}.log"
-    log = open(log_path, "w")
-    process = subprocess.Popen(command, cwd=workspace.root, env=env or workspace.env(), stdout=log,
-                               stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + startup_timeout
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"{' '.join(map(str, command[:3]))} exited early (exit status {process.returncode}):"
-                                   f"\n{log_path.read_text()[-3000:]}")
-            with contextlib.suppress(requests.ConnectionError, requests.Timeout):
-                if requests.get(ready_url, timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{name} did not answer {ready_url} in {startup_timeout}s:\n"
-                                   f"{log_path.read_text()[-3000:]}")
-            time.sleep(0.3)
-        yield process
-    finally:
-        stop_group(process, signal.SIGTERM, timeout=20)
-        # Workers of a multi-process server may outlive the parent for a moment: make sure the group is gone.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        log.close()
-
-
-@contextlib.contextmanager
-def served_model(model_uri: str, workspace: Workspace, name: str, workers: int = 1, env: dict | None = None):
-    """`mlflow models serve --env-manager local` on a free loopback port; yields its base URL and process.
-    A server that exits before answering is started once more (on another port), and that is said."""
-    for attempt in (1, 2):
-        port = free_port()
-        command = [MLFLOW_CLI, "models", "serve", "-m", model_uri, "-h", "127.0.0.1", "-p", str(port),
-                   "--env-manager", "local", "--workers", str(workers)]
-        base = f"http://127.0.0.1:{port}"
-        stack = contextlib.ExitStack()
-        try:
-            process = stack.enter_context(background(command, workspace, f"{name}_{attempt}", f"{base}/ping",
-                                                     env=env))
-        except RuntimeError as error:
-            stack.close()
-            if attempt == 2 or "exited early" not in str(error):
-                raise
-            say(f"{name}: the server exited before answering ({str(error)[:300]}); starting it once more")
-            continue
-        with stack:
-            yield base, process
-        return
-
-
 @contextlib.contextmanager
 def without_mlflow_advice(*phrases):
     """Hide MLflow's advice warnings containing any of `phrases` (e.g. to add type hints: our input contract
@@ -305,15 +246,3 @@ def load_pyfunc(uri: str):
 
     with without_mlflow_advice("Add type hints to the `predict` method"):
         return mlflow.pyfunc.load_model(uri)
-
-
-def stop_group(process: subprocess.Popen, first_signal=signal.SIGTERM, timeout: float = 20) -> None:
-    """Stop a process started in its own session, and its group: `first_signal`, then SIGKILL after `timeout`."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, first_signal)
-    try:
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()

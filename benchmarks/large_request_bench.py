@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import requests
 
-from benchmarks.common import Workspace, load_average, machine, say, served_model
+from benchmarks.common import Workspace, load_average, machine, say
 
 DEFAULT_MODEL = "models:/titans-finance-category-prediction@champion"
 DEFAULT_SIZES = (25_000, 50_000, 100_000, 200_000, 300_000, 400_000, 500_000, 600_000)  # until the first 504
@@ -151,8 +151,8 @@ def main(argv=None) -> dict:
     try:
         say(f"generating {max(sizes):,} request rows (seed {SEED})")
         pool = request_rows(max(sizes))
-        with served_model(args.model, workspace, "large_requests", env=env) as (base, process):
-            group = process.pid
+        with workspace.serve(args.model, "large_requests", env=env) as served:
+            base, group = served.url, served.process.pid
 
             def send(size: int, why: str) -> int:
                 payload = body(pool.head(size), args.format)

@@ -32,9 +32,9 @@ from pathlib import Path
 
 import requests
 
-from benchmarks.common import (PYTHON, Workspace, background, free_port, load_average, load_pyfunc, percentile, say,
-                               served_model, stop_group)
+from benchmarks.common import PYTHON, Workspace, load_average, load_pyfunc, percentile, say
 from benchmarks.models import MODEL_TYPES, Requests
+from tools.servers import Server, free_port, running, stop_group
 
 FLOOR = "identity_schema"  # the floor a champion is compared with: same server, same input schema
 GOAL_P50_RATIO = 1.5
@@ -165,9 +165,9 @@ def _gunicorn(model_uri: str, workspace: Workspace, name: str, workers: int):
     command = [str(Path(PYTHON).with_name("gunicorn")), "-w", str(workers), "-k", "uvicorn.workers.UvicornWorker",
                "-b", f"127.0.0.1:{port}", "mlflow.pyfunc.scoring_server.app:app"]
     env = workspace.env(**{scoring_server._SERVER_MODEL_PATH: model_uri})
-    base = f"http://127.0.0.1:{port}"
-    with background(command, workspace, name, f"{base}/ping", env=env) as process:
-        yield base, process
+    with running(Server(command, port, cwd=workspace.root, env=env, log_path=workspace.logs / f"{name}.log")) \
+            as (server,):
+        yield server
 
 
 def workers_experiment(workspace: Workspace, uris: dict, requests_: Requests, count: int, warmup: int) -> list:
@@ -195,10 +195,11 @@ def workers_experiment(workspace: Workspace, uris: dict, requests_: Requests, co
                     if server.get("nodelay"):  # the workaround's directory first on the server's PYTHONPATH
                         pythonpath = os.pathsep.join([str(NODELAY_DIR), workspace.env()["PYTHONPATH"]])
                         env = workspace.env(PYTHONPATH=pythonpath)
-                    context = served_model(uris[name], workspace, f"serve_{tag}", workers=server["workers"], env=env)
-                with context as (base, process):
+                    context = workspace.serve(uris[name], f"serve_{tag}", workers=server["workers"], env=env)
+                with context as serving:
+                    base, group = serving.url, serving.process.pid
                     figures = latency(base, bodies, warmup, **client)
-                    trace = nodelay_trace(base, process.pid, bodies[0], workspace, tag) if not client else None
+                    trace = nodelay_trace(base, group, bodies[0], workspace, tag) if not client else None
                 found.append({"model": name, "variant": label, **figures, "strace": trace})
                 say(f"rest: {name}, {label}: p50 {figures['p50'] * 1e3:.1f} ms, p99 {figures['p99'] * 1e3:.1f} ms"
                     + (f"; strace: {trace['accepted']} accepted, {trace['nodelay_setsockopt']} TCP_NODELAY"
@@ -248,7 +249,8 @@ def run(workspace: Workspace, model_uris: dict, identity_uris: dict, quick: bool
             continue
         say(f"rest: serving {name} ({uris[name]}; load average {load_average()})")
         try:
-            with served_model(uris[name], workspace, f"serve_{name}") as (base, _):
+            with workspace.serve(uris[name], f"serve_{name}") as serving:
+                base = serving.url
                 single = latency(base, _payloads(requests_, name, 1, count), warmup)
                 say(f"rest: {name}: single-row p50 {single['p50'] * 1e3:.2f} ms, p99 {single['p99'] * 1e3:.2f} ms")
                 rows = 1000

@@ -1,5 +1,6 @@
-"""Shared fixtures: a temporary tracking store for every test, small generated ledgers,
-the real `mlflow` CLI, and a real `mlflow models serve` on a free loopback port."""
+"""Shared fixtures: a temporary tracking store for every test, small generated ledgers, the real `mlflow` CLI,
+the session's four champions served by a real `mlflow models serve` on free loopback ports (tools/servers.py
+starts and stops every server the tests use), a tracking server and a PostgreSQL database."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,6 +21,7 @@ import requests
 
 from pyfunc_models.generator import generate_ledger, write_ledger
 from pyfunc_models.model_types import MODEL_NAMES
+from tools.servers import MLFLOW_CLI, Server, free_port, model_server, running, stop_group
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL_LEDGER_ROWS = 3000
@@ -59,7 +60,7 @@ def tracking_env(uri: str, **extra) -> dict:
 
 def mlflow_cli(*args, uri: str, cwd=REPO, timeout=900, check=True) -> subprocess.CompletedProcess:
     """The real `mlflow` command of this interpreter's environment."""
-    command = [str(Path(sys.executable).with_name("mlflow")), *args]
+    command = [MLFLOW_CLI, *args]
     result = subprocess.run(command, cwd=cwd, env=tracking_env(uri), capture_output=True, text=True,
                             timeout=timeout)
     if check and result.returncode != 0:
@@ -74,53 +75,6 @@ def python_module(module: str, *args, uri: str, cwd=REPO, timeout=900, check=Tru
     if check and result.returncode != 0:
         raise AssertionError(f"python -m {module} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@contextlib.contextmanager
-def background_server(command: list, cwd, env: dict, ready_url: str, log_path: Path):
-    """Start a server process in its own session, wait until `ready_url` answers 200, and stop the whole
-    process group by PID afterwards, even when the test fails."""
-    log = open(log_path, "w")
-    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
-                               start_new_session=True)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if process.poll() is not None:
-                raise AssertionError(f"{command[1]} exited early:\n{log_path.read_text()}")
-            with contextlib.suppress(requests.ConnectionError, requests.Timeout):  # not up yet, or busy starting
-                if requests.get(ready_url, timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{command[1]} did not answer {ready_url} in time:\n{log_path.read_text()}")
-            time.sleep(0.5)
-        yield process
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        log.close()
-
-
-@contextlib.contextmanager
-def served_model(model_uri: str, uri: str, cwd, workers: int = 1):
-    """`mlflow models serve` on a free 127.0.0.1 port. Yields its base URL."""
-    port = free_port()
-    command = [str(Path(sys.executable).with_name("mlflow")), "models", "serve", "-m", model_uri,
-               "-h", "127.0.0.1", "-p", str(port), "--env-manager", "local", "--workers", str(workers)]
-    base = f"http://127.0.0.1:{port}"
-    with background_server(command, cwd, tracking_env(uri), f"{base}/ping", Path(cwd) / f"serve-{port}.log"):
-        yield base
 
 
 def invoke(base: str, body, timeout: int = 60):
@@ -138,13 +92,13 @@ def tracking_server(folder: Path, backend_store_uri: str | None = None):
     (--serve-artifacts) in `folder`, on a free 127.0.0.1 port. Yields its URI."""
     port = free_port()
     folder.mkdir(parents=True, exist_ok=True)
-    command = [str(Path(sys.executable).with_name("mlflow")), "server",
-               "--backend-store-uri", backend_store_uri or f"sqlite:///{folder}/server.db",
+    command = [MLFLOW_CLI, "server", "--backend-store-uri", backend_store_uri or f"sqlite:///{folder}/server.db",
                "--artifacts-destination", str(folder / "artifacts"), "--serve-artifacts",
                "-h", "127.0.0.1", "-p", str(port), "--workers", "1"]
-    uri = f"http://127.0.0.1:{port}"
-    with background_server(command, folder, tracking_env(""), f"{uri}/health", folder / f"server-{port}.log"):
-        yield uri
+    server = Server(command, port, cwd=folder, env=tracking_env(""), log_path=folder / f"server-{port}.log",
+                    ready_path="/health")
+    with running(server):
+        yield server.url
 
 
 def _postgres_programs() -> Path | None:
@@ -203,13 +157,7 @@ def postgres_database():
         yield f"postgresql://titans@127.0.0.1:{port}/mlflow"
     finally:
         if process is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGINT)  # PostgreSQL's "fast shutdown"
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+            stop_group(process, signal.SIGINT, timeout=30)  # SIGINT: PostgreSQL's "fast shutdown"
         if log is not None:
             log.close()
         shutil.rmtree(folder, ignore_errors=True)
@@ -253,8 +201,10 @@ def champions(tmp_path_factory) -> dict:
 
 @pytest.fixture(scope="session")
 def champion_servers(champions, tmp_path_factory) -> dict:
-    """Each champion served from the registry (`models:/<name>@champion`): model type -> base URL."""
-    with contextlib.ExitStack() as stack:
-        yield {model_type: stack.enter_context(served_model(trained["model_uri"], champions["uri"],
-                                                            tmp_path_factory.mktemp(f"serve-{model_type}")))
+    """Each champion served from the registry (`models:/<name>@champion`), the four started side by side:
+    model type -> base URL."""
+    servers = {model_type: model_server(trained["model_uri"], cwd=tmp_path_factory.mktemp(f"serve-{model_type}"),
+                                        env=tracking_env(champions["uri"]))
                for model_type, trained in champions["trained"].items()}
+    with running(*servers.values()):
+        yield {model_type: server.url for model_type, server in servers.items()}

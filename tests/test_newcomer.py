@@ -23,7 +23,8 @@ from pyfunc_models.features import AmountBand, LogAmount
 from pyfunc_models.generator import generate_ledger
 from pyfunc_models.ledger import prepare_ledger
 from pyfunc_models.model_types import MODEL_NAMES, task_class
-from tests.conftest import invoke, mlflow_cli, served_model
+from tests.conftest import invoke, mlflow_cli, tracking_env
+from tools.servers import served_model
 
 WARNING_LINE = re.compile(r"\w*Warning\b")
 
@@ -277,8 +278,8 @@ def test_mlflow_run_with_our_experiment_is_one_run_with_the_summary_and_no_warni
     assert MODEL_NAMES["category"] in summary and "skipped (not enough data)" in summary
 
     # An income row, served: null category over REST; the server's log has no warning either.
-    with served_model(f"models:/{MODEL_NAMES['category']}/1", uri, tmp_path) as base:
-        response = invoke(base, {"dataframe_records": REQUEST.to_dict(orient="records")})
+    with served_model(f"models:/{MODEL_NAMES['category']}/1", cwd=tmp_path, env=tracking_env(uri)) as server:
+        response = invoke(server.url, {"dataframe_records": REQUEST.to_dict(orient="records")})
         assert response.status_code == 200, response.text
         answers = json.loads(response.text, parse_constant=lambda c: pytest.fail(f"{c} in the JSON answer"))
         answers = answers["predictions"]

@@ -23,7 +23,8 @@ from mlflow.tracking import MlflowClient
 from pyfunc_models import config
 from pyfunc_models.model_types import MODEL_NAMES
 from tests import real_ledgers
-from tests.conftest import REPO, invoke, mlflow_cli, served_model
+from tests.conftest import REPO, invoke, mlflow_cli, tracking_env
+from tools.servers import served_model
 
 DATA = Path(__file__).resolve().parent / "data"
 TITANS_ROWS = DATA / "titans_export_rows.csv"  # a dozen hand-written rows of the real export, one quirk each
@@ -307,20 +308,20 @@ def test_the_titans_exports_rows_over_rest(trained, ledgers, tmp_path):
     training = trained("titans_export")
     export = without(read_as_a_user(ledgers["titans_export"]), "category")
     rows = without(read_as_a_user(TITANS_ROWS), "category")
-    with served_model(training.model_uri("category"), training.uri, tmp_path) as base:
+    with served_model(training.model_uri("category"), cwd=tmp_path, env=tracking_env(training.uri)) as server:
         for frame in (export, rows):
-            response = invoke(base, {"dataframe_split": json_ready(frame)})
+            response = invoke(server.url, {"dataframe_split": json_ready(frame)})
             assert response.status_code == 200, response.text[:2000]
             assert len(response.json()["predictions"]) == len(frame)
 
         bad = rows.copy()
         bad["description"] = bad["description"].astype(object)
         bad.loc[3, "description"] = None
-        response = invoke(base, {"dataframe_split": json_ready(bad)})
+        response = invoke(server.url, {"dataframe_split": json_ready(bad)})
         assert 400 <= response.status_code < 500, (response.status_code, response.text[:2000])
         message = response.json().get("message", response.text)
         assert "description" in message and re.search(r"\brow 3\b", message), message[-1500:]
 
-        response = invoke(base, {"dataframe_split": json_ready(rows)})
+        response = invoke(server.url, {"dataframe_split": json_ready(rows)})
         assert response.status_code == 200, response.text[:2000]
         assert len(response.json()["predictions"]) == len(rows)

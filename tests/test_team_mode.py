@@ -12,8 +12,9 @@ from mlflow.tracking import MlflowClient
 
 from pyfunc_models import config
 from pyfunc_models.model_types import MODEL_NAMES
-from tests.conftest import (REPO, invoke, mlflow_cli, postgres_database, python_module, served_model, tracking_env,
-                            tracking_server, write_champion_ledger)
+from tests.conftest import (REPO, invoke, mlflow_cli, postgres_database, python_module, tracking_env, tracking_server,
+                            write_champion_ledger)
+from tools.servers import served_model
 
 pytestmark = pytest.mark.slow  # through the mlflow CLI, a served model or a tracking server
 
@@ -65,8 +66,8 @@ def test_main_pipeline_on_postgresql_serves_a_champion_and_survives_a_server_res
             elsewhere = tmp_path / "third"
             elsewhere.mkdir()
             champion_uri = f"models:/{MODEL_NAMES['category']}@champion"
-            with served_model(champion_uri, uri, cwd=elsewhere) as base:
-                response = invoke(base, {"dataframe_records": [FUEL]})
+            with served_model(champion_uri, cwd=elsewhere, env=tracking_env(uri)) as server:
+                response = invoke(server.url, {"dataframe_records": [FUEL]})
                 assert response.status_code == 200, response.text
                 assert response.json()["predictions"][0]["category"] == "fuel"
 

@@ -118,16 +118,15 @@ def ask_champions(models: dict, ports: dict, workspace) -> dict:
     """Serve each champion in turn and send it its example request; the answers as the server wrote them."""
     import requests
 
-    from benchmarks.common import served_model, say
+    from benchmarks.common import say
 
     answers = {}
     for model_type, _ in EXAMPLES:
         name = models[model_type]["name"]
         request = REQUESTS / f"{model_type}.json"
         say(f"serving {name}@{CHAMPION}, sending {request.relative_to(REPO)}")
-        with served_model(f"models:/{name}@{CHAMPION}", workspace, f"serve_{model_type}", env=workspace.env()) \
-                as (base, _):
-            response = requests.post(f"{base}/invocations", data=request.read_bytes(),
+        with workspace.serve(f"models:/{name}@{CHAMPION}", f"serve_{model_type}") as served:
+            response = requests.post(f"{served.url}/invocations", data=request.read_bytes(),
                                      headers={"Content-Type": "application/json"}, timeout=120)
         if response.status_code != 200:
             raise RuntimeError(f"{name} answered {request.name} with {response.status_code}: {response.text[:1000]}")
