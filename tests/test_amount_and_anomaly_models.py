@@ -4,9 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pyfunc_models.amount import AmountPredictor, AmountTask, GroupMedian, category_of, signed_exp, signed_log
+from pyfunc_models.amount import AmountPredictor, GroupMedian, category_of, signed_exp, signed_log
 from pyfunc_models.generator import generate_ledger
 from pyfunc_models.ledger import LedgerError, prepare_ledger
+from tests.conftest import RidgeAndBaselines
 
 
 @pytest.fixture(scope="module")
@@ -35,14 +36,8 @@ def test_conformal_half_width_is_the_right_order_statistic():
         predictor.predict(pd.DataFrame(), level=2)
 
 
-class RidgeAndBaselines(AmountTask):
-    """The amount task with its cheapest candidates: the test is about the served default, not model choice."""
-
-    def candidates(self, seed):
-        return [c for c in super().candidates(seed) if c.name == "ridge" or c.baseline]
-
-
 def test_the_level_trained_with_is_the_served_default(ledger):
+    """About the served default, not model choice: the cheapest candidates do."""
     task = RidgeAndBaselines(level=0.8)
     assert task.serving_params == {"level": 0.8}  # the logged signature's param default
     outcome = task.train(ledger, log=lambda _: None)
