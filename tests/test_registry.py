@@ -30,7 +30,7 @@ def store(tmp_path, monkeypatch):
 def good_ledger(tmp_path_factory):
     """Smaller than the other tests' ledger: the registry, not the model, is under test here."""
     path = tmp_path_factory.mktemp("good") / "ledger.csv"
-    write_ledger(path, rows=1500, seed=8)
+    write_ledger(path, rows=700, seed=8)
     return path
 
 
