@@ -300,7 +300,9 @@ def test_generate_dockerfile_bakes_each_champion_into_a_self_contained_image(cha
         assert "C._serve(" in dockerfile
         model_dir = tmp_path / model_type / "model_dir"
         requirements = (model_dir / "requirements.txt").read_text()
-        assert "scikit-learn==" in requirements and "statsmodels==" in requirements
+        # What this model's shipped code imports (model_code.pip_requirements): statsmodels only for cash flow.
+        assert "scikit-learn==" in requirements and "matplotlib" not in requirements
+        assert ("statsmodels==" in requirements) == (model_type == "cashflow"), requirements
         assert (model_dir / "artifacts" / "predictor.joblib").is_file()
         assert (model_dir / "code" / "pyfunc_models" / "serving.py").is_file()
 
