@@ -24,7 +24,7 @@ from pyfunc_models.features import merchant_keys, predict_in_one_thread, transac
 from pyfunc_models.ledger import LedgerError, request_rows
 from pyfunc_models.predictor import LedgerPredictor, baseline_metrics
 from pyfunc_models.splits import time_split
-from pyfunc_models.task import Gate, Option, Purpose
+from pyfunc_models.task import Gate, Monitoring, Option, Purpose, Sample, Watch, Watched
 from pyfunc_models.training import Candidate, NotEnoughData, RowTask, TrainingOutcome, fit_candidate
 
 DEFAULT_LEVEL = 0.9
@@ -153,6 +153,12 @@ class AmountTask(RowTask):
                       "rows; 0: no cap", whole=True),
                Option("level", DEFAULT_LEVEL, "nominal interval coverage, the served default"))
     report_metrics = ("mae", "rmse", "r2", "mape", "interval_coverage")
+    # The amount is what it predicts (its label, posted with the row); it reads the rest. MAE follows the largest
+    # amounts; amount_bias (how much larger or smaller amounts are than predicted, as a share) sees prices move.
+    monitoring = Monitoring(inputs=("description", "category", "payment_method", "type", "reference"),
+                            labels=("amount",),
+                            watched=(Watched("mae", False, relative=True), Watched("interval_coverage", True),
+                                     Watched("amount_bias", False)))
 
     def __init__(self, max_tree_rows: int | None = DEFAULT_MAX_TREE_ROWS, level: float = DEFAULT_LEVEL,
                  max_search_rows: int | None = DEFAULT_MAX_SEARCH_ROWS):
@@ -226,6 +232,21 @@ class AmountTask(RowTask):
 
     def gate_metrics(self, predict, ledger: pd.DataFrame, **options) -> dict:
         return gate_metrics(predict, ledger)
+
+    def monitored_rows(self, ledger: pd.DataFrame) -> pd.DataFrame:
+        return scored_rows(AmountPredictor.answerable(ledger))
+
+    def watch(self, predict, rows: pd.DataFrame, history: pd.DataFrame) -> Watch:
+        answers = predict(request_rows(rows, drop=("amount",)))  # asked as the gate asks: without the amount
+        predicted = answers["predicted_amount"].to_numpy(dtype=float)
+        truth = rows["amount"].to_numpy(dtype=float)
+        inside = (truth >= answers["lower"].to_numpy(dtype=float)) & (truth <= answers["upper"].to_numpy(dtype=float))
+        columns = {"error": np.abs(truth - predicted), "inside": inside.astype(float),
+                   "log_ratio": np.log1p(np.abs(truth)) - np.log1p(np.abs(predicted))}
+        return Watch({"predicted_log_amount": np.log1p(np.abs(predicted))},
+                     {"mae": Sample(columns, lambda c: float(np.mean(c["error"]))),
+                      "interval_coverage": Sample(columns, lambda c: float(np.mean(c["inside"]))),
+                      "amount_bias": Sample(columns, lambda c: float(np.expm1(abs(np.mean(c["log_ratio"])))))})
 
 
 def scored_rows(ledger: pd.DataFrame) -> pd.DataFrame:

@@ -36,7 +36,7 @@ from pyfunc_models.features import merchant_keys
 from pyfunc_models.ledger import LedgerError, request_rows
 from pyfunc_models.predictor import LedgerPredictor, predictor_behind
 from pyfunc_models.splits import time_split
-from pyfunc_models.task import SAME_DAY, Gate, ModelTask, Option, Purpose
+from pyfunc_models.task import SAME_DAY, Gate, ModelTask, Monitoring, Option, Purpose, Sample, Watch, Watched
 from pyfunc_models.training import MIN_ROWS_PER_CLASS, NotEnoughData, TrainingOutcome, small_split_warning
 
 MIN_HISTORY = 5  # rows a merchant needs before its own statistics are trusted
@@ -443,6 +443,9 @@ class AnomalyTask(ModelTask):
     serving_params = {"threshold": 0.99}  # a placeholder: training sets the threshold it chose
     report_metrics = ("precision", "recall", "f1", "pr_auc", "flag_rate_untouched", "recall_spike",
                       "recall_duplicate", "recall_unusual_merchant")
+    # Labels exist only where a ledger carries them (the generator's); a real one is watched by its flag rate.
+    monitoring = Monitoring(inputs=("description", "amount", "category", "type"), labels=(config.ANOMALY_LABEL,),
+                            watched=(Watched("precision", True), Watched("recall", True)))
 
     def __init__(self, max_flag_rate: float = MAX_FLAG_RATE, min_precision: float = DEFAULT_MIN_PRECISION):
         self.max_flag_rate = max_flag_rate
@@ -507,6 +510,23 @@ class AnomalyTask(ModelTask):
 
     def gate_metrics(self, predict, ledger: pd.DataFrame, **options) -> dict:
         return gate_metrics(predict, ledger)
+
+    def monitored_rows(self, ledger: pd.DataFrame) -> pd.DataFrame:
+        return AnomalyDetector.answerable(ledger)
+
+    def watch(self, predict, rows: pd.DataFrame, history: pd.DataFrame) -> Watch:
+        answers = predict(request_rows(rows))  # the whole period at once: a double charge is seen in its batch
+        flagged = answers["is_anomaly"].to_numpy(dtype=bool)
+        samples = {}
+        labelled = labels_of(rows)
+        if labelled is not None:
+            columns = {"anomalous": labelled[0].astype(float), "flagged": flagged.astype(float)}
+            samples = {
+                "precision": Sample(columns, lambda c: float((c["anomalous"] * c["flagged"]).sum()
+                                                             / max(c["flagged"].sum(), 1))),
+                "recall": Sample(columns, lambda c: float((c["anomalous"] * c["flagged"]).sum()
+                                                          / max(c["anomalous"].sum(), 1)))}
+        return Watch({"anomaly_score": answers["anomaly_score"].to_numpy(dtype=float), "flagged": flagged}, samples)
 
 
 def _training_baseline(predict):

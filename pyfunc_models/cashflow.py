@@ -44,7 +44,7 @@ from xgboost import XGBRegressor
 from pyfunc_models import config
 from pyfunc_models.ledger import LedgerError, request_rows
 from pyfunc_models.predictor import LedgerPredictor
-from pyfunc_models.task import PER_LEDGER, Gate, ModelTask, Option, Purpose
+from pyfunc_models.task import PER_LEDGER, Gate, ModelTask, Monitoring, Option, Purpose, Sample, Watch, Watched
 from pyfunc_models.training import MIN_SCORED_ROWS, CandidateResult, NotEnoughData, TrainingOutcome
 
 DEFAULT_HORIZON = 30
@@ -372,6 +372,10 @@ class CashflowTask(ModelTask):
                Option("level", DEFAULT_LEVEL, "nominal interval coverage, the served default"))
     serving_params = {"horizon": DEFAULT_HORIZON, "level": DEFAULT_LEVEL}
     report_metrics = ("mase", "mae", "rmse", "smape", "interval_coverage")
+    # MAE is MASE times a fixed scale: reported, MASE decides.
+    monitoring = Monitoring(inputs=("date", "amount", "type", "status"),
+                            watched=(Watched("mase", False, relative=True), Watched("mae", False, True, decides=False),
+                                     Watched("interval_coverage", True)))
 
     def __init__(self, horizon: int = DEFAULT_HORIZON, folds: int = FOLDS, level: float = DEFAULT_LEVEL):
         if not HORIZON_RANGE[0] <= horizon <= HORIZON_RANGE[1]:
@@ -514,6 +518,41 @@ class CashflowTask(ModelTask):
 
     def gate_metrics(self, predict, ledger: pd.DataFrame, horizon: int | None = None) -> dict:
         return gate_metrics(predict, ledger, horizon)
+
+    def monitored_rows(self, ledger: pd.DataFrame) -> pd.DataFrame:
+        return ledger.reset_index(drop=True)
+
+    def held_out(self, outcome: TrainingOutcome) -> tuple:
+        last_fitted = outcome.train["date"].max()
+        return outcome.test[outcome.test["date"] > last_fitted], outcome.train
+
+    def held_out_of_evaluation(self, evaluation: pd.DataFrame, run_params: dict) -> tuple:
+        """The evaluation ledger is every day up to the end of the test window (the run's `test_window`)."""
+        first = pd.Timestamp(run_params["test_window"].split(" to ")[0])
+        history = evaluation[evaluation["date"] < first]
+        return history, evaluation[evaluation["date"] >= first], history
+
+    def watch(self, predict, rows: pd.DataFrame, history: pd.DataFrame) -> Watch:
+        """The forecast of the period's days from the history before them (the gap between them forecast too,
+        and not scored), against the realised daily net flow; MASE scaled by the history's weekly naive error."""
+        if history.empty:
+            raise LedgerError("cash flow is forecast from the history before the period, and there is none")
+        actual, known = daily_net_flow(rows), daily_net_flow(history)
+        asked = (actual.index[-1] - known.index[-1]).days
+        if actual.index[0] <= known.index[-1] or asked > HORIZON_RANGE[1]:
+            raise LedgerError(f"the period ({actual.index[0].date()} to {actual.index[-1].date()}) must start after the "
+                              f"history ends ({known.index[-1].date()}) and end at most {HORIZON_RANGE[1]} days later")
+        answer = predict(request_rows(history, columns=CashflowPredictor.read_columns), params={"horizon": asked})
+        answer = answer.set_index(pd.to_datetime(answer["date"])).reindex(actual.index)
+        forecast = answer["forecast"].to_numpy(dtype=float)
+        truth = actual.to_numpy()
+        inside = (truth >= answer["lower"].to_numpy(dtype=float)) & (truth <= answer["upper"].to_numpy(dtype=float))
+        scale = float(np.mean(np.abs(known.to_numpy()[7:] - known.to_numpy()[:-7]))) or 1.0
+        columns = {"error": np.abs(truth - forecast), "inside": inside.astype(float)}
+        return Watch({"forecast": forecast},
+                     {"mase": Sample(columns, lambda c: float(np.mean(c["error"]) / scale)),
+                      "mae": Sample(columns, lambda c: float(np.mean(c["error"]))),
+                      "interval_coverage": Sample(columns, lambda c: float(np.mean(c["inside"])))})
 
 
 def served_horizon(predict) -> int:

@@ -23,7 +23,7 @@ from pyfunc_models.features import (EncodedLabels, TransactionText, merchant_key
 from pyfunc_models.ledger import LedgerError, request_rows
 from pyfunc_models.predictor import LedgerPredictor, baseline_metrics
 from pyfunc_models.splits import merchant_split
-from pyfunc_models.task import Gate, Option, Purpose
+from pyfunc_models.task import Gate, Monitoring, Option, Purpose, Sample, Watch, Watched
 from pyfunc_models.training import (Candidate, NotEnoughData, RowTask, TrainingOutcome, fit_candidate,
                                     require_classes, select_candidates)
 
@@ -182,6 +182,10 @@ class CategoryTask(RowTask):
     report_metrics = ("accuracy", "macro_f1", "weighted_f1",
                       "merchant_holdout_accuracy", "merchant_holdout_macro_f1")
     rows_name = "categorised expense rows"
+    # Macro-F1 on a month is an average over the categories that month happens to have (one row can be one class):
+    # reported beside accuracy, which decides.
+    monitoring = Monitoring(inputs=("description", "amount", "payment_method", "reference"), labels=("category",),
+                            watched=(Watched("accuracy", True), Watched("macro_f1", True, decides=False)))
 
     def __init__(self, max_tree_rows: int | None = DEFAULT_MAX_TREE_ROWS, only=None,
                  max_search_rows: int | None = DEFAULT_MAX_SEARCH_ROWS,
@@ -287,6 +291,34 @@ class CategoryTask(RowTask):
 
     def gate_metrics(self, predict, ledger: pd.DataFrame, **options) -> dict:
         return gate_metrics(predict, ledger)
+
+    def monitored_rows(self, ledger: pd.DataFrame) -> pd.DataFrame:
+        rows = CategoryPredictor.answerable(ledger)
+        return rows[rows["type"] != "income"].reset_index(drop=True)
+
+    def watch(self, predict, rows: pd.DataFrame, history: pd.DataFrame) -> Watch:
+        answers = predict(request_rows(rows, drop=("category",)))
+        predicted = answers["category"].to_numpy(dtype=object)
+        confidence = answers["confidence"].to_numpy(dtype=float, na_value=np.nan)
+        truth = rows["category"].to_numpy(dtype=object)
+        labelled = truth != ""
+        samples = {}
+        if labelled.any():
+            columns = {"truth": truth[labelled], "predicted": predicted[labelled]}
+            samples = {"accuracy": Sample(columns, lambda c: float(np.mean(c["truth"] == c["predicted"]))),
+                       "macro_f1": Sample(columns, lambda c: macro_f1(c["truth"], c["predicted"]))}
+        correct = np.where(labelled, (predicted == truth).astype(float), np.nan)
+        return Watch({"predicted_category": predicted, "confidence": confidence}, samples, confidence, correct)
+
+
+def macro_f1(truth, predicted) -> float:
+    """sklearn's f1_score(average="macro", zero_division=0) over the labels in either array, in a few array
+    operations (a bootstrap computes it hundreds of times)."""
+    labels, codes = np.unique(np.concatenate([truth, predicted]).astype(str), return_inverse=True)
+    true_codes, predicted_codes = codes[:len(truth)], codes[len(truth):]
+    hits = np.bincount(true_codes[true_codes == predicted_codes], minlength=len(labels))
+    totals = np.bincount(true_codes, minlength=len(labels)) + np.bincount(predicted_codes, minlength=len(labels))
+    return float(np.mean(2 * hits / np.maximum(totals, 1)))
 
 
 def categorised_expenses(ledger: pd.DataFrame) -> pd.DataFrame:

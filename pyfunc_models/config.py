@@ -220,3 +220,40 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 MODEL_ARTIFACT_NAME = "model"
 MODEL_TYPE_TAG = "model_type"
+
+
+class MonitoringThresholds:
+    """When monitoring (pyfunc_models/monitoring, `mlflow run . -e monitor`) calls a champion's new period OK, WARN
+    or RETRAIN. Generic rules, none fitted to a ledger; the README's "Keeping models healthy" lists them.
+
+    A distribution (of an input the model reads, of a label, of an output) has drifted when its PSI is above the
+    level AND the two-sample chi-square test on the same bins rejects "same distribution" at FAMILY_ALPHA shared
+    (Bonferroni) among all the model's distribution and rate tests: PSI says how much, the test says it is not the
+    noise of a small period (PSI of two samples of one distribution grows as the bins outnumber the rows).
+    A rate (missing or unknown values, new merchants, flagged rows) has drifted when it rose by more than the level
+    above the reference's own rate, with the same test. A metric has dropped when the bootstrap interval of its drop
+    from the champion's held-out value (both resampled) excludes zero at CONFIDENCE: a RETRAIN when the drop is
+    also larger than the stated size, a WARN when it is real but smaller.
+    """
+
+    EXPERIMENT = "titans-finance-ml-monitoring"  # monitoring runs, apart from the training runs the registry reads
+    PSI_WARN = 0.1  # the field's convention: below 0.1 no real change, 0.1-0.2 a moderate shift...
+    PSI_RETRAIN = 0.2  # ...above 0.2 a significant shift
+    FAMILY_ALPHA = 0.01  # chance that a period drawn like the reference trips any one of a model's tests
+    NEW_MERCHANT_WARN = 0.05  # share of rows from merchants never seen in training, above the held-out rows' own
+    NEW_MERCHANT_RETRAIN = 0.15  # ...a sixth of a period from merchants the model only knows by the text's shape
+    RATE_WARN = 0.03  # a missing, unknown or flagged share, risen by this much (absolute) over the reference
+    RATE_RETRAIN = 0.10
+    SCORE_DROP = 0.05  # a score in 0..1 (accuracy, recall, interval coverage) fallen by more than this...
+    ERROR_RISE = 0.20  # ...or an error (MAE, MASE) risen by more than this share of its held-out value: RETRAIN
+    CONFIDENCE = 0.99  # two-sided bootstrap interval of a metric's drop
+    BOOTSTRAP_RESAMPLES = 400
+    MIN_UNITS = 30  # a metric on fewer rows (days, for cash flow) is reported, never a reason (as training warns)
+    NUMERIC_BINS = 10  # deciles of the reference, for log |amount|, confidences, scores, forecasts
+    DAY_BINS = 5  # quintiles of the reference's rows per day (a month has only 30 days)
+    MIN_BIN_SHARE = 0.01  # categories rarer than this in the reference are pooled into one bin ("other")
+    TOP_MERCHANTS = 20  # merchant shares: the reference's most frequent keys, the rest pooled
+    MIN_MERCHANT_ROWS = 5  # a merchant's usual amount (for amounts relative to it) from at least this many rows
+
+
+MONITORING = MonitoringThresholds()

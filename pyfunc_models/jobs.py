@@ -20,6 +20,7 @@ from pyfunc_models import access, config, tracking
 from pyfunc_models.generator import write_ledger
 from pyfunc_models.ledger import LedgerError, load_ledger
 from pyfunc_models.model_types import MODEL_NAMES
+from pyfunc_models.monitoring import job as monitoring_job
 from pyfunc_models.predictor import learned_date_order
 from pyfunc_models.task import ModelTask
 
@@ -108,6 +109,7 @@ def train_model(task: ModelTask, data: str | None, experiment_name: str = config
         outcome.predictor.date_order = learned_date_order(report)
         serving_params = {**task.serving_params, "date_order": outcome.predictor.date_order}
         info = tracking.log_predictor(outcome.predictor, example, serving_params, task.model_type)
+        monitoring_job.log_reference_profile(task, outcome, ledger)  # what monitoring compares new periods with
         mlflow.log_metric("train_seconds", time.perf_counter() - started)
         return TrainedModel(task.model_type, run.info.run_id, info.model_uri, outcome.metrics,
                             outcome.baseline_metrics, task.primary_metric, example, warnings)

@@ -369,5 +369,12 @@ def list_versions(model_types=MODEL_TYPES) -> pd.DataFrame:
 
 def serve_command(model_type: str) -> str:
     """Each model on its own port (5001-5004, as in the README and examples/requests.sh), so all four can run."""
+def tag_version(model_type: str, version: str, tags: dict) -> None:
+    """Set tags on a registered version (monitoring's `monitoring_status`, `last_monitored`, ...)."""
+    client, name = _client(), MODEL_NAMES[model_type]
+    for tag, value in tags.items():
+        client.set_model_version_tag(name, str(version), tag, str(value))
+
+
     return (f"mlflow models serve -m models:/{MODEL_NAMES[model_type]}@{config.CHAMPION} "
             f"--env-manager local -p {config.FIRST_SERVE_PORT + MODEL_TYPES.index(model_type)}")

@@ -15,6 +15,7 @@ import abc
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, ClassVar
 
+import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:  # training imports this module (RowTask is a ModelTask)
@@ -75,6 +76,60 @@ class Option:
     whole: bool = False  # a whole number (MLproject has no int type: "30000.0" is read as 30000)
 
 
+@dataclass(frozen=True)
+class Watched:
+    """A performance metric monitoring compares with the champion's held-out value (pyfunc_models/monitoring):
+    a drop is a change for the worse, absolute for a score in 0..1, `relative` to the held-out value for an error.
+    `decides`: False for a metric reported beside the others but never a reason, because its value on a period
+    depends on more than the model (a macro average over the categories a period happens to have)."""
+
+    metric: str
+    greater_is_better: bool
+    relative: bool = False
+    decides: bool = True
+
+
+@dataclass(frozen=True)
+class Monitoring:
+    """What monitoring watches of a model type. `inputs`: the ledger columns the model reads, whose drift is a
+    reason (date: rows per day; amount: log |amount|; description: merchant shares and new merchants; an
+    enumeration: its mix and unknown rate; any column: its missing rate). `labels`: columns whose truth arrives
+    after the row (a bookkeeper's category): their drift is reported as the label's, and without them the
+    performance is estimated or left out. `watched`: the performance metrics (Watched) of `ModelTask.watch`."""
+
+    inputs: tuple
+    labels: tuple = ()
+    watched: tuple = ()
+
+
+@dataclass
+class Sample:
+    """A metric as a function of per-unit arrays (a row, or a day for cash flow), so it can be bootstrapped:
+    `statistic(columns)` is the metric, `statistic` of the columns resampled is one bootstrap replicate."""
+
+    columns: dict
+    statistic: Callable[[dict], float]
+
+    @property
+    def units(self) -> int:
+        return len(next(iter(self.columns.values()))) if self.columns else 0
+
+    def value(self) -> float:
+        return float(self.statistic(self.columns))
+
+
+@dataclass
+class Watch:
+    """What a model did on one period (`ModelTask.watch`): its outputs to profile (name -> numeric array, or
+    object array for a categorical output), its metrics where the truth is there (name -> Sample), and for a
+    classifier its confidences with whether each answer was right (None where the truth has not arrived)."""
+
+    outputs: dict
+    samples: dict
+    confidence: np.ndarray | None = None
+    correct: np.ndarray | None = None  # float: 1.0 right, 0.0 wrong, NaN not known yet
+
+
 class ModelTask(abc.ABC):
     """One model type: what it is (class attributes) and how it trains (`train`) and is gated (`gate_metrics`)."""
 
@@ -115,3 +170,28 @@ class ModelTask(abc.ABC):
     def gate_metrics(self, predict, ledger: pd.DataFrame, **options) -> dict:
         """The gate's metrics of a served model (`predict`: a loaded pyfunc's predict) on an evaluation ledger,
         with the baselines its predictor carries measured on the same rows as `baseline_<name>_<metric>`."""
+
+    # --- monitoring (pyfunc_models/monitoring) ---------------------------------------------------------------
+    monitoring: ClassVar[Monitoring]
+
+    def monitored_rows(self, ledger: pd.DataFrame) -> pd.DataFrame:
+        """The canonical rows of a ledger the served model answers (an expense for the category model): what its
+        inputs are profiled on, at training and on a new period alike."""
+        raise NotImplementedError(f"{type(self).__name__} does not say which rows it answers")
+
+    def held_out(self, outcome: "TrainingOutcome") -> tuple:
+        """(held-out rows, the history before them) of a training outcome: where the reference profile measures
+        the model's outputs and metrics."""
+        return outcome.test, outcome.train
+
+    def held_out_of_evaluation(self, evaluation: pd.DataFrame, run_params: dict) -> tuple:
+        """(reference, held-out rows, history) from a training run's logged evaluation ledger, for a champion
+        trained before profiles were logged: by default the evaluation rows are the held-out rows and stand in for
+        the reference too."""
+        return evaluation, evaluation, evaluation.iloc[:0]
+
+    def watch(self, predict, rows: pd.DataFrame, history: pd.DataFrame) -> Watch:
+        """Ask the served model (`predict`: a pyfunc's predict) about a period's rows as a client would, and
+        return its outputs and, where the truth is in the rows, its per-unit metrics (`Watch`). `history`: the
+        canonical rows before the period (a forecaster forecasts the period from them)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot be monitored")

@@ -38,6 +38,9 @@ OTHER_ENTRY_POINTS = {
     "register": "registry lifecycle: register / list / promote / rollback / archive, for one model type or all",
     "batch_score": "score a CSV/Parquet ledger with any model on Spark, write Parquet "
                    "([Batch scoring](#batch-scoring))",
+    "monitor": "each champion on a new period of the ledger: OK / WARN / RETRAIN with reasons in numbers, a monitoring "
+               "run per model, tags on the version, retraining through the gate when asked "
+               "([Keeping models healthy](#keeping-models-healthy))",
 }
 
 # What a parameter's default means, where the value alone does not say.
