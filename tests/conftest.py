@@ -28,6 +28,7 @@ import requests
 from pyfunc_models.amount import AmountTask
 from pyfunc_models.generator import generate_ledger, write_ledger
 from pyfunc_models.model_types import MODEL_NAMES
+from tests import early_runs as early
 from tools.servers import MLFLOW_CLI, Server, free_port, model_server, running, stop_group
 
 REPO = Path(__file__).resolve().parents[1]
@@ -47,6 +48,20 @@ def _temporary_tracking(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", "")
     monkeypatch.delenv("MLFLOW_EXPERIMENT_ID")
     monkeypatch.setattr(mlflow.tracking.fluent, "_active_experiment_id", None)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def early_runs(request, tmp_path_factory) -> dict:
+    """The slow commands the collected tests will wait for, started now, one after the other in the background
+    (tests/early_runs.py): the function that prepared them -> {key: EarlyRun}."""
+    wanted = {(item.module.__name__, fixture) for item in request.session.items if isinstance(item, pytest.Function)
+              for fixture in item.fixturenames}
+    prepared = {prepare: prepare(tmp_path_factory) for planned, prepare in early.PLANS.items() if planned in wanted}
+    background = early.Background([run for runs in prepared.values() for run in runs.values()])
+    try:
+        yield prepared
+    finally:
+        background.stop()
 
 
 @pytest.fixture(scope="session")

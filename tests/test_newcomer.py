@@ -23,8 +23,9 @@ from pyfunc_models.features import AmountBand, LogAmount
 from pyfunc_models.generator import generate_ledger
 from pyfunc_models.ledger import prepare_ledger
 from pyfunc_models.model_types import MODEL_NAMES, task_class
-from tests.conftest import invoke, mlflow_cli, tracking_env
-from tools.servers import served_model
+from tests.conftest import REPO, invoke, tracking_env
+from tests.early_runs import EarlyRun, starts_early
+from tools.servers import MLFLOW_CLI, served_model
 
 WARNING_LINE = re.compile(r"\w*Warning\b")
 
@@ -246,16 +247,34 @@ def load_ledger_rows():
 
 # --- end to end: `mlflow run` as the README's quick start says, and a served income row ------------------------
 
+@starts_early("run_in_our_experiment")
+def quick_start_in_our_experiment(tmp_path_factory) -> dict:
+    """`mlflow run . --experiment-name titans-finance-ml-models -P data=<ledger>` from the repository, on a ledger
+    too short for cash flow, in a store of its own; it starts with the session (tests/early_runs.py)."""
+    folder = tmp_path_factory.mktemp("quick-start")
+    ledger = folder / "ledger.csv"
+    generate_ledger(rows=300, seed=4, days=100).to_csv(ledger, index=False)
+    uri = f"sqlite:///{folder}/mlflow.db"
+    # Artifacts in this folder (`mlflow run` works in the repository, where ./mlruns would land).
+    MlflowClient(uri).create_experiment(config.EXPERIMENT_NAME, artifact_location=str(folder / "artifacts"))
+    command = [MLFLOW_CLI, "run", ".", "--env-manager", "local", "--experiment-name", config.EXPERIMENT_NAME,
+               "-P", f"data={ledger}"]
+    return {"run": EarlyRun(command, cwd=REPO, env=tracking_env(uri), output_dir=folder)}
+
+
+@pytest.fixture(scope="module")
+def run_in_our_experiment(early_runs):
+    return early_runs[quick_start_in_our_experiment]["run"]
+
+
 @pytest.mark.slow
-def test_mlflow_run_with_our_experiment_is_one_run_with_the_summary_and_no_warnings(tmp_path):
-    ledger = tmp_path / "ledger.csv"
-    generate_ledger(rows=300, seed=4, days=100).to_csv(ledger, index=False)  # too short for cash flow
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+def test_mlflow_run_with_our_experiment_is_one_run_with_the_summary_and_no_warnings(run_in_our_experiment,
+                                                                                     monkeypatch):
+    folder = run_in_our_experiment.output_dir
+    ledger, uri = folder / "ledger.csv", run_in_our_experiment.env["MLFLOW_TRACKING_URI"]
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # for mlflow.artifacts below
     client = MlflowClient(uri)
-    # Artifacts in this test's folder (`mlflow run` works in the repository, where ./mlruns would land).
-    client.create_experiment(config.EXPERIMENT_NAME, artifact_location=str(tmp_path / "artifacts"))
-    result = mlflow_cli("run", ".", "--env-manager", "local", "--experiment-name", config.EXPERIMENT_NAME,
-                        "-P", f"data={ledger}", uri=uri)
+    result = run_in_our_experiment.result()
     output = result.stdout + result.stderr
     assert not WARNING_LINE.search(output), [line for line in output.splitlines() if WARNING_LINE.search(line)]
 
@@ -278,7 +297,7 @@ def test_mlflow_run_with_our_experiment_is_one_run_with_the_summary_and_no_warni
     assert MODEL_NAMES["category"] in summary and "skipped (not enough data)" in summary
 
     # An income row, served: null category over REST; the server's log has no warning either.
-    with served_model(f"models:/{MODEL_NAMES['category']}/1", cwd=tmp_path, env=tracking_env(uri)) as server:
+    with served_model(f"models:/{MODEL_NAMES['category']}/1", cwd=folder, env=tracking_env(uri)) as server:
         response = invoke(server.url, {"dataframe_records": REQUEST.to_dict(orient="records")})
         assert response.status_code == 200, response.text
         answers = json.loads(response.text, parse_constant=lambda c: pytest.fail(f"{c} in the JSON answer"))
@@ -287,7 +306,7 @@ def test_mlflow_run_with_our_experiment_is_one_run_with_the_summary_and_no_warni
         assert answers[1] == {"category": None, "confidence": None, "alternatives": []}
         assert all(isinstance(a["category"], str) and 0 < a["confidence"] <= 1 and len(a["alternatives"]) == 3
                    for a, income in zip(answers, INCOME) if not income)
-    log = "\n".join(path.read_text() for path in tmp_path.glob("serve-*.log"))
+    log = "\n".join(path.read_text() for path in folder.glob("serve-*.log"))
     assert not WARNING_LINE.search(log), [line for line in log.splitlines() if WARNING_LINE.search(line)]
 
 

@@ -2,10 +2,11 @@
 
 The ledgers are in the shapes of real exports (tests/real_ledgers.py, tests/data/): the Titans Finance
 export and its sample export, a bank's export, another tool's personal-finance history, a tiny ledger.
-`mlflow run . -P data=<ledger>` runs once per trained ledger, each in a tracking store of its own. Every
-file is then read the way a user reads it, `pd.read_csv(file)` with the header normalised to snake_case,
-and fed to the registered models in process and over REST. The assertions are about behaviour only:
-exit codes, aliases, one answer per row, status codes, and messages that name the column and the row.
+`mlflow run . -P data=<ledger>` runs once per trained ledger, each in a tracking store of its own, from the
+session's start (tests/early_runs.py). Every file is then read the way a user reads it, `pd.read_csv(file)` with
+the header normalised to snake_case, and fed to the registered models in process and over REST. The assertions
+are about behaviour only: exit codes, aliases, one answer per row, status codes, and messages that name the
+column and the row.
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ from mlflow.tracking import MlflowClient
 from pyfunc_models import config
 from pyfunc_models.model_types import MODEL_NAMES
 from tests import real_ledgers
-from tests.conftest import REPO, invoke, mlflow_cli, tracking_env
-from tools.servers import served_model
+from tests.conftest import REPO, invoke, tracking_env
+from tests.early_runs import EarlyRun, starts_early
+from tools.servers import MLFLOW_CLI, served_model
 
 DATA = Path(__file__).resolve().parent / "data"
 TITANS_ROWS = DATA / "titans_export_rows.csv"  # a dozen hand-written rows of the real export, one quirk each
@@ -162,22 +164,34 @@ def tracking(uri: str):
         mlflow.set_tracking_uri(None)
 
 
+@starts_early("trained")
+def ledger_trainings(tmp_path_factory) -> dict:
+    """`mlflow run . --env-manager local -P data=<ledger>` of every trained ledger, each in a store and working
+    folder of its own (nothing lands in the checkout); they start with the session (tests/early_runs.py)."""
+    runs = {}
+    for name in TRAINED_LEDGERS:
+        folder = tmp_path_factory.mktemp(f"mlflow-run-{name}")
+        ledger = real_ledgers.LEDGERS[name](folder / f"{name}.csv")  # as `ledgers` writes it, byte for byte
+        uri = f"sqlite:///{folder}/mlflow.db"
+        with contextlib.chdir(folder):  # MLflow puts a new store's default artifacts under ./mlruns
+            MlflowClient(uri).create_experiment(config.EXPERIMENT_NAME,
+                                                artifact_location=(folder / "artifacts").as_uri())
+        runs[name] = EarlyRun([MLFLOW_CLI, "run", REPO, "--env-manager", "local", "-P", f"data={ledger}"],
+                              cwd=folder, env=tracking_env(uri), output_dir=folder, timeout=RUN_TIMEOUT)
+    return runs
+
+
 @pytest.fixture(scope="module")
-def trained(ledgers, tmp_path_factory):
-    """`trained(name)`: the Training of `mlflow run . --env-manager local -P data=<name's ledger>`, run on
-    first use. Each run has its own store and working folder, so nothing lands in the checkout."""
-    done = {}
+def trained(early_runs):
+    """`trained(name)`: the Training of that ledger's `mlflow run`, waited for on first use."""
+    runs, done = early_runs[ledger_trainings], {}
 
     def train(name: str) -> Training:
         if name not in done:
-            folder = tmp_path_factory.mktemp(f"mlflow-run-{name}")
-            uri = f"sqlite:///{folder}/mlflow.db"
-            with contextlib.chdir(folder):  # MLflow puts a new store's default artifacts under ./mlruns
-                MlflowClient(uri).create_experiment(config.EXPERIMENT_NAME,
-                                                    artifact_location=(folder / "artifacts").as_uri())
-            result = mlflow_cli("run", str(REPO), "--env-manager", "local", "-P", f"data={ledgers[name]}",
-                                uri=uri, cwd=folder, timeout=RUN_TIMEOUT, check=False)
-            done[name] = Training(name, uri, f"{result.stdout}\n{result.stderr}", result.returncode)
+            run = runs[name]
+            result = run.result(check=False)
+            done[name] = Training(name, run.env["MLFLOW_TRACKING_URI"], f"{result.stdout}\n{result.stderr}",
+                                  result.returncode)
         return done[name]
 
     return train
