@@ -18,7 +18,8 @@ from pyfunc_models.monitoring import job
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", required=True, help="the new period's ledger CSV (or a ledger with history: see --since)")
+    parser.add_argument("--data", required=True,
+                        help="the new period's ledger CSV (or a ledger with history: see --since)")
     parser.add_argument("--model-type", default="all", choices=(*MODEL_TYPES, "all"))
     parser.add_argument("--retrain", default="false", choices=job.RETRAIN_CHOICES,
                         help="true: retrain each model monitored; auto: those whose decision is RETRAIN")

@@ -540,8 +540,9 @@ class CashflowTask(ModelTask):
         actual, known = daily_net_flow(rows), daily_net_flow(history)
         asked = (actual.index[-1] - known.index[-1]).days
         if actual.index[0] <= known.index[-1] or asked > HORIZON_RANGE[1]:
-            raise LedgerError(f"the period ({actual.index[0].date()} to {actual.index[-1].date()}) must start after the "
-                              f"history ends ({known.index[-1].date()}) and end at most {HORIZON_RANGE[1]} days later")
+            raise LedgerError(f"the period ({actual.index[0].date()} to {actual.index[-1].date()}) must start "
+                              f"after the history ends ({known.index[-1].date()}) and end at most "
+                              f"{HORIZON_RANGE[1]} days later")
         answer = predict(request_rows(history, columns=CashflowPredictor.read_columns), params={"horizon": asked})
         answer = answer.set_index(pd.to_datetime(answer["date"])).reindex(actual.index)
         forecast = answer["forecast"].to_numpy(dtype=float)

@@ -116,7 +116,8 @@ def watched(tmp_path_factory):
         mlflow.set_tracking_uri(None)
 
     def period(k):
-        chosen = (dates >= start + pd.Timedelta(days=PERIOD_DAYS * k)) & (dates < start + pd.Timedelta(days=PERIOD_DAYS * (k + 1)))
+        first = start + pd.Timedelta(days=PERIOD_DAYS * k)
+        chosen = (dates >= first) & (dates < first + pd.Timedelta(days=PERIOD_DAYS))
         return raw[chosen].reset_index(drop=True)
 
     before, _ = prepare_ledger(raw[dates < start])
@@ -148,7 +149,8 @@ def test_every_training_run_logs_a_reference_profile_without_raw_rows(store):
         assert {"inputs", "rates", "outputs", "metrics"} <= set(profile)
         assert profile["metrics"], f"{model_type}: no held-out metric"
         text = json.dumps(profile)
-        assert not [value for value in raw_text if f'"{value}"' in text], f"{model_type}: a raw description in the profile"
+        leaked = [value for value in raw_text if f'"{value}"' in text]
+        assert not leaked, f"{model_type}: raw text in the profile: {leaked[:3]}"
     assert "calibration" in store.champions["category"][2]
     assert "history" in store.champions["cashflow"][2]
 
@@ -247,7 +249,8 @@ def test_monitor_logs_runs_tags_the_version_and_retrains_through_the_gate(store,
     client = MlflowClient(store.uri)
     old = client.get_model_version_by_alias(MODEL_NAMES["category"], config.CHAMPION)
     done = job.monitor(str(path), ["category", "cashflow"], retrain_when="auto", reference=str(store.reference),
-                       tasks={"category": CategoryTask(only=["text_logistic_regression", "merchant_lookup", "majority"])})
+                       tasks={"category": CategoryTask(only=["text_logistic_regression", "merchant_lookup",
+                                                             "majority"])})
     printed = capsys.readouterr().out
     assert f"{MODEL_NAMES['category']} v{old.version}: RETRAIN: " in printed and "new merchants" in printed
     assert f"{MODEL_NAMES['cashflow']} v1: OK" in printed

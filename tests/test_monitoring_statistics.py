@@ -56,7 +56,8 @@ def test_a_shift_is_judged_by_psi_and_its_test_together():
     assert _judge_distribution(noisy, 0.001, T).status == OK
     assert _judge_distribution(moderate, 0.001, T).status == WARN
     new = _rate_check("new merchants", "input", 10, 1000, 120, 300, T.NEW_MERCHANT_RETRAIN, T.NEW_MERCHANT_WARN)
-    assert _judge_distribution(new, 0.001, T).status == RETRAIN and "40.0% of 300 rows" in _judge_distribution(new, 0.001, T).reason
+    judged = _judge_distribution(new, 0.001, T)
+    assert judged.status == RETRAIN and "40.0% of 300 rows" in judged.reason
 
 
 def test_calibration_turns_confidences_into_the_chance_of_being_right():

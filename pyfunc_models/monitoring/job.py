@@ -129,7 +129,8 @@ def watch_champion(model_type: str, period: pd.DataFrame, before: pd.DataFrame, 
     try:
         version = client.get_model_version_by_alias(name, config.CHAMPION)
     except MlflowException:
-        print(f"{name}: no champion to monitor (register one first: mlflow run . -e register -P model_type={model_type})")
+        print(f"{name}: no champion to monitor (register one first: "
+              f"mlflow run . -e register -P model_type={model_type})")
         return None
     model = mlflow.pyfunc.load_model(f"models:/{name}/{version.version}")
     task = task_class(model_type)()

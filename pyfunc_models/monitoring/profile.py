@@ -51,14 +51,16 @@ def ledger_features(rows: pd.DataFrame) -> dict:
     """Each profile feature's values on canonical rows (FEATURE_COLUMNS)."""
     category = rows["category"].to_numpy(dtype=object)
     return {"rows_per_day": _rows_per_day(rows), "log_amount": _log_amount(rows),
-            "type": rows["type"].to_numpy(dtype=object), "payment_method": rows["payment_method"].to_numpy(dtype=object),
+            "type": rows["type"].to_numpy(dtype=object),
+            "payment_method": rows["payment_method"].to_numpy(dtype=object),
             "status": rows["status"].to_numpy(dtype=object), "category": category[category != ""],
             "merchant": merchant_keys(rows["description"])}
 
 
 def merchant_medians(rows: pd.DataFrame, least: int) -> dict:
     """Median log |amount| of each merchant key with at least `least` rows: what is usual for it."""
-    frame = pd.DataFrame({"key": merchant_keys(rows["description"]), "value": np.log1p(np.abs(rows["amount"].to_numpy(dtype=float)))})
+    frame = pd.DataFrame({"key": merchant_keys(rows["description"]),
+                          "value": np.log1p(np.abs(rows["amount"].to_numpy(dtype=float)))})
     grouped = frame.groupby("key")["value"]
     medians = grouped.median()[grouped.size() >= least]
     return medians.round(6).to_dict()
@@ -116,7 +118,8 @@ def build_profile(task: ModelTask, predict, reference: pd.DataFrame, heldout: pd
     served model's predict, or a predictor's `serve`."""
     reference, heldout = task.monitored_rows(reference), task.monitored_rows(heldout)
     if reference.empty or heldout.empty:
-        raise LedgerError(f"{task.model_type}: no rows to profile ({len(reference)} reference, {len(heldout)} held out)")
+        raise LedgerError(f"{task.model_type}: no rows to profile ({len(reference)} reference, "
+                          f"{len(heldout)} held out)")
     features = ledger_features(reference)
     inputs = {name: (st.numeric_distribution(values, thresholds.DAY_BINS) if name == "rows_per_day" else
                      {"kind": "merchants", "counts": st.categorical_distribution(values)["counts"]}
@@ -188,7 +191,8 @@ class PeriodReport:
 
 
 def _severity(check: Check):
-    return (-LEVELS[check.status], -check.figures.get("psi", check.figures.get("rise", check.figures.get("drop", 0))) or 0)
+    figures = check.figures
+    return -LEVELS[check.status], -(figures.get("psi", figures.get("rise", figures.get("drop", 0))) or 0)
 
 
 def _short(value: float) -> str:
