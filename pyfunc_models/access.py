@@ -35,9 +35,18 @@ def refusal(error: Exception) -> str | None:
         return (f"the tracking server did not accept the credentials of {who} (401 Unauthorized): set "
                 f"MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD to an account of this server")
     if status == 403:
-        return (f"user {user or '(none)'!r} does not have that permission (403 Permission denied); an admin grants it "
-                f"({SETUP} gives the training account what training and registering need)")
+        return lacking("403 Permission denied")
     return None
+
+
+def lacking(why: str) -> str:
+    return (f"user {os.environ.get('MLFLOW_TRACKING_USERNAME') or '(none)'!r} does not have that permission ({why}); "
+            f"an admin grants it ({SETUP} gives the training account what training and registering need)")
+
+
+class Withheld(Exception):
+    """The server answered but left out what this account may not read: MLflow's auth app blanks a model version's
+    source run for an account without access to runs, instead of refusing the request."""
 
 
 class AccessRefused(PermissionError):
@@ -50,6 +59,8 @@ def needing(what: str):
     what = "promote titans-finance-amount-prediction needs MANAGE on that registered model"."""
     try:
         yield
+    except Withheld as withheld:
+        raise AccessRefused(f"{what}: {lacking(str(withheld))}") from None
     except MlflowException as error:
         refused = refusal(error)
         if refused is None:

@@ -17,7 +17,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from pyfunc_models import config
+from pyfunc_models import access, config
 from pyfunc_models.ledger import LedgerError, prepare_ledger, read_ledger
 from pyfunc_models.model_types import MODEL_NAMES, MODEL_TYPES, task_class
 
@@ -223,6 +223,8 @@ def evaluate_against_champion(model_type: str, version: str, eval_data: str | No
                               floors: dict | None = None) -> GateDecision:
     name, client = MODEL_NAMES[model_type], _client()
     candidate_version = client.get_model_version(name, version)
+    if not candidate_version.run_id:  # team mode: an account that may not read runs is not told the source run
+        raise access.Withheld(f"the server withheld the source run of {name} version {version}")
     run = client.get_run(candidate_version.run_id)
     ledger = evaluation_ledger(run.info.run_id, eval_data)
     candidate = score(model_type, f"models:/{name}/{version}", ledger)
@@ -367,8 +369,6 @@ def list_versions(model_types=MODEL_TYPES) -> pd.DataFrame:
         columns=["model", "version", "aliases", "key metric", "status", "reason"])
 
 
-def serve_command(model_type: str) -> str:
-    """Each model on its own port (5001-5004, as in the README and examples/requests.sh), so all four can run."""
 def tag_version(model_type: str, version: str, tags: dict) -> None:
     """Set tags on a registered version (monitoring's `monitoring_status`, `last_monitored`, ...)."""
     client, name = _client(), MODEL_NAMES[model_type]
@@ -376,5 +376,7 @@ def tag_version(model_type: str, version: str, tags: dict) -> None:
         client.set_model_version_tag(name, str(version), tag, str(value))
 
 
+def serve_command(model_type: str) -> str:
+    """Each model on its own port (5001-5004, as in the README and examples/requests.sh), so all four can run."""
     return (f"mlflow models serve -m models:/{MODEL_NAMES[model_type]}@{config.CHAMPION} "
             f"--env-manager local -p {config.FIRST_SERVE_PORT + MODEL_TYPES.index(model_type)}")

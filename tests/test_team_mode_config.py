@@ -80,3 +80,11 @@ def test_a_401_says_to_set_the_credentials_and_other_errors_pass_through(monkeyp
     with pytest.raises(MlflowException, match="error code 500"):
         with access.needing("anything"):
             raise _refused(500, "boom")
+
+
+def test_what_the_server_withholds_is_said_as_a_missing_permission(monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "reader")
+    with pytest.raises(access.AccessRefused, match=r"^promote m needs MANAGE: user 'reader' does not have that "
+                                                   r"permission \(the server withheld the source run\)"):
+        with access.needing("promote m needs MANAGE"):
+            raise access.Withheld("the server withheld the source run")
