@@ -86,3 +86,19 @@ def test_every_model_type_says_what_monitoring_watches():
     for task in TASKS:
         assert set(task.monitoring.inputs) | set(task.monitoring.labels) <= readable, task.model_type
         assert any(watched.decides for watched in task.monitoring.watched), task.model_type
+
+
+def test_since_splits_a_whole_export_into_history_and_the_period():
+    import pandas as pd
+
+    from pyfunc_models.ledger import LedgerError
+    from pyfunc_models.monitoring.job import split_period
+
+    ledger = pd.DataFrame({"date": pd.date_range("2026-09-01", periods=90, freq="D"), "amount": 1.0})
+    period, before = split_period(ledger, "2026-11-01")
+    assert period["date"].min() == pd.Timestamp("2026-11-01") and before["date"].max() == pd.Timestamp("2026-10-31")
+    assert len(period) + len(before) == 90
+    whole, nothing = split_period(ledger, None)
+    assert len(whole) == 90 and nothing.empty
+    with pytest.raises(LedgerError, match="no transaction on or after since=2027-01-01"):
+        split_period(ledger, "2027-01-01")
