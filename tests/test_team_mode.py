@@ -1,25 +1,36 @@
-"""Team mode on a real database: `mlflow server` on PostgreSQL with proxied artifacts. The main pipeline
-runs from a directory that is not the repo and writes nothing there; the champion is loaded and served
-from the registry through the server; and the registry (versions, aliases, tags) survives a restart of
-the tracking server."""
+"""Team mode as a team runs it: the authenticated tracking server (team_mode/server.py, MLflow's basic-auth app) on
+PostgreSQL, with users and permissions in their own database beside the tracking data, and the accounts made by
+`python -m team_mode.users setup`. Anonymous requests and wrong passwords get 401; the training account runs the
+main pipeline to four champions from a directory it writes nothing to, and no password reaches a run or the output;
+the reader serves the category champion from the registry, cannot read a run, and is refused a promote in one line;
+users, permissions and the registry survive a restart of the server."""
 
+import contextlib
 import json
+import secrets
 import subprocess
 import sys
 
 import pytest
+import requests
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from pyfunc_models import config
+from pyfunc_models import access, config
 from pyfunc_models.model_types import MODEL_NAMES
-from tests.conftest import (REPO, invoke, mlflow_cli, postgres_database, python_module, tracking_env, tracking_server,
-                            write_champion_ledger)
-from tools.servers import served_model
+from tests.conftest import REPO, invoke, postgres_database, tracking_env, write_champion_ledger
+from tools.servers import MLFLOW_CLI, Server, free_port, running, served_model
 
-pytestmark = pytest.mark.slow  # through the mlflow CLI, a served model or a tracking server
+pytestmark = pytest.mark.slow  # a PostgreSQL cluster, two tracking server starts, `mlflow run` and a served model
 
 FUEL = {"date": "2024-01-05", "description": "POS PURCHASE SHELL OIL #4410 SAN JOSE CA", "amount": -52.3,
         "payment_method": "credit_card"}
+ADMIN = ("admin", "admin-" + secrets.token_hex(8))
+TRAINER = ("trainer", "trainer-" + secrets.token_hex(8))
+READER = ("reader", "reader-" + secrets.token_hex(8))
+PASSWORDS = (ADMIN[1], TRAINER[1], READER[1])
+SECRET_KEY = secrets.token_hex()
+SEARCH = "/api/2.0/mlflow/experiments/search?max_results=1"
 
 
 @pytest.fixture(scope="module")
@@ -30,60 +41,130 @@ def year_ledger(tmp_path_factory):
     return path
 
 
+def with_auth_database(database: str) -> str:
+    """Make the auth app's own database in the cluster of `database`; returns its URI."""
+    import psycopg
+
+    cluster = database.rsplit("/", 1)[0]
+    with psycopg.connect(f"{cluster}/postgres", autocommit=True) as connection:
+        connection.execute("CREATE DATABASE mlflow_auth")
+    return f"{cluster}/mlflow_auth"
+
+
+@contextlib.contextmanager
+def team_server(folder, database: str, auth_database: str):
+    """`python -m team_mode.server` on a free 127.0.0.1 port, as the README starts it; yields its URI."""
+    folder.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    env = {**tracking_env(""), "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN[1], "MLFLOW_FLASK_SERVER_SECRET_KEY": SECRET_KEY,
+           "MLFLOW_BACKEND_STORE_URI": database, "MLFLOW_AUTH_DATABASE_URI": auth_database}
+    command = [sys.executable, "-m", "team_mode.server", "--artifacts-destination", folder / "artifacts",
+               "--host", "127.0.0.1", "--port", port, "--workers", "1"]
+    server = Server(command, port, cwd=REPO, env=env, log_path=folder / f"server-{port}.log", ready_path="/health")
+    with running(server):
+        yield server.url
+
+
+def as_user(uri: str, user: tuple, **extra) -> dict:
+    return tracking_env(uri, MLFLOW_TRACKING_USERNAME=user[0], MLFLOW_TRACKING_PASSWORD=user[1], **extra)
+
+
+def run(command: list, env: dict, cwd=REPO) -> subprocess.CompletedProcess:
+    result = subprocess.run([str(part) for part in command], cwd=cwd, env=env, capture_output=True, text=True,
+                            timeout=900)
+    assert not any(password in result.stdout + result.stderr for password in PASSWORDS), "a password was printed"
+    return result
+
+
+def client_as(monkeypatch, uri: str, user: tuple) -> MlflowClient:
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", user[0])
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", user[1])
+    return MlflowClient(uri)
+
+
 def registry_state(client: MlflowClient) -> dict:
     """Everything the registry promises to keep: each model's tags, and each version's aliases and tags."""
     state = {}
     for model in client.search_registered_models():
         versions = client.search_model_versions(f"name = '{model.name}'")
-        state[model.name] = {
-            "tags": dict(model.tags),
-            "aliases": dict(model.aliases),
-            "versions": {v.version: (v.status, dict(v.tags)) for v in versions},
-        }
+        state[model.name] = {"tags": dict(model.tags), "aliases": dict(model.aliases),
+                             "versions": {v.version: (v.status, dict(v.tags)) for v in versions}}
     return state
 
 
-def test_main_pipeline_on_postgresql_serves_a_champion_and_survives_a_server_restart(tmp_path, year_ledger):
+def status(uri: str, user: tuple | None = None) -> int:
+    return requests.get(uri + SEARCH, auth=user, timeout=30).status_code
+
+
+def test_team_mode_is_authenticated_end_to_end_and_survives_a_server_restart(tmp_path, year_ledger, monkeypatch):
     with postgres_database() as database:
-        with tracking_server(tmp_path / "server", database) as uri:
+        auth_database = with_auth_database(database)
+        with team_server(tmp_path / "server", database, auth_database) as uri:
+            assert status(uri) == 401, "an anonymous request was answered"
+            assert status(uri, (TRAINER[0], "not-the-password")) == 401
+            assert status(uri, ADMIN) == 200
+
+            made = run([sys.executable, "-m", "team_mode.users", "setup"],
+                       as_user(uri, ADMIN, TITANS_TRAINER_PASSWORD=TRAINER[1], TITANS_READER_PASSWORD=READER[1]))
+            assert made.returncode == 0, made.stderr
+            assert "user trainer: created" in made.stdout and "reader: DENY on every run" in made.stdout
+
+            # The training account: the whole pipeline, from a directory it writes nothing to.
             client_dir = tmp_path / "client"
             client_dir.mkdir()
-            result = mlflow_cli("run", str(REPO), "--env-manager", "local", "-P", f"data={year_ledger}",
-                                uri=uri, cwd=client_dir)
-            for name in MODEL_NAMES.values():
-                assert name in result.stdout  # every model has a line in the summary
+            trained = run([MLFLOW_CLI, "run", REPO, "--env-manager", "local", "--experiment-name",
+                           config.EXPERIMENT_NAME, "-P", f"data={year_ledger}"], as_user(uri, TRAINER), cwd=client_dir)
+            assert trained.returncode == 0, trained.stdout[-3000:] + trained.stderr[-3000:]
             assert not any(client_dir.iterdir()), "the client wrote to its own disk"
-            assert (tmp_path / "server" / "artifacts").is_dir()
 
-            client = MlflowClient(uri)
-            champion = client.get_model_version_by_alias(MODEL_NAMES["category"], config.CHAMPION)
-            assert champion.tags["validation_status"] == "passed"
-            before = registry_state(client)
+            admin = client_as(monkeypatch, uri, ADMIN)
+            before = registry_state(admin)
             assert set(before) == set(MODEL_NAMES.values())
-            assert all(config.CHAMPION in model["aliases"] for model in before.values())
+            assert all(config.CHAMPION in model["aliases"] for model in before.values()), before
+            experiment = admin.get_experiment_by_name(config.EXPERIMENT_NAME)
+            runs = admin.search_runs([experiment.experiment_id])
+            assert len(runs) >= 5  # main and one training run per model
+            recorded = json.dumps([(r.data.params, r.data.tags) for r in runs])
+            assert not any(password in recorded for password in PASSWORDS), "a password is in a run's params or tags"
 
-            # Served from the registry through the server, from a directory with nothing in it.
-            elsewhere = tmp_path / "third"
+            # The reader serves the champion from the registry, through the server, from an empty directory.
+            elsewhere = tmp_path / "reader"
             elsewhere.mkdir()
             champion_uri = f"models:/{MODEL_NAMES['category']}@champion"
-            with served_model(champion_uri, cwd=elsewhere, env=tracking_env(uri)) as server:
+            with served_model(champion_uri, cwd=elsewhere, env=as_user(uri, READER)) as server:
                 response = invoke(server.url, {"dataframe_records": [FUEL]})
                 assert response.status_code == 200, response.text
                 assert response.json()["predictions"][0]["category"] == "fuel"
 
-        with tracking_server(tmp_path / "server", database) as restarted:
-            after = registry_state(MlflowClient(restarted))
-            assert after == before
-            script = (
-                "import json, sys, mlflow, pandas as pd\n"
-                "model = mlflow.pyfunc.load_model(sys.argv[1])\n"
-                f"print(json.dumps(model.predict(pd.DataFrame([{FUEL!r}]))['category'].tolist()))\n"
-            )
-            env = tracking_env(restarted)
+            # ... and nothing more: no run (their artifacts hold the evaluation ledgers), no alias move.
+            reader = client_as(monkeypatch, uri, READER)
+            assert reader.search_runs([experiment.experiment_id]) == []
+            with pytest.raises(MlflowException) as refused:
+                reader.get_run(runs[0].info.run_id)
+            assert access.http_status(refused.value) == 403
+            version = before[MODEL_NAMES["category"]]["aliases"][config.CHAMPION]
+            for action in ("promote", "archive"):  # promote first reads the run behind the version; archive writes
+                refused = run([sys.executable, "-m", "entrypoints.register", "--action", action, "--model-type",
+                               "category", "--version", version, "--force", "true"], as_user(uri, READER))
+                assert refused.returncode == 2, refused.stderr
+                assert refused.stderr.startswith(f"error: {action} titans-finance-category-prediction needs MANAGE")
+                assert "user 'reader' does not have that permission" in refused.stderr
+                assert "Traceback" not in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
+            assert "(403 Permission denied)" in refused.stderr  # MLflow's own answer to the alias move
+            assert registry_state(client_as(monkeypatch, uri, ADMIN)) == before
+
+        with team_server(tmp_path / "server", database, auth_database) as restarted:
+            assert status(restarted) == 401 and status(restarted, (READER[0], "wrong-password")) == 401
+            assert registry_state(client_as(monkeypatch, restarted, ADMIN)) == before
+            script = ("import json, sys, mlflow, pandas as pd\n"
+                      "model = mlflow.pyfunc.load_model(sys.argv[1])\n"
+                      f"print(json.dumps(model.predict(pd.DataFrame([{FUEL!r}]))['category'].tolist()))\n")
+            env = as_user(restarted, READER)
             env.pop("PYTHONPATH", None)
-            loaded = subprocess.run([sys.executable, "-c", script, champion_uri], cwd=elsewhere, env=env,
-                                    capture_output=True, text=True, timeout=300)
+            loaded = run([sys.executable, "-c", script, champion_uri], env, cwd=elsewhere)
             assert loaded.returncode == 0, loaded.stderr
             assert json.loads(loaded.stdout.strip().splitlines()[-1]) == ["fuel"]
-            listing = python_module("entrypoints.register", "--action", "list", uri=restarted).stdout
-            assert "champion" in listing and MODEL_NAMES["cashflow"] in listing
+            listing = run([sys.executable, "-m", "entrypoints.register", "--action", "list"],
+                          as_user(restarted, TRAINER))
+            assert listing.returncode == 0, listing.stderr
+            assert "champion" in listing.stdout and MODEL_NAMES["cashflow"] in listing.stdout

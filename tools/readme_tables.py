@@ -52,6 +52,7 @@ PARAMETER_NOTES = {
     "group_by": "cash flow: one forecast per value of this column",
     "date_order": "dmy or mdy to say how 03/04/2024 reads",
     "model_type": "category, amount, ..., or all",
+    "retrain": "true, auto (when the decision is RETRAIN) or false",
 }
 
 
@@ -70,6 +71,11 @@ def _default(spec: dict) -> str:
     return '""' if value == "" else str(value)
 
 
+def _noted(parameter: str, spec: dict, notes: dict) -> bool:
+    """A note saying what an empty value means goes only where the parameter has that default."""
+    return parameter in notes and not (notes[parameter].startswith("empty") and spec.get("default") != "")
+
+
 def entry_points_table() -> str:
     entry_points = yaml.safe_load(MLPROJECT.read_text())["entry_points"]
     lines = ["| entry point | what it does | parameters (default) |", "|---|---|---|"]
@@ -82,7 +88,8 @@ def entry_points_table() -> str:
         else:
             what, helps = OTHER_ENTRY_POINTS[name], {}
         notes = {**PARAMETER_NOTES, **helps}
-        parameters = [f"`{parameter}` ({_default(spec)}{'; ' + notes[parameter] if parameter in notes else ''})"
+        parameters = [f"`{parameter}` ({_default(spec)}"
+                      f"{'; ' + notes[parameter] if _noted(parameter, spec, notes) else ''})"
                       for parameter, spec in entry["parameters"].items()]
         lines.append(f"| `{name}` | {what} | {', '.join(parameters)} |")
     return "\n".join(lines)
@@ -108,8 +115,8 @@ def render(text: str) -> str:
     """The README with every tables block written from the definitions; a missing block is an error."""
     missing = set(TABLES) - {match.group(2) for match in BLOCK.finditer(text)}
     if missing:
-        raise SystemExit(f"README.md has no block for: {', '.join(sorted(missing))}; add "
-                         + ", ".join(f"<!-- tables:{name}:start --> ... <!-- tables:{name}:end -->" for name in missing))
+        markers = ", ".join(f"<!-- tables:{name}:start --> ... <!-- tables:{name}:end -->" for name in missing)
+        raise SystemExit(f"README.md has no block for: {', '.join(sorted(missing))}; add {markers}")
     return BLOCK.sub(lambda match: f"{match.group(1)}{TABLES[match.group(2)]()}\n{match.group(4)}", text)
 
 
