@@ -191,6 +191,7 @@ class CategoryZscore:
 
 
 class AnomalyDetector(LedgerPredictor):
+    baseline_: CategoryZscore | None = None  # set by fit; None in a detector pickled before it carried one
     """Fitted statistics + IsolationForest + threshold; scores raw transactions with a reason each."""
 
     def __init__(self, seed: int = 42):
@@ -531,8 +532,8 @@ class AnomalyTask(ModelTask):
 
 def _training_baseline(predict):
     """The category z-score fitted beside the model being scored, when `predict` is a loaded pyfunc of ours."""
-    baseline = getattr(predictor_behind(predict), "baseline_", None)
-    return baseline if callable(getattr(baseline, "score", None)) else None
+    detector = predictor_behind(predict)
+    return detector.baseline_ if isinstance(detector, AnomalyDetector) else None
 
 
 def gate_metrics(predict, ledger: pd.DataFrame) -> dict:

@@ -221,7 +221,7 @@ def predict_in_one_thread(estimator):
     benchmarks/RESULTS.md, "Measurements behind choices in the code"). One thread gives the same numbers
     in a fraction of the time; a large batch is spread over cores by the batch-scoring job, not by the model.
     """
-    if not hasattr(estimator, "get_params"):  # not a scikit-learn estimator: nothing to set
+    if not isinstance(estimator, BaseEstimator):  # not a scikit-learn estimator (xgboost's are): nothing to set
         return estimator
     params = estimator.get_params(deep=True)
     estimator.set_params(**{name: 1 for name, value in params.items()

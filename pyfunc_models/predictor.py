@@ -34,6 +34,9 @@ class LedgerPredictor:
     read_columns: tuple | None = None  # None: every column is checked; else only these are parsed
     missing_amount_ok: bool = False
     date_order: str = "auto"  # 'dmy' or 'mdy' when the training ledger decided it
+    # Naive baselines fitted beside the model on the same past (name -> fitted, with predict): the gate scores them on
+    # the rows it scores the model on. Empty for a predictor that carries none (one pickled before they existed).
+    baselines_: dict = {}
 
     @classmethod
     def answerable(cls, ledger: pd.DataFrame, log=None) -> pd.DataFrame:
@@ -83,7 +86,8 @@ def predictor_behind(predict):
 def baseline_metrics(predict, rows: pd.DataFrame, metrics) -> dict:
     """`baseline_<name>_<metric>` of the baselines carried by the predictor behind `predict` (`baselines_`, fitted
     at training on the model's own past), on `rows`; `metrics(predictions)` -> {metric: value}."""
-    baselines = getattr(predictor_behind(predict), "baselines_", None) or {}
+    predictor = predictor_behind(predict)
+    baselines = predictor.baselines_ if predictor is not None else {}
     return {f"baseline_{name}_{metric}": value for name, baseline in baselines.items()
             for metric, value in metrics(baseline.predict(rows)).items()}
 

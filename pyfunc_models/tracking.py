@@ -15,14 +15,22 @@ from pathlib import Path
 import joblib
 import mlflow
 import pandas as pd
+from matplotlib.figure import Figure
 from mlflow.models import ModelSignature, infer_signature
 from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, Schema
 from mlflow.types.schema import AnyType
 
 from pyfunc_models import config
-from pyfunc_models.model_code import (PYFUNC_FILE, PYFUNC_MODULE, copy_modules, import_closure, module_file,
-                                      pickled_modules, pip_requirements)
+from pyfunc_models.model_code import (
+    PYFUNC_FILE,
+    PYFUNC_MODULE,
+    copy_modules,
+    import_closure,
+    module_file,
+    pickled_modules,
+    pip_requirements,
+)
 from pyfunc_models.serving import PREDICTOR_ARTIFACT
 
 # `mlflow run` without --experiment-name makes its run in the Default experiment; the work then goes to ours, and
@@ -130,7 +138,7 @@ def log_artifacts(artifacts: dict, folder: str) -> None:
     """Figures, dicts and text by file name."""
     for name, content in artifacts.items():
         path = f"{folder}/{name}"
-        if hasattr(content, "savefig"):
+        if isinstance(content, Figure):
             mlflow.log_figure(content, path)
         elif isinstance(content, dict):
             mlflow.log_dict(content, path)
