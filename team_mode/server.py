@@ -33,6 +33,7 @@ ADMIN_PASSWORD = "MLFLOW_AUTH_ADMIN_PASSWORD"
 SECRET_KEY = "MLFLOW_FLASK_SERVER_SECRET_KEY"
 BACKEND_STORE = "MLFLOW_BACKEND_STORE_URI"
 AUTH_DATABASE = "MLFLOW_AUTH_DATABASE_URI"
+JOB_EXECUTION = "MLFLOW_SERVER_ENABLE_JOB_EXECUTION"
 MIN_PASSWORD_LENGTH = 12  # MLflow's own rule for a user's password
 MIN_SECRET_KEY_LENGTH = 32  # the Flask session/CSRF key: long and random (python -c "import secrets; print(secrets.token_hex())")
 # Users get only what is granted to them; see team_mode/users.py for the roles.
@@ -84,8 +85,10 @@ def command(args, found: dict) -> tuple[list, dict]:
     argv = [mlflow, "server", "--app-name", "basic-auth",
             "--artifacts-destination", args.artifacts_destination, "--serve-artifacts",
             "--host", args.host, "--port", str(args.port), "--workers", str(args.workers)]
-    environ = {**os.environ, "MLFLOW_AUTH_CONFIG_PATH": str(config), ADMIN_PASSWORD: found[ADMIN_PASSWORD],
-               SECRET_KEY: found[SECRET_KEY], BACKEND_STORE: found[BACKEND_STORE]}
+    # MLflow's server-side job runner (GenAI scorers, prompt optimisation: five huey worker processes) does nothing
+    # for this project; off unless asked for, it saves their memory and start-up.
+    environ = {JOB_EXECUTION: "false", **os.environ, "MLFLOW_AUTH_CONFIG_PATH": str(config),
+               ADMIN_PASSWORD: found[ADMIN_PASSWORD], SECRET_KEY: found[SECRET_KEY], BACKEND_STORE: found[BACKEND_STORE]}
     for name in (ADMIN_PASSWORD, SECRET_KEY, BACKEND_STORE, AUTH_DATABASE):
         environ.pop(f"{name}_FILE", None)
     environ.pop(AUTH_DATABASE, None)  # it is in the config file; MLflow does not read this variable
