@@ -50,13 +50,18 @@ def _temporary_tracking(tmp_path, monkeypatch):
     monkeypatch.setattr(mlflow.tracking.fluent, "_active_experiment_id", None)
 
 
+def pytest_collection_modifyitems(items):
+    """Modules with a test that waits for an early run go last, in their order: the others run while it trains."""
+    waiting = {item.module for item in items if early.plans_of(item)}
+    items.sort(key=lambda item: getattr(item, "module", None) in waiting)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def early_runs(request, tmp_path_factory) -> dict:
     """The slow commands the collected tests will wait for, started now, one after the other in the background
     (tests/early_runs.py): the function that prepared them -> {key: EarlyRun}."""
-    wanted = {(item.module.__name__, fixture) for item in request.session.items if isinstance(item, pytest.Function)
-              for fixture in item.fixturenames}
-    prepared = {prepare: prepare(tmp_path_factory) for planned, prepare in early.PLANS.items() if planned in wanted}
+    wanted = {prepare for item in request.session.items for prepare in early.plans_of(item)}
+    prepared = {prepare: prepare(tmp_path_factory) for prepare in early.PLANS.values() if prepare in wanted}
     background = early.Background([run for runs in prepared.values() for run in runs.values()])
     try:
         yield prepared
@@ -182,7 +187,7 @@ def postgres_database():
             except psycopg.OperationalError:
                 if time.monotonic() > deadline:
                     raise AssertionError(f"PostgreSQL did not accept connections:\n{(folder / 'postgres.log').read_text()}")
-                time.sleep(0.5)
+                time.sleep(0.2)
         yield f"postgresql://titans@127.0.0.1:{port}/mlflow"
     finally:
         if process is not None:
@@ -192,19 +197,36 @@ def postgres_database():
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def write_champion_ledger(path: Path) -> tuple:
+def champion_ledger() -> tuple:
     """A small ledger on which all four models pass their gates: almost a year (the cash-flow backtest
     needs 300 days), 5% anomalies (enough labelled ones in the test split for the gate's recall to mean
-    something). Writes all but the last HELD_BACK_DAYS to `path`; returns (past, future) raw rows."""
+    something). Returns (past, future) raw rows: all but the last HELD_BACK_DAYS, and those days."""
     raw = generate_ledger(rows=3300, seed=7, days=360, anomaly_rate=0.05)
     cutoff = (pd.to_datetime(raw["Date"]).max() - pd.Timedelta(days=HELD_BACK_DAYS - 1)).strftime("%Y-%m-%d")
-    past, future = raw[raw["Date"] < cutoff], raw[raw["Date"] >= cutoff]
+    return raw[raw["Date"] < cutoff], raw[raw["Date"] >= cutoff]
+
+
+def write_champion_ledger(path: Path) -> tuple:
+    """The champion ledger's past written to `path`; returns (past, future) raw rows."""
+    past, future = champion_ledger()
     past.to_csv(path, index=False, float_format="%.2f")
     return past, future
 
 
+@early.starts_early("champions")
+def champion_training(tmp_path_factory) -> dict:
+    """`mlflow run . -e main` on the champion ledger's past, in a store of the session's own; it starts with the
+    session (tests/early_runs.py)."""
+    folder = tmp_path_factory.mktemp("champions")
+    ledger = folder / "ledger.csv"
+    write_champion_ledger(ledger)
+    command = [MLFLOW_CLI, "run", ".", "--env-manager", "local", "-P", f"data={ledger}"]
+    return {"main": early.EarlyRun(command, cwd=REPO, env=tracking_env(f"sqlite:///{folder}/mlflow.db"),
+                                   output_dir=folder)}
+
+
 @pytest.fixture(scope="session")
-def champions(tmp_path_factory) -> dict:
+def champions(early_runs) -> dict:
     """`mlflow run . -e main` once, on a small ledger long enough for the cash-flow backtest: four
     registered models with a champion each, in a store of the session's own. The ledger's last
     HELD_BACK_DAYS are held back from training (the cash-flow test judges the forecast on them)."""
@@ -212,11 +234,10 @@ def champions(tmp_path_factory) -> dict:
 
     from pyfunc_models import config
 
-    folder = tmp_path_factory.mktemp("champions")
-    ledger = folder / "ledger.csv"
-    past, future = write_champion_ledger(ledger)
-    uri = f"sqlite:///{folder}/mlflow.db"
-    mlflow_cli("run", ".", "--env-manager", "local", "-P", f"data={ledger}", uri=uri)
+    run = early_runs[champion_training]["main"]
+    run.result()
+    uri, ledger = run.env["MLFLOW_TRACKING_URI"], run.output_dir / "ledger.csv"
+    past, future = champion_ledger()
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name(config.EXPERIMENT_NAME)
     trained = {}

@@ -12,7 +12,9 @@ from mlflow.tracking import MlflowClient
 
 from pyfunc_models import config
 from pyfunc_models.model_types import MODEL_NAMES
-from tests.conftest import invoke, mlflow_cli, tracking_env
+from tests.conftest import REPO, invoke, tracking_env
+from tests.early_runs import EarlyRun, starts_early
+from tools.servers import MLFLOW_CLI
 
 pytestmark = pytest.mark.slow  # through the mlflow CLI, a served model or a tracking server
 
@@ -126,13 +128,32 @@ def test_unseen_merchants_extra_columns_and_minimal_rows_are_scored(server):
     assert len(predictions) == 2 and predictions[1]["category"] == "fuel"
 
 
-def test_a_bad_training_ledger_fails_the_run_and_registers_nothing(tmp_path):
-    bad = tmp_path / "bad.csv"
+@starts_early("bad_ledger_runs")
+def train_then_register_a_bad_ledger(tmp_path_factory) -> dict:
+    """`mlflow run . -e train_category` on a ledger with an unparsable amount, then `mlflow run . -e register`,
+    in a store of their own; they start with the session, in that order (tests/early_runs.py)."""
+    folder = tmp_path_factory.mktemp("bad-ledger")
+    bad = folder / "bad.csv"
     pd.DataFrame({"Date": ["2024-01-01", "2024-01-02"], "Description": ["a", "b"], "Amount": ["-1", "12,50"],
                   "Category": ["fuel", "rent"]}).to_csv(bad, index=False)
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
-    result = mlflow_cli("run", ".", "-e", "train_category", "--env-manager", "local", "-P", f"data={bad}",
-                        uri=uri, check=False)
+    env = tracking_env(f"sqlite:///{folder}/mlflow.db")
+    train = [MLFLOW_CLI, "run", ".", "-e", "train_category", "--env-manager", "local", "-P", f"data={bad}"]
+    register = [MLFLOW_CLI, "run", ".", "-e", "register", "--env-manager", "local", "-P", "model_type=category"]
+    runs = {}
+    for name, command in (("train", train), ("register", register)):  # each its own output folder
+        (folder / name).mkdir()
+        runs[name] = EarlyRun(command, cwd=REPO, env=env, output_dir=folder / name)
+    return runs
+
+
+@pytest.fixture(scope="module")
+def bad_ledger_runs(early_runs):
+    return early_runs[train_then_register_a_bad_ledger]
+
+
+def test_a_bad_training_ledger_fails_the_run_and_registers_nothing(bad_ledger_runs):
+    uri = bad_ledger_runs["train"].env["MLFLOW_TRACKING_URI"]
+    result = bad_ledger_runs["train"].result(check=False)
     assert result.returncode != 0
     assert "row 1 (line 3 of bad.csv), column 'amount': '12,50' is not a finite number" in result.stderr
     assert "Traceback" not in result.stderr.split("error: ")[-1]
@@ -142,7 +163,6 @@ def test_a_bad_training_ledger_fails_the_run_and_registers_nothing(tmp_path):
     assert [r.info.status for r in runs] == ["FAILED"]
     assert list(client.search_logged_models(experiment_ids=[experiment.experiment_id])) == []
     # ...and the registry finds nothing to register.
-    result = mlflow_cli("run", ".", "-e", "register", "--env-manager", "local", "-P", "model_type=category",
-                        uri=uri, check=False)
+    result = bad_ledger_runs["register"].result(check=False)
     assert result.returncode != 0 and "no FINISHED training run" in result.stderr
     assert client.search_model_versions(f"name = '{MODEL_NAMES['category']}'") == []

@@ -254,12 +254,13 @@ def quick_start_in_our_experiment(tmp_path_factory) -> dict:
     folder = tmp_path_factory.mktemp("quick-start")
     ledger = folder / "ledger.csv"
     generate_ledger(rows=300, seed=4, days=100).to_csv(ledger, index=False)
-    uri = f"sqlite:///{folder}/mlflow.db"
-    # Artifacts in this folder (`mlflow run` works in the repository, where ./mlruns would land).
-    MlflowClient(uri).create_experiment(config.EXPERIMENT_NAME, artifact_location=str(folder / "artifacts"))
-    command = [MLFLOW_CLI, "run", ".", "--env-manager", "local", "--experiment-name", config.EXPERIMENT_NAME,
-               "-P", f"data={ledger}"]
-    return {"run": EarlyRun(command, cwd=REPO, env=tracking_env(uri), output_dir=folder)}
+    # Our experiment first, its artifacts in this folder (`mlflow run` works in the repository, where ./mlruns
+    # would land).
+    store = [MLFLOW_CLI, "experiments", "create", "-n", config.EXPERIMENT_NAME, "-l", folder / "artifacts"]
+    training = [MLFLOW_CLI, "run", ".", "--env-manager", "local", "--experiment-name", config.EXPERIMENT_NAME,
+                "-P", f"data={ledger}"]
+    return {"run": EarlyRun(store, training, cwd=REPO, env=tracking_env(f"sqlite:///{folder}/mlflow.db"),
+                            output_dir=folder)}
 
 
 @pytest.fixture(scope="module")

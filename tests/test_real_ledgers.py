@@ -172,12 +172,13 @@ def ledger_trainings(tmp_path_factory) -> dict:
     for name in TRAINED_LEDGERS:
         folder = tmp_path_factory.mktemp(f"mlflow-run-{name}")
         ledger = real_ledgers.LEDGERS[name](folder / f"{name}.csv")  # as `ledgers` writes it, byte for byte
-        uri = f"sqlite:///{folder}/mlflow.db"
-        with contextlib.chdir(folder):  # MLflow puts a new store's default artifacts under ./mlruns
-            MlflowClient(uri).create_experiment(config.EXPERIMENT_NAME,
-                                                artifact_location=(folder / "artifacts").as_uri())
-        runs[name] = EarlyRun([MLFLOW_CLI, "run", REPO, "--env-manager", "local", "-P", f"data={ledger}"],
-                              cwd=folder, env=tracking_env(uri), output_dir=folder, timeout=RUN_TIMEOUT)
+        # The store and our experiment are made in the folder first (MLflow puts a new store's default artifacts
+        # under ./mlruns), with the experiment's artifacts in the folder too.
+        store = [MLFLOW_CLI, "experiments", "create", "-n", config.EXPERIMENT_NAME,
+                 "-l", (folder / "artifacts").as_uri()]
+        training = [MLFLOW_CLI, "run", REPO, "--env-manager", "local", "-P", f"data={ledger}"]
+        runs[name] = EarlyRun(store, training, cwd=folder, env=tracking_env(f"sqlite:///{folder}/mlflow.db"),
+                              output_dir=folder, timeout=RUN_TIMEOUT)
     return runs
 
 
