@@ -29,7 +29,7 @@ from pyfunc_models.amount import AmountTask
 from pyfunc_models.generator import generate_ledger, write_ledger
 from pyfunc_models.model_types import MODEL_NAMES
 from tests import early_runs as early
-from tools.servers import MLFLOW_CLI, Server, free_port, model_server, running, stop_group
+from tools.servers import MLFLOW_CLI, free_port, model_server, running, stop_group
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL_LEDGER_ROWS = 3000
@@ -118,21 +118,6 @@ def invoke(base: str, body, timeout: int = 60):
     data = body if isinstance(body, str) else json.dumps(body)
     return requests.post(f"{base}/invocations", data=data, headers={"Content-Type": "application/json"},
                          timeout=timeout)
-
-
-@contextlib.contextmanager
-def tracking_server(folder: Path, backend_store_uri: str | None = None):
-    """`mlflow server` with a backend store (sqlite in `folder` unless given) and proxied artifacts
-    (--serve-artifacts) in `folder`, on a free 127.0.0.1 port. Yields its URI."""
-    port = free_port()
-    folder.mkdir(parents=True, exist_ok=True)
-    command = [MLFLOW_CLI, "server", "--backend-store-uri", backend_store_uri or f"sqlite:///{folder}/server.db",
-               "--artifacts-destination", str(folder / "artifacts"), "--serve-artifacts",
-               "-h", "127.0.0.1", "-p", str(port), "--workers", "1"]
-    server = Server(command, port, cwd=folder, env=tracking_env(""), log_path=folder / f"server-{port}.log",
-                    ready_path="/health")
-    with running(server):
-        yield server.url
 
 
 def _postgres_programs() -> Path | None:

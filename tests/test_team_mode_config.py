@@ -55,6 +55,7 @@ def test_secrets_travel_in_the_environment_and_a_private_config_never_on_the_com
     parsed = configparser.ConfigParser()
     parsed.read(config_path)
     assert parsed["mlflow"]["default_permission"] == "NO_PERMISSIONS"
+    assert parsed["mlflow"]["auth_cache_ttl_seconds"] == str(server.AUTH_CACHE_SECONDS)
     assert parsed["mlflow"]["database_uri"] == GOOD[server.AUTH_DATABASE]
     assert "admin_password" not in parsed["mlflow"]  # from the environment only
 
