@@ -32,12 +32,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# What monitoring takes on a team server with authentication (team mode): the trainer's permissions fit.
+MONITORING_NEEDS = ("monitoring needs READ on the registered models and their runs, EDIT on the experiments it logs "
+                    "to and, to retrain, MANAGE on the registered models")
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     types = MODEL_TYPES if args.model_type == "all" else (args.model_type,)
     try:
         jobs.run_entry_point(job.monitor, args.data, types, args.retrain, args.since or None, args.reference or None,
-                             args.experiment_name, args.date_order)
+                             args.experiment_name, args.date_order, needs=MONITORING_NEEDS)
     except job.MonitoringError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)

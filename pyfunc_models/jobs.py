@@ -132,11 +132,11 @@ TRAINING_NEEDS = ("training needs EDIT on the experiment (runs, metrics, models)
                   "registered models")
 
 
-def run_entry_point(job, *args, **kwargs):
+def run_entry_point(job, *args, needs: str = TRAINING_NEEDS, **kwargs):
     """Run a job; a bad ledger, or credentials or a permission the tracking server refuses, end with one line and
-    exit code 2, not a stack trace."""
+    exit code 2, not a stack trace. `needs` says what permissions the job takes, for that line."""
     try:
-        with access.needing(TRAINING_NEEDS):
+        with access.needing(needs):
             return job(*args, **kwargs)
     except (LedgerError, access.AccessRefused) as error:
         print(f"error: {error}", file=sys.stderr)
