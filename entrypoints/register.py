@@ -6,6 +6,13 @@
     mlflow run . -e register -P action=promote -P model_type=amount -P version=3 [-P force=true]
     mlflow run . -e register -P action=rollback -P model_type=amount
     mlflow run . -e register -P action=archive -P model_type=amount -P version=2
+
+From a candidate to production (README, "From a candidate to production"):
+    mlflow run . -e register -P action=compare -P model_type=category [-P versions=3,5] [-P eval_data=new.csv]
+    mlflow run . -e register -P action=promote -P model_type=category -P version=5 -P require_significance=true
+    mlflow run . -e register -P action=ab_split -P model_type=amount -P challenger_share=0.1
+    mlflow run . -e register -P action=promote_env -P model_type=all -P to=staging      # then -P to=production
+    mlflow run . -e register -P action=lineage -P model_type=category [-P format=json]
 """
 
 import argparse
@@ -17,7 +24,7 @@ from pyfunc_models import access, config, registry
 from pyfunc_models.ledger import LedgerError
 from pyfunc_models.model_types import MODEL_NAMES, MODEL_TYPES, task_class
 
-ACTIONS = ("register", "list", "promote", "rollback", "archive")
+ACTIONS = ("register", "list", "promote", "rollback", "archive", "compare", "ab_split", "promote_env", "lineage")
 # What each action takes on a team server with authentication (team mode), in MLflow's permission names.
 NEEDS = {
     "register": "EDIT on the experiment's runs and MANAGE on the registered model (a new version, its tags and aliases)",
@@ -25,6 +32,12 @@ NEEDS = {
     "rollback": "MANAGE on the registered model (it moves the champion alias)",
     "archive": "MANAGE on the registered model (it removes the version's aliases)",
     "list": "READ on the registered models",
+    "compare": "READ on the registered model and on its versions' runs, and EDIT on the experiment the evaluation "
+               "run is logged to",
+    "ab_split": "READ on the registered model's versions, EDIT on the experiment and MANAGE on the registered model "
+                "(a new version and its alias)",
+    "promote_env": "READ on the source environment's registered model and MANAGE on the target's",
+    "lineage": "READ on the registered model, its versions' runs and the monitoring experiment",
 }
 
 
@@ -47,6 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--eval-data", default="", help="CSV ledger to score candidate and champion on")
     parser.add_argument("--experiment-name", default=config.EXPERIMENT_NAME)
     parser.add_argument("--floors", default="", help="absolute gate floors, e.g. category.macro_f1=0.8,anomaly.recall=0.7")
+    parser.add_argument("--versions", default="", help="compare: two versions, e.g. 3,5 (default: champion, challenger)")
+    parser.add_argument("--require-significance", default="false", choices=("true", "false"),
+                        help="promote only if compare says the version is significantly better than the champion")
+    parser.add_argument("--challenger-share", type=float, default=0.1,
+                        help="ab_split: the share of rows the challenger answers")
+    parser.add_argument("--to", default="staging", help="promote_env: the environment to promote into")
+    parser.add_argument("--format", default="text", choices=("text", "json"), help="lineage: text or json")
     return parser
 
 
@@ -58,6 +78,8 @@ def main(argv=None):
         parser.error(f"{args.action} needs one --model-type and a --version")
     if args.run_id and args.model_type == "all":
         parser.error("--run-id needs one --model-type")
+    if args.versions and args.model_type == "all":
+        parser.error("--versions needs one --model-type")
 
     try:
         floors = registry.parse_floors(args.floors)
@@ -80,6 +102,11 @@ def act(args, model_type: str, floors: dict) -> None:
                                                      args.experiment_name, floors)
         print(describe(model_type, version.version, alias, decision))
     elif args.action == "promote":
+        if args.require_significance == "true":  # the evidence first: a paired comparison with the champion
+            from pyfunc_models import comparison
+
+            print(comparison.require_evidence(model_type, args.version, args.eval_data or None,
+                                              args.experiment_name).report())
         alias, decision = registry.promote(model_type, args.version, args.force == "true",
                                            args.eval_data or None, floors)
         print(describe(model_type, args.version, alias, decision))
@@ -88,6 +115,24 @@ def act(args, model_type: str, floors: dict) -> None:
     elif args.action == "archive":
         registry.archive(model_type, args.version)
         print(f"{MODEL_NAMES[model_type]} version {args.version} archived (aliases removed)")
+    elif args.action == "compare":
+        from pyfunc_models import comparison
+
+        versions = tuple(v.strip() for v in args.versions.split(",") if v.strip()) or None
+        print(comparison.compare(model_type, versions, args.eval_data or None, args.experiment_name).report())
+    elif args.action == "ab_split":
+        from pyfunc_models import ab_split
+
+        print(ab_split.register_split(model_type, args.challenger_share, args.experiment_name))
+    elif args.action == "promote_env":
+        from pyfunc_models import environments
+
+        print(environments.promote_env(model_type, args.to, args.eval_data or None, floors))
+    elif args.action == "lineage":
+        from pyfunc_models import lineage
+
+        found = lineage.lineage(model_type)
+        print(lineage.as_json(found) if args.format == "json" else lineage.as_text(found))
 
 
 if __name__ == "__main__":

@@ -7,8 +7,14 @@ tags, and the champion's history as a registered-model tag), so it survives any 
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import datetime
+import getpass
 import json
+import os
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +29,13 @@ from pyfunc_models.model_types import MODEL_NAMES, MODEL_TYPES, task_class
 
 HISTORY_TAG = "champion_history"  # JSON list of versions that were champion, oldest first
 EVALUATION_ARTIFACT = "evaluation/test_ledger.csv"
+# Every alias move is a registered-model tag of its own, `alias_move.<epoch ms>` = JSON {time, alias, version,
+# previous, action, reason, by}: the lineage reads them back from the registry (alias_moves), nothing is kept aside.
+ALIAS_MOVE_PREFIX = "alias_move."
+
+# The registered-name suffix of the environment the registry functions act in ("" for dev, "-staging" when
+# environments share one registry): see `in_registry` and pyfunc_models/environments.py.
+_NAME_SUFFIX = contextvars.ContextVar("registered_name_suffix", default="")
 
 
 class RegistryError(ValueError):
@@ -49,6 +62,63 @@ class GateDecision:
 
 def _client() -> MlflowClient:
     return MlflowClient()
+
+
+def registered_name(model_type: str) -> str:
+    """The registered model of a model type in the registry the functions here act in (`in_registry`)."""
+    return MODEL_NAMES[model_type] + _NAME_SUFFIX.get()
+
+
+@contextlib.contextmanager
+def in_registry(tracking_uri: str | None = None, name_suffix: str = ""):
+    """Act in another registry (a tracking server's URI, None for the current one) and/or on registered names with
+    a suffix (an environment kept in the same registry): every function of this module, inside the block."""
+    previous_uri = mlflow.get_tracking_uri()
+    token = _NAME_SUFFIX.set(name_suffix)
+    if tracking_uri:
+        mlflow.set_tracking_uri(tracking_uri)
+        mlflow.set_registry_uri(tracking_uri)
+    try:
+        yield
+    finally:
+        _NAME_SUFFIX.reset(token)
+        if tracking_uri:
+            mlflow.set_tracking_uri(previous_uri)
+            mlflow.set_registry_uri(previous_uri)
+
+
+def record_alias_move(name: str, alias: str, version, action: str, reason: str, previous=None) -> None:
+    """One alias move, as a registered-model tag of its own (ALIAS_MOVE_PREFIX): when, which alias, from which
+    version to which (None: removed), by which action and why, and who (the OS user or the tracking user)."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    move = {"time": now.isoformat(timespec="seconds"), "alias": alias,
+            "version": None if version is None else str(version),
+            "previous": None if previous is None else str(previous), "action": action, "reason": reason[:2000],
+            "by": _who()}
+    key = f"{ALIAS_MOVE_PREFIX}{time.time_ns() // 1000:d}"  # microseconds: two moves of one call stay apart
+    _client().set_registered_model_tag(name, key, json.dumps(move))
+
+
+def _who() -> str:
+    try:
+        return os.environ.get("MLFLOW_TRACKING_USERNAME") or getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def alias_moves(name: str) -> list:
+    """Every recorded alias move of a registered model, oldest first (record_alias_move)."""
+    try:
+        tags = _client().get_registered_model(name).tags
+    except MlflowException:
+        return []
+    moves = []
+    for key in sorted((k for k in tags if k.startswith(ALIAS_MOVE_PREFIX)), key=lambda k: int(k.split(".")[-1])):
+        try:
+            moves.append(json.loads(tags[key]))
+        except ValueError:
+            continue
+    return moves
 
 
 def parse_floors(text: str | None) -> dict:
@@ -164,14 +234,32 @@ def _champion_history(name: str) -> list:
         return []
 
 
-def _make_champion(name: str, version) -> None:
+def set_alias(name: str, alias: str, version, action: str, reason: str) -> None:
+    """Point `alias` at `version` and record the move (record_alias_move), unless it already points there."""
+    current = _version_of_alias(name, alias)
+    previous = None if current is None else str(current.version)
+    if previous == str(version):
+        return
+    _client().set_registered_model_alias(name, alias, str(version))
+    record_alias_move(name, alias, version, action, reason, previous)
+
+
+def remove_alias(name: str, alias: str, action: str, reason: str) -> None:
+    current = _version_of_alias(name, alias)
+    if current is None:
+        return
+    _client().delete_registered_model_alias(name, alias)
+    record_alias_move(name, alias, None, action, reason, current.version)
+
+
+def _make_champion(name: str, version, action: str = "promote", reason: str = "") -> None:
     client, version = _client(), str(version)
     history = [v for v in _champion_history(name) if v != version] + [version]
-    client.set_registered_model_alias(name, config.CHAMPION, version)
+    set_alias(name, config.CHAMPION, version, action, reason)
     client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(history))
     challenger = _version_of_alias(name, config.CHALLENGER)
     if challenger is not None and str(challenger.version) == version:
-        client.delete_registered_model_alias(name, config.CHALLENGER)
+        remove_alias(name, config.CHALLENGER, action, f"version {version} became {config.CHAMPION}")
 
 
 def gate_description(model_type: str) -> str:
@@ -215,13 +303,13 @@ def model_description(model_type: str, signature=None) -> str:
 def describe_registered_model(model_type: str, model_uri: str | None = None) -> None:
     """Set the registered model's description (`model_description`), read from the signature at `model_uri`."""
     signature = mlflow.models.get_model_info(model_uri).signature if model_uri else None
-    _client().update_registered_model(MODEL_NAMES[model_type],
+    _client().update_registered_model(registered_name(model_type),
                                       description=model_description(model_type, signature))
 
 
 def evaluate_against_champion(model_type: str, version: str, eval_data: str | None = None,
                               floors: dict | None = None) -> GateDecision:
-    name, client = MODEL_NAMES[model_type], _client()
+    name, client = registered_name(model_type), _client()
     candidate_version = client.get_model_version(name, version)
     if not candidate_version.run_id:  # team mode: an account that may not read runs is not told the source run
         raise access.Withheld(f"the server withheld the source run of {name} version {version}")
@@ -241,7 +329,7 @@ def evaluate_against_champion(model_type: str, version: str, eval_data: str | No
 
 
 def _record(model_type: str, version: str, decision: GateDecision, forced: bool = False) -> None:
-    client, name = _client(), MODEL_NAMES[model_type]
+    client, name = _client(), registered_name(model_type)
     key = task_class(model_type).gate.key_metric
     tags = {
         "validation_status": "forced" if forced else ("passed" if decision.passed else "rejected"),
@@ -257,13 +345,16 @@ def _record(model_type: str, version: str, decision: GateDecision, forced: bool 
         client.set_model_version_tag(name, version, tag, value)
 
 
-def _decide(model_type: str, version: str, decision: GateDecision, force: bool = False) -> str:
-    name = MODEL_NAMES[model_type]
-    _record(model_type, version, decision, forced=force and not decision.passed)
+def _decide(model_type: str, version: str, decision: GateDecision, force: bool = False,
+            action: str = "register") -> str:
+    name = registered_name(model_type)
+    forced = force and not decision.passed
+    _record(model_type, version, decision, forced=forced)
     if decision.passed or force:
-        _make_champion(name, version)
+        _make_champion(name, version, "forced promotion" if forced else action,
+                       f"forced past the gate: {decision.decided_by}" if forced else decision.decided_by)
         return config.CHAMPION
-    _client().set_registered_model_alias(name, config.CHALLENGER, version)
+    set_alias(name, config.CHALLENGER, version, action, decision.decided_by)
     return config.CHALLENGER
 
 
@@ -285,7 +376,7 @@ def register(model_type: str, run_id: str | None = None, eval_data: str | None =
     if run.data.tags.get(config.MODEL_TYPE_TAG) != model_type:
         raise RegistryError(f"run {run.info.run_id} trained a '{run.data.tags.get(config.MODEL_TYPE_TAG)}' model, "
                             f"not '{model_type}'")
-    name = MODEL_NAMES[model_type]
+    name = registered_name(model_type)
     training = [d for d in run.inputs.dataset_inputs if any(t.value == "training" for t in d.tags)]
     key = task_class(model_type).gate.key_metric
     tags = {
@@ -314,12 +405,12 @@ def register(model_type: str, run_id: str | None = None, eval_data: str | None =
 def promote(model_type: str, version: str, force: bool = False, eval_data: str | None = None,
             floors: dict | None = None) -> tuple:
     decision = evaluate_against_champion(model_type, version, eval_data, floors)
-    return _decide(model_type, version, decision, force=force), decision
+    return _decide(model_type, version, decision, force=force, action="promote"), decision
 
 
 def rollback(model_type: str) -> str:
     """Champion goes back to the version that was champion before it; returns that version."""
-    name, client = MODEL_NAMES[model_type], _client()
+    name, client = registered_name(model_type), _client()
     history = _champion_history(name)
     current = _version_of_alias(name, config.CHAMPION)
     if current is not None and history and history[-1] == str(current.version):
@@ -329,7 +420,8 @@ def rollback(model_type: str) -> str:
     if not history:
         raise RegistryError(f"{name} has no earlier champion to roll back to")
     previous = history[-1]
-    client.set_registered_model_alias(name, config.CHAMPION, previous)
+    set_alias(name, config.CHAMPION, previous, "rollback",
+              f"rolled back from version {current.version}" if current is not None else "rolled back")
     client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(history))
     if current is not None:
         client.set_model_version_tag(name, current.version, "rolled_back", "true")
@@ -337,9 +429,9 @@ def rollback(model_type: str) -> str:
 
 
 def archive(model_type: str, version: str) -> None:
-    name, client = MODEL_NAMES[model_type], _client()
+    name, client = registered_name(model_type), _client()
     for alias in client.get_model_version(name, version).aliases:
-        client.delete_registered_model_alias(name, alias)
+        remove_alias(name, alias, "archive", f"version {version} archived")
     client.set_model_version_tag(name, version, "archived", "true")
     history = [v for v in _champion_history(name) if v != str(version)]
     client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(history))
@@ -348,7 +440,7 @@ def archive(model_type: str, version: str) -> None:
 def list_versions(model_types=MODEL_TYPES) -> pd.DataFrame:
     client, rows = _client(), []
     for model_type in model_types:
-        name = MODEL_NAMES[model_type]
+        name = registered_name(model_type)
         key = task_class(model_type).gate.key_metric
         try:
             by_version = {}
@@ -371,12 +463,12 @@ def list_versions(model_types=MODEL_TYPES) -> pd.DataFrame:
 
 def tag_version(model_type: str, version: str, tags: dict) -> None:
     """Set tags on a registered version (monitoring's `monitoring_status`, `last_monitored`, ...)."""
-    client, name = _client(), MODEL_NAMES[model_type]
+    client, name = _client(), registered_name(model_type)
     for tag, value in tags.items():
         client.set_model_version_tag(name, str(version), tag, str(value))
 
 
 def serve_command(model_type: str) -> str:
     """Each model on its own port (5001-5004, as in the README and examples/requests.sh), so all four can run."""
-    return (f"mlflow models serve -m models:/{MODEL_NAMES[model_type]}@{config.CHAMPION} "
+    return (f"mlflow models serve -m models:/{registered_name(model_type)}@{config.CHAMPION} "
             f"--env-manager local -p {config.FIRST_SERVE_PORT + MODEL_TYPES.index(model_type)}")
