@@ -218,6 +218,14 @@ UNKNOWN = "unknown"
 FIRST_SERVE_PORT = 5001  # the summary's serve lines: category 5001, amount 5002, anomaly 5003, cash flow 5004
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+# An online A/B test (register -P action=ab_split): one registered version that holds champion and challenger,
+# served under its own alias; each answer says which variant and which version answered it.
+AB_ALIAS = "ab_test"
+AB_SPLIT_TAG = "ab_split"  # version tag "true" on such a version, beside ab_champion_version, ab_challenger_version
+AB_VARIANT_COLUMN = "variant"  # "champion" or "challenger"
+AB_VERSION_COLUMN = "model_version"  # the registered version that answered the row
+# Environments (register -P action=promote_env): dev is where training registers; the others are promoted into.
+ENVIRONMENTS = ("dev", "staging", "production")
 MODEL_ARTIFACT_NAME = "model"
 MODEL_TYPE_TAG = "model_type"
 
