@@ -16,13 +16,14 @@ From a candidate to production (README, "From a candidate to production"):
 """
 
 import argparse
+import contextlib
 import sys
 
 import pandas as pd
 
 from pyfunc_models import access, config, registry
 from pyfunc_models.ledger import LedgerError
-from pyfunc_models.model_types import MODEL_NAMES, MODEL_TYPES, task_class
+from pyfunc_models.model_types import MODEL_TYPES, task_class
 
 ACTIONS = ("register", "list", "promote", "rollback", "archive", "compare", "ab_split", "promote_env", "lineage")
 # What each action takes on a team server with authentication (team mode), in MLflow's permission names.
@@ -43,7 +44,7 @@ NEEDS = {
 
 def describe(model_type, version, alias, decision) -> str:
     key = task_class(model_type).gate.key_metric
-    line = f"{MODEL_NAMES[model_type]} version {version} -> {alias} ({key}={decision.candidate.get(key, float('nan')):.4f}"
+    line = f"{registry.registered_name(model_type)} version {version} -> {alias} ({key}={decision.candidate.get(key, float('nan')):.4f}"
     if decision.champion is not None:
         line += f"; champion v{decision.champion_version} {key}={decision.champion[key]:.4f}"
     line += ")"
@@ -67,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="ab_split: the share of rows the challenger answers")
     parser.add_argument("--to", default="staging", help="promote_env: the environment to promote into")
     parser.add_argument("--format", default="text", choices=("text", "json"), help="lineage: text or json")
+    parser.add_argument("--environment", default=config.ENVIRONMENTS[0], choices=config.ENVIRONMENTS,
+                        help="the environment's registry to act in (list, promote, rollback, archive, compare, "
+                             "ab_split); training registers in dev only")
     return parser
 
 
@@ -80,19 +84,36 @@ def main(argv=None):
         parser.error("--run-id needs one --model-type")
     if args.versions and args.model_type == "all":
         parser.error("--versions needs one --model-type")
+    if args.environment != config.ENVIRONMENTS[0] and args.action in ("register", "promote_env", "lineage"):
+        parser.error(f"{args.action} takes no --environment: training registers in {config.ENVIRONMENTS[0]} only, "
+                     f"promote_env moves a champion on (--to), lineage shows every environment")
 
     try:
-        floors = registry.parse_floors(args.floors)
-        if args.action == "list":
-            with access.needing(f"list needs {NEEDS['list']}"), \
-                    pd.option_context("display.width", 200, "display.max_colwidth", 90):
-                print(registry.list_versions(types).to_string(index=False))
-        for model_type in types if args.action != "list" else ():
-            with access.needing(f"{args.action} {MODEL_NAMES[model_type]} needs {NEEDS[args.action]}"):
-                act(args, model_type, floors)
+        with acting_in(args.environment):
+            run_action(args, types)
     except (registry.RegistryError, LedgerError, access.AccessRefused) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+
+
+def acting_in(environment: str):
+    """The registry of the environment asked for (pyfunc_models/environments.py); dev is the current one."""
+    if environment == config.ENVIRONMENTS[0]:
+        return contextlib.nullcontext()
+    from pyfunc_models import environments
+
+    return environments.in_environment(environment)
+
+
+def run_action(args, types) -> None:
+    floors = registry.parse_floors(args.floors)
+    if args.action == "list":
+        with access.needing(f"list needs {NEEDS['list']}"), \
+                pd.option_context("display.width", 200, "display.max_colwidth", 90):
+            print(registry.list_versions(types).to_string(index=False))
+    for model_type in types if args.action != "list" else ():
+        with access.needing(f"{args.action} {registry.registered_name(model_type)} needs {NEEDS[args.action]}"):
+            act(args, model_type, floors)
 
 
 def act(args, model_type: str, floors: dict) -> None:
@@ -111,10 +132,10 @@ def act(args, model_type: str, floors: dict) -> None:
                                            args.eval_data or None, floors)
         print(describe(model_type, args.version, alias, decision))
     elif args.action == "rollback":
-        print(f"{MODEL_NAMES[model_type]}: champion is now version {registry.rollback(model_type)}")
+        print(f"{registry.registered_name(model_type)}: champion is now version {registry.rollback(model_type)}")
     elif args.action == "archive":
         registry.archive(model_type, args.version)
-        print(f"{MODEL_NAMES[model_type]} version {args.version} archived (aliases removed)")
+        print(f"{registry.registered_name(model_type)} version {args.version} archived (aliases removed)")
     elif args.action == "compare":
         from pyfunc_models import comparison
 

@@ -131,7 +131,12 @@ def log_ledger(rows: pd.DataFrame, source: str, context: str, name: str, target:
         # A local path matches two equivalent registered sources; MLflow picks one and says so.
         warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
         dataset = mlflow.data.from_pandas(rows, source=source, name=name, targets=target)
-    mlflow.log_input(dataset, context=context)
+    # The rows and the days they span ride on the input's tags: the lineage reads them from the run.
+    tags = {"rows": str(len(rows))}
+    if "date" in rows and len(rows):
+        dates = pd.to_datetime(rows["date"])
+        tags |= {"first_day": f"{dates.min():%Y-%m-%d}", "last_day": f"{dates.max():%Y-%m-%d}"}
+    mlflow.log_input(dataset, context=context, tags=tags)
 
 
 def log_artifacts(artifacts: dict, folder: str) -> None:
