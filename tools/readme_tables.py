@@ -35,7 +35,9 @@ OTHER_ENTRY_POINTS = {
     "main": "one ledger, every model type trained (nested runs), each registered through its gate, a summary; a "
             "model the ledger is too small for is skipped with its reason",
     "generate_data": "deterministic sample ledger in the Titans CSV format",
-    "register": "registry lifecycle: register / list / promote / rollback / archive, for one model type or all",
+    "register": "registry lifecycle: register / list / promote / rollback / archive, for one model type or all; "
+                "compare / ab_split / promote_env / lineage ([From a candidate to production]"
+                "(#from-a-candidate-to-production))",
     "batch_score": "score a CSV/Parquet ledger with any model on Spark, write Parquet "
                    "([Batch scoring](#batch-scoring))",
     "monitor": "each champion on a new period of the ledger: OK / WARN / RETRAIN with reasons in numbers, a monitoring "
@@ -53,6 +55,9 @@ PARAMETER_NOTES = {
     "date_order": "dmy or mdy to say how 03/04/2024 reads",
     "model_type": "category, amount, ..., or all",
     "retrain": "true, auto (when the decision is RETRAIN) or false",
+    "versions": "compare: empty = champion and challenger",
+    "to": "promote_env: staging or production",
+    "environment": "the registry acted in: dev, staging or production",
 }
 
 
