@@ -111,9 +111,18 @@ def run_action(args, types) -> None:
         with access.needing(f"list needs {NEEDS['list']}"), \
                 pd.option_context("display.width", 200, "display.max_colwidth", 90):
             print(registry.list_versions(types).to_string(index=False))
+    failed = []
     for model_type in types if args.action != "list" else ():
-        with access.needing(f"{args.action} {registry.registered_name(model_type)} needs {NEEDS[args.action]}"):
-            act(args, model_type, floors)
+        try:
+            with access.needing(f"{args.action} {registry.registered_name(model_type)} needs {NEEDS[args.action]}"):
+                act(args, model_type, floors)
+        except (registry.RegistryError, LedgerError) as error:
+            if len(types) == 1:
+                raise
+            print(f"error: {error}", file=sys.stderr)  # with model_type=all, each type on its own
+            failed.append(model_type)
+    if failed:
+        raise registry.RegistryError(f"{args.action} did not complete for {', '.join(failed)} (above)")
 
 
 def act(args, model_type: str, floors: dict) -> None:

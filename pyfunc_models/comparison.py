@@ -401,12 +401,6 @@ def _evaluation_source(run):
     return None
 
 
-def _model_id(version) -> str | None:
-    """The logged model a version was registered from. A sqlite registry leaves ModelVersion.model_id empty (MLflow
-    3.17.2); the model's MLmodel names it."""
-    return version.model_id or mlflow.models.get_model_info(f"models:/{version.name}/{version.version}").model_id
-
-
 def _load(name: str, version: str):
     return mlflow.pyfunc.load_model(f"models:/{name}/{version}")
 
@@ -513,7 +507,7 @@ def compare(model_type: str, versions=None, eval_data: str | None = None,
     data = source if eval_data else f"runs:/{run_id}/{registry.EVALUATION_ARTIFACT}"
     where = Path(eval_data).name if eval_data else f"the held-out rows of version {newer.version}'s training run"
     unit = "days" if task.batch_plan == PER_LEDGER else "rows"
-    sides = [Side(str(v.version), _role(v), _run_id(v), _model_id(v)) for v in (a, b)]
+    sides = [Side(str(v.version), _role(v), _run_id(v), registry.logged_model_id(v)) for v in (a, b)]
 
     if split is None:
         watches = [_watch(task, models[v.version].predict, rows, history, f"{name} version {v.version}")

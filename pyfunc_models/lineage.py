@@ -48,21 +48,6 @@ def _dataset(dataset_input) -> dict:
             "last_day": tags.get("last_day")}
 
 
-def _logged_model_id(client: MlflowClient, version, hops: int = 5) -> str | None:
-    """The logged model (m-...) behind a version: its source, or the source of the version it was copied from
-    (copy_model_version makes the source `models:/<name>/<version>`)."""
-    source = version.source or ""
-    if source.startswith("models:/m-"):
-        return source.removeprefix("models:/")
-    parts = source.removeprefix("models:/").split("/")
-    if source.startswith("models:/") and len(parts) == 2 and hops:
-        try:
-            return _logged_model_id(client, client.get_model_version(*parts), hops - 1)
-        except MlflowException:
-            return None
-    return None
-
-
 def _packages(client: MlflowClient, model_id: str | None) -> dict:
     """The pinned requirements the version's model was logged with (its requirements.txt)."""
     if not model_id:
@@ -112,7 +97,7 @@ def _champion(client: MlflowClient, model_type: str, name: str) -> dict | None:
     if parent is not None:
         parent.pop("run", None)
         parent.pop("datasets", None)
-    model_id = _logged_model_id(client, version)
+    model_id = registry.logged_model_id(version)
     packages = _packages(client, model_id)
     return {
         "version": str(version.version), "created": version.creation_timestamp, "model_id": model_id,

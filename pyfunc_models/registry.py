@@ -73,7 +73,9 @@ def registered_name(model_type: str) -> str:
 def in_registry(tracking_uri: str | None = None, name_suffix: str = ""):
     """Act in another registry (a tracking server's URI, None for the current one) and/or on registered names with
     a suffix (an environment kept in the same registry): every function of this module, inside the block."""
-    previous_uri = mlflow.get_tracking_uri()
+    # mlflow.set_tracking_uri/set_registry_uri pin the URI for the rest of the process and export it as
+    # MLFLOW_TRACKING_URI/MLFLOW_REGISTRY_URI: afterwards both are unpinned and the variables put back as they were.
+    exported = {name: os.environ.get(name) for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
     token = _NAME_SUFFIX.set(name_suffix)
     if tracking_uri:
         mlflow.set_tracking_uri(tracking_uri)
@@ -83,8 +85,13 @@ def in_registry(tracking_uri: str | None = None, name_suffix: str = ""):
     finally:
         _NAME_SUFFIX.reset(token)
         if tracking_uri:
-            mlflow.set_tracking_uri(previous_uri)
-            mlflow.set_registry_uri(previous_uri)
+            mlflow.set_tracking_uri(None)
+            mlflow.set_registry_uri(None)
+            for name, value in exported.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
 
 
 def record_alias_move(name: str, alias: str, version, action: str, reason: str, previous=None) -> None:
@@ -155,6 +162,17 @@ def logged_model_uri(run) -> str:
     if not models:
         raise RegistryError(f"run {run.info.run_id} logged no model (did its training fail?)")
     return models[0].model_uri
+
+
+def logged_model_id(version) -> str | None:
+    """The logged model (m-...) a registered version holds. A sqlite registry leaves ModelVersion.model_id empty, and
+    a copy's source names the version it was copied from, so it is read from the model's MLmodel then."""
+    if getattr(version, "model_id", None):
+        return version.model_id
+    try:
+        return mlflow.models.get_model_info(f"models:/{version.name}/{version.version}").model_id
+    except (MlflowException, OSError):
+        return None
 
 
 def evaluation_ledger(run_id: str, eval_data: str | None) -> pd.DataFrame:
@@ -404,6 +422,13 @@ def register(model_type: str, run_id: str | None = None, eval_data: str | None =
 
 def promote(model_type: str, version: str, force: bool = False, eval_data: str | None = None,
             floors: dict | None = None) -> tuple:
+    name = registered_name(model_type)
+    split = _client().get_model_version(name, version)
+    if split.tags.get(config.AB_SPLIT_TAG) == "true":  # even with force: it is a router, not a model
+        raise RegistryError(f"{name} version {version} is an A/B split of versions "
+                            f"{split.tags.get('ab_champion_version')} and {split.tags.get('ab_challenger_version')}, "
+                            f"served under @{config.AB_ALIAS}; it never becomes {config.CHAMPION}: promote the variant "
+                            f"that won (-P version={split.tags.get('ab_challenger_version')})")
     decision = evaluate_against_champion(model_type, version, eval_data, floors)
     return _decide(model_type, version, decision, force=force, action="promote"), decision
 

@@ -125,6 +125,8 @@ def _log_time_series(experiment_id: str, model_type: str, metrics: dict, period_
 def watch_champion(model_type: str, period: pd.DataFrame, before: pd.DataFrame, data: str) -> Monitored | None:
     """Monitor one champion on a period, inside the active (parent) monitoring run: its own nested run with the
     figures as metrics, report.json and report.png, and the version's tags. None when there is no champion."""
+    from pyfunc_models import registry
+
     client, name = MlflowClient(), MODEL_NAMES[model_type]
     try:
         version = client.get_model_version_by_alias(name, config.CHAMPION)
@@ -146,7 +148,7 @@ def watch_champion(model_type: str, period: pd.DataFrame, before: pd.DataFrame, 
         mlflow.log_params({"data": data, "period_first_day": report.period["first_day"],
                            "period_last_day": report.period["last_day"], "profile_source": profile["source"]})
         try:  # linked to the champion's logged model too: its page lists the monitoring metrics
-            mlflow.log_metrics(metrics, model_id=getattr(version, "model_id", None))
+            mlflow.log_metrics(metrics, model_id=registry.logged_model_id(version))
         except MlflowException:
             mlflow.log_metrics(metrics)
         mlflow.log_dict(report.as_dict(), REPORT_ARTIFACT)
@@ -157,8 +159,6 @@ def watch_champion(model_type: str, period: pd.DataFrame, before: pd.DataFrame, 
                        f"(training run `{version.run_id}`) on {title}.\n\n"
                        + "\n".join(f"- {reason}" for reason in report.reasons))
         experiment_id = run.info.experiment_id
-    from pyfunc_models import registry
-
     registry.tag_version(model_type, version.version, {
         "monitoring_status": report.status,
         "last_monitored": f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%dT%H:%M:%SZ} on "
