@@ -61,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--eval-data", default="", help="CSV ledger to score candidate and champion on")
     parser.add_argument("--experiment-name", default=config.EXPERIMENT_NAME)
     parser.add_argument("--floors", default="", help="absolute gate floors, e.g. category.macro_f1=0.8,anomaly.recall=0.7")
-    parser.add_argument("--versions", default="", help="compare: two versions, e.g. 3,5 (default: champion, challenger)")
+    parser.add_argument("--versions", default="", help="compare, ab_split: two versions, e.g. 3,5 (default: champion, "
+                                                       "challenger; ab_split: champion's first)")
     parser.add_argument("--require-significance", default="false", choices=("true", "false"),
                         help="promote only if compare says the version is significantly better than the champion")
     parser.add_argument("--challenger-share", type=float, default=0.1,
@@ -153,7 +154,8 @@ def act(args, model_type: str, floors: dict) -> None:
     elif args.action == "ab_split":
         from pyfunc_models import ab_split
 
-        print(ab_split.register_split(model_type, args.challenger_share, args.experiment_name))
+        versions = tuple(v.strip() for v in args.versions.split(",") if v.strip()) or None
+        print(ab_split.register_split(model_type, args.challenger_share, args.experiment_name, versions))
     elif args.action == "promote_env":
         from pyfunc_models import environments
 

@@ -205,8 +205,8 @@ class Comparison:
         self.verdict = decide(low, high, self.greater_is_better, self.tolerance, self._more_often_right())
         self.rows_needed = None
         if self.verdict == NOT_ENOUGH_DATA:
-            needs = self._needs()
-            self.rows_needed = None if not needs or None in needs else max(needs)
+            known = [need for need in self._needs() if need is not None]
+            self.rows_needed = max(known) if known else None
 
     def _more_often_right(self) -> bool | None:
         """McNemar's verdict on B (None without one): p < 0.05 and B right on more of the rows where they differ."""
@@ -265,9 +265,14 @@ class Comparison:
             direction = "better" if gain > 0 else "worse" if gain < 0 else "no different"
             found = (f"on {self.units} {self.unit}, {b} looks {direction} than {a} ({b_first}), but that could be "
                      f"chance ({interval})")
+        against = self._accuracy_blocks() and self.mcnemar["only_b_right"] <= self.mcnemar["only_a_right"]
         if self.rows_needed is not None:
             need = (f"about {self.rows_needed:,} {self.unit} would show a difference this size {POWER:.0%} of the "
                     f"time; compare again on a longer ledger (-P eval_data=...)")
+            if against:
+                need += (f"; but accuracy points the other way ({b} right on {self.mcnemar['only_b_right']} rows "
+                         f"where {a} is wrong, {a} on {self.mcnemar['only_a_right']}), so McNemar's test would not "
+                         f"support {b} on more rows of this kind")
         elif self._accuracy_blocks():
             need = f"more rows would not show {b} right more often"
         elif difference.value == 0:

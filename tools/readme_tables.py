@@ -55,7 +55,7 @@ PARAMETER_NOTES = {
     "date_order": "dmy or mdy to say how 03/04/2024 reads",
     "model_type": "category, amount, ..., or all",
     "retrain": "true, auto (when the decision is RETRAIN) or false",
-    "versions": "compare: empty = champion and challenger",
+    "versions": "compare, ab_split: empty = champion and challenger",
     "to": "promote_env: staging or production",
     "environment": "the registry acted in: dev, staging or production",
 }
