@@ -58,6 +58,9 @@ def training_run(experiment_name: str, run_name: str, tags: dict):
         client = MlflowClient()
         launched_in = client.get_experiment(client.get_run(launcher).info.experiment_id).name
         if launched_in == experiment_name:
+            # MLflow resumes MLFLOW_RUN_ID at the next start_run that names no run, nested or not: left set, the
+            # first candidate's nested run would be this run again (its name, params and tags over the job's).
+            os.environ.pop("MLFLOW_RUN_ID")
             with mlflow.start_run(run_id=launcher, tags=tags) as run:
                 yield run
             return

@@ -71,6 +71,21 @@ def test_launched_in_our_experiment_the_launcher_run_is_the_run_and_keeps_its_pa
     assert client.get_run(launcher).data.params == {"data": "''", "sample_rows": "20000.0", "seed": "42"}
 
 
+def test_a_nested_run_inside_the_launcher_run_is_a_new_run(monkeypatch):
+    """`mlflow run -e train_category --experiment-name titans-finance-ml-models`: the first candidate's nested run
+    is a child of the launcher run, not the launcher run resumed again (MLflow resumes MLFLOW_RUN_ID at the next
+    start_run that names no run, nested or not)."""
+    client = MlflowClient()
+    launcher = client.create_run(client.create_experiment(config.EXPERIMENT_NAME)).info.run_id
+    monkeypatch.setenv("MLFLOW_RUN_ID", launcher)
+    with tracking.training_run(config.EXPERIMENT_NAME, "train_category", {}) as run:
+        with tracking.candidate_run("first_candidate") as candidate:
+            pass
+    assert run.info.run_id == launcher and candidate.info.run_id != launcher
+    assert client.get_run(candidate.info.run_id).data.tags["mlflow.parentRunId"] == launcher
+    assert client.get_run(launcher).info.run_name != "first_candidate"
+
+
 def summary_rows():
     def row(model_type, metric, value, baseline, baseline_value, alias="champion", warnings=()):
         return {"model_type": model_type, "model": MODEL_NAMES[model_type], "version": "3", "alias": alias,
