@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import chi2
 from sklearn.ensemble import IsolationForest
+from sklearn.ensemble._iforest import _average_path_length
 from sklearn.metrics import average_precision_score, precision_recall_curve
 
 from pyfunc_models import config
@@ -153,8 +154,25 @@ def amount_groups(rows: pd.DataFrame) -> np.ndarray:
     return np.where(categories != "", categories, "type:" + rows["type"].to_numpy(dtype=object))
 
 
+def isolation_scores(forest: IsolationForest, features: np.ndarray) -> np.ndarray:
+    """`forest.score_samples(features)` as a plain loop over the fitted trees: the same depths summed in the same
+    tree order, so the same numbers, without the joblib dispatch and input checks that cost 16 of its 18 ms on a
+    single row. `features` are ours (`_features`: finite, three columns), so the float32 cast is the only check kept.
+    Reads the forest's private per-tree path lengths (scikit-learn 1.9); tests compare it with score_samples."""
+    X = np.ascontiguousarray(features, dtype=np.float32)
+    depths = np.zeros(len(X))
+    whole = forest._max_features == X.shape[1]
+    for i, (tree, columns) in enumerate(zip(forest.estimators_, forest.estimators_features_)):
+        leaves = tree.apply(X if whole else X[:, columns], check_input=False)
+        depths += forest._decision_path_lengths[i][leaves] + forest._average_path_length_per_tree[i][leaves] - 1.0
+    denominator = len(forest.estimators_) * _average_path_length([forest._max_samples])
+    return -(2 ** -np.divide(depths, denominator, out=np.ones_like(depths), where=denominator != 0))
+
+
 def batch_duplicates(transactions: pd.DataFrame) -> np.ndarray:
     """For each row, the position of an earlier identical row in the batch (same day, text and amount), else -1."""
+    if len(transactions) < 2:  # nothing to repeat; the grouping below costs 3 ms even so
+        return np.full(len(transactions), -1)
     key = pd.DataFrame({
         "date": transactions["date"].to_numpy(),
         "text": transactions["description"].str.lower().str.split().str.join(" ").to_numpy(),
@@ -262,7 +280,7 @@ class AnomalyDetector(LedgerPredictor):
         p_amount = tail_probability(self.z_reference_, z_reference)
         unseen = context["count"] == 0
         p_amount = np.where(unseen, p_amount * max(self.novelty_rate_, 1 / (len(self.forest_reference_) + 1)), p_amount)
-        p_forest = tail_probability(self.forest_reference_, -self.forest_.score_samples(features))
+        p_forest = tail_probability(self.forest_reference_, -isolation_scores(self.forest_, features))
         duplicate_of = batch_duplicates(transactions)
         p_duplicate = np.where(duplicate_of >= 0, 0.0, 1.0)  # an exact repeat is the strongest evidence there is
         # The forest backs up the statistics (Fisher's method) rather than voting alone: alone, it flags

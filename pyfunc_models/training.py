@@ -46,6 +46,8 @@ class CandidateResult:
     metrics: dict
     fit_seconds: float
     rows_used: int
+    # Seconds the candidate fitted on the last validation fold takes to score: {"one_row": ..., "1000_rows": ...}
+    scoring_seconds: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -138,22 +140,66 @@ def fit_candidate(task: RowTask, candidate: Candidate, rows: pd.DataFrame, max_r
         return clone(candidate.estimator).fit(used, task.target(used)), len(used)
 
 
+# A learned candidate within the gate's tolerance of the best validation score is served instead of the best when it
+# scores one row at least this many times faster: served latency is per row, and a smaller ratio is timing noise.
+CHEAPER_BY = 2.0
+
+
+def within_tolerance(task: RowTask, score: float, best: float) -> bool:
+    """Whether `score` is no worse than `best` beyond the gate's tolerance (absolute, or relative for errors)."""
+    gate = task.gate
+    slack = gate.tolerance * abs(best) if gate.relative else gate.tolerance
+    return (best - score if task.greater_is_better else score - best) <= slack
+
+
 def choose(task: RowTask, scored: list) -> tuple:
-    """The (candidate, result) with the best validation score; a baseline only if it beats the best learned
-    candidate by more than the task's baseline_margin. Ties keep the earlier candidate."""
+    """The (candidate, result, why) to serve, by a fixed rule:
+    1. the learned candidate with the best validation score (ties keep the earlier one);
+    2. a naive baseline instead, only if it beats that by more than the task's baseline_margin;
+    3. else the learned candidate within the gate's tolerance of the best that scores one row fastest, if it is at
+       least CHEAPER_BY times faster than the best (the same accuracy as the gate judges it, for a fraction of the
+       served latency); candidates without timings are not considered for this."""
     sign = 1.0 if task.greater_is_better else -1.0
+    metric = task.primary_metric
 
     def best_of(pairs):
-        return max(pairs, key=lambda pair: sign * pair[1].metrics[task.primary_metric], default=None)
+        return max(pairs, key=lambda pair: sign * pair[1].metrics[metric], default=None)
 
     learned = best_of([pair for pair in scored if not pair[0].baseline])
     baseline = best_of([pair for pair in scored if pair[0].baseline])
     if learned is None:
-        return baseline
-    if baseline is None:
-        return learned
-    gain = sign * (baseline[1].metrics[task.primary_metric] - learned[1].metrics[task.primary_metric])
-    return baseline if gain > task.baseline_margin else learned
+        return (*baseline, "a baseline: no learned candidate could be fitted")
+    if baseline is not None:
+        gain = sign * (baseline[1].metrics[metric] - learned[1].metrics[metric])
+        if gain > task.baseline_margin:
+            why = (f"a baseline, better than the best learned candidate ({learned[0].name}) by {abs(gain):.4f} "
+                   f"{metric}, more than the margin {task.baseline_margin:g}")
+            return (*baseline, why)
+    best_score, best_cost = learned[1].metrics[metric], learned[1].scoring_seconds.get("one_row")
+    close = [pair for pair in scored if not pair[0].baseline and "one_row" in pair[1].scoring_seconds
+             and within_tolerance(task, pair[1].metrics[metric], best_score)]
+    cheapest = min(close, key=lambda pair: pair[1].scoring_seconds["one_row"], default=learned)
+    if best_cost and cheapest is not learned and best_cost >= CHEAPER_BY * cheapest[1].scoring_seconds["one_row"]:
+        times = best_cost / cheapest[1].scoring_seconds["one_row"]
+        why = (f"within tolerance ({task.gate.tolerance_text()} {metric}) of the best, {learned[0].name} "
+               f"({metric} {cheapest[1].metrics[metric]:.4f} vs {best_score:.4f}), and {times:.1f} times cheaper to "
+               f"score one row")
+        return (*cheapest, why)
+    return (*learned, f"the best validation {metric} ({best_score:.4f})")
+
+
+def scoring_seconds(task: RowTask, fitted, rows: pd.DataFrame) -> dict:
+    """How long `fitted` takes to score one row (the median of 5 calls after a warm-up) and 1,000 rows (the faster
+    of 2), on `rows` repeated as needed: the served latency a candidate would have, for `choose`."""
+    def timed(batch):
+        started = time.perf_counter()
+        task.predictions(fitted, batch)
+        return time.perf_counter() - started
+
+    one, thousand = rows.iloc[:1], rows.iloc[np.arange(1000) % len(rows)].reset_index(drop=True)
+    timed(one)
+    return {"one_row": float(np.median([timed(one) for _ in range(5)])),
+            "1000_rows": min(timed(thousand) for _ in range(2))}
 
 
 SEARCH_FOLDS = 3  # rolling-origin validation folds for ledgers below ONE_SLICE_FROM_ROWS
@@ -172,7 +218,7 @@ def score_candidate(task: RowTask, candidate: Candidate, folds: list, search_row
     """Fit on each fold's train part, score on its validation part; metrics are the folds' means (and each fold's
     own, as fold<k>_<metric>, when there are several). A fold the candidate cannot be fitted on (an early fold
     of a small ledger with one category, say) is left out; a candidate no fold fits raises the first fold's error."""
-    started, per_fold, used, errors = time.perf_counter(), [], 0, []
+    started, per_fold, used, errors, last = time.perf_counter(), [], 0, [], None
     for train, validation in folds:
         try:
             fitted, used = fit_candidate(task, candidate, train, search_rows)
@@ -180,12 +226,14 @@ def score_candidate(task: RowTask, candidate: Candidate, folds: list, search_row
             errors.append(error)
             continue
         per_fold.append(task.metrics(validation, task.target(validation), task.predictions(fitted, validation)))
+        last = fitted, validation
     if not per_fold:
         raise errors[0]
+    seconds = time.perf_counter() - started
     metrics = {name: float(np.nanmean([fold[name] for fold in per_fold])) for name in per_fold[0]}
     if len(per_fold) > 1:
         metrics.update({f"fold{k + 1}_{name}": value for k, fold in enumerate(per_fold) for name, value in fold.items()})
-    return CandidateResult(candidate.name, candidate.params, metrics, time.perf_counter() - started, used)
+    return CandidateResult(candidate.name, candidate.params, metrics, seconds, used, scoring_seconds(task, *last))
 
 
 # When a split is too small for its metrics to mean anything (a warning, never a refusal):
@@ -252,17 +300,18 @@ def train_row_task(
             continue
         results.append(result)
         log(f"  candidate {candidate.name:<20} validation {task.primary_metric}={result.metrics[task.primary_metric]:.4f} "
-            f"({result.fit_seconds:.1f}s on {result.rows_used} rows)")
+            f"({result.fit_seconds:.1f}s on {result.rows_used} rows; scores one row in "
+            f"{result.scoring_seconds['one_row'] * 1000:.1f} ms, 1,000 in {result.scoring_seconds['1000_rows'] * 1000:.0f} ms)")
         if on_candidate:
             on_candidate(result)
         scored.append((candidate, result))
     if not scored:
         raise LedgerError(f"no {task.model_type} candidate could be fitted on this ledger: "
                           + "; ".join(f"{name}: {why}" for name, why in skipped.items()))
-    best, chosen = choose(task, scored)
+    best, chosen, why = choose(task, scored)
 
     fitted, refit_rows = fit_candidate(task, best, past)
-    log(f"  chosen: {best.name}; refit on all {refit_rows} past rows")
+    log(f"  chosen: {best.name} ({why}); refit on all {refit_rows} past rows")
     predictions = task.predictions(fitted, test)
     y_test = task.target(test)
     outcome = TrainingOutcome(
