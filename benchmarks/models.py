@@ -51,19 +51,22 @@ def champions(workspace: Workspace, rows: int, timeout: float | None = None) -> 
 
 
 def identity_models(workspace: Workspace) -> dict:
-    """The identity pyfunc logged twice: without a signature (the server's bare floor) and with the category
-    model's transaction input schema (the floor plus MLflow's schema enforcement of the same columns)."""
+    """The identity pyfunc logged twice: without a signature (the server's bare floor; our models log no input
+    schema either) and with an input schema of the category model's columns typed Any (the floor plus MLflow's
+    schema enforcement of those columns, as the models had before)."""
     import mlflow
+    from mlflow.types import ColSpec, Schema
+    from mlflow.types.schema import AnyType
 
     from pyfunc_models.category import CategoryPredictor
-    from pyfunc_models.tracking import transaction_schema
 
     workspace.prepare_store(BENCHMARK_EXPERIMENT)
     mlflow.set_tracking_uri(workspace.tracking_uri)
     mlflow.set_experiment(BENCHMARK_EXPERIMENT)
     code = str(Path(__file__).with_name("identity_model.py"))
     requirement = [f"mlflow=={mlflow.__version__}"]
-    schema = transaction_schema(CategoryPredictor.input_columns, CategoryPredictor.required_columns)
+    schema = Schema([ColSpec(AnyType(), column, required=column in CategoryPredictor.required_columns)
+                     for column in CategoryPredictor.input_columns])
     uris = {}
     # The floor needs no input example and takes no type hints: MLflow would advise both, twice.
     with mlflow.start_run(run_name="identity-floor"), without_mlflow_advice("input example", "Add type hints"):

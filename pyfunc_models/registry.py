@@ -299,30 +299,33 @@ def gate_description(model_type: str) -> str:
             f"{', '.join(floors)} can be set or changed with -P floors={model_type}.{next(iter(floors))}=...")
 
 
-def model_description(model_type: str, signature=None) -> str:
-    """The registered model's description: what it answers, its input and output (from the logged signature,
-    when given) and how it is gated."""
+def model_description(model_type: str, model_info=None) -> str:
+    """The registered model's description: what it answers, its input (the columns the logged model's metadata
+    lists) and output and params (its signature), when `model_info` is given, and how it is gated."""
     purpose = task_class(model_type).purpose
     lines = [f"**{purpose.question}**", "", f"Output: {purpose.answer}"]
-    if signature is not None:
-        required = [spec.name for spec in signature.inputs.inputs if spec.required]
-        optional = [spec.name for spec in signature.inputs.inputs if not spec.required]
+    metadata = (model_info.metadata or {}) if model_info is not None else {}
+    if metadata.get("input_columns"):
+        required = list(metadata.get("required_columns", []))
+        optional = [column for column in metadata["input_columns"] if column not in required]
         lines += ["", f"Input: raw transactions, one per row, in any MLflow scoring format (dataframe_records, "
-                      f"dataframe_split, inputs): columns {', '.join(required)} required"
+                      f"dataframe_split, inputs), columns named in any case or spacing (the Titans export's header "
+                      f"too): {', '.join(required)} required"
                       + (f"; {', '.join(optional)} optional" if optional else "") + "; other columns are ignored."]
-        if signature.outputs is not None:
-            lines.append(f"Output columns: {', '.join(signature.outputs.input_names())}.")
-        if signature.params is not None:
-            lines.append(f"Params (optional, per request): {', '.join(spec.name for spec in signature.params.params)}.")
+    signature = model_info.signature if model_info is not None else None
+    if signature is not None and signature.outputs is not None:
+        lines.append(f"Output columns: {', '.join(signature.outputs.input_names())}.")
+    if signature is not None and signature.params is not None:
+        lines.append(f"Params (optional, per request): {', '.join(spec.name for spec in signature.params.params)}.")
     lines += ["", f"Gate: {gate_description(model_type)}"]
     return "\n".join(lines)
 
 
 def describe_registered_model(model_type: str, model_uri: str | None = None) -> None:
-    """Set the registered model's description (`model_description`), read from the signature at `model_uri`."""
-    signature = mlflow.models.get_model_info(model_uri).signature if model_uri else None
+    """Set the registered model's description (`model_description`), from the logged model at `model_uri`."""
+    model_info = mlflow.models.get_model_info(model_uri) if model_uri else None
     _client().update_registered_model(registered_name(model_type),
-                                      description=model_description(model_type, signature))
+                                      description=model_description(model_type, model_info))
 
 
 def evaluate_against_champion(model_type: str, version: str, eval_data: str | None = None,

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import joblib
+import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.models import Model
@@ -22,10 +23,6 @@ from pyfunc_models import mlflow_internals
 from pyfunc_models.ledger import LedgerError
 
 PREDICTOR_ARTIFACT = "predictor"
-
-# Input schemas of the models loaded in this process: MLflow hands their Any-typed columns over whole
-# (see `check_any_columns_whole`).
-_ANY_SCHEMAS: list = []
 
 # Param sets of the models loaded in this process (e.g. {"horizon", "level"}): requests naming any
 # other param are refused (see `refuse_unknown_params`).
@@ -58,24 +55,6 @@ def refuse_unknown_params(param_names) -> None:
     mlflow_internals.check_params_first(strict)
 
 
-def _ours(schema) -> bool:
-    return schema in _ANY_SCHEMAS
-
-
-def check_any_columns_whole(schema) -> None:
-    """Make MLflow's check of `schema` (a model's input schema, every column typed Any: `tracking.transaction_schema`)
-    cost one step per column instead of a Python call per cell.
-
-    The columns are typed Any so that whatever pandas makes of a user's export reaches our own contract
-    (`ledger.prepare_ledger`); MLflow's check of such a column passes every value unchanged, one call each, which
-    alone cost more than the model at 10,000 rows. Only the schemas registered here skip it
-    (`mlflow_internals.pass_any_columns_whole`); a missing required column is still MLflow's 400.
-    """
-    if schema not in _ANY_SCHEMAS:
-        _ANY_SCHEMAS.append(schema)
-    mlflow_internals.pass_any_columns_whole(_ours)
-
-
 class LedgerModel(PythonModel):
     def load_context(self, context):
         predictor_path = Path(context.artifacts[PREDICTOR_ARTIFACT])
@@ -84,14 +63,27 @@ class LedgerModel(PythonModel):
         signature = Model.load(predictor_path.parent.parent).signature
         if signature is not None and signature.params is not None:
             refuse_unknown_params(spec.name for spec in signature.params.params)
-        if signature is not None and signature.inputs is not None and signature.inputs.has_input_names():
-            check_any_columns_whole(signature.inputs)
 
-    # The input is typed as what MLflow hands over once the logged signature is enforced: a DataFrame. MLflow
-    # infers no schema from that hint and adds no check of its own, so our contract stays the signature plus
-    # `ledger.prepare_ledger`; without a hint, MLflow warns at every log and every load.
+    # The input is typed as what MLflow hands over for the dataframe formats and CSV: a DataFrame. MLflow infers no
+    # schema from that hint and adds no check of its own, so our contract stays `ledger.prepare_ledger` (the models
+    # log no input schema: see tracking.log_predictor); without a hint, MLflow warns at every log and every load.
     def predict(self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
         try:
-            return self.predictor.serve(model_input, params)
+            return self.predictor.serve(as_frame(model_input), params)
         except LedgerError as error:
             raise MlflowException(str(error), error_code=INVALID_PARAMETER_VALUE) from None
+
+
+def as_frame(model_input) -> pd.DataFrame:
+    """What MLflow hands over without an input schema, as one DataFrame: a DataFrame as it is (dataframe_split,
+    dataframe_records, CSV); the `inputs` format's records (a list of dicts of 0-d arrays) or columns (a dict of
+    arrays)."""
+    if isinstance(model_input, pd.DataFrame):
+        return model_input
+    if isinstance(model_input, dict):
+        return pd.DataFrame({column: np.atleast_1d(values) for column, values in model_input.items()})
+    if isinstance(model_input, list) and all(isinstance(row, dict) for row in model_input):
+        return pd.DataFrame([{column: value.item() if isinstance(value, np.ndarray) and value.ndim == 0 else value
+                              for column, value in row.items()} for row in model_input])
+    raise LedgerError(f"expected transactions as rows with named columns (dataframe_split, dataframe_records, or "
+                      f"inputs as a list of records), got {type(model_input).__name__}")

@@ -18,8 +18,6 @@ import pandas as pd
 from matplotlib.figure import Figure
 from mlflow.models import ModelSignature, infer_signature
 from mlflow.tracking import MlflowClient
-from mlflow.types import ColSpec, Schema
-from mlflow.types.schema import AnyType
 
 from pyfunc_models import config
 from pyfunc_models.model_code import (
@@ -156,17 +154,6 @@ def log_artifacts(artifacts: dict, folder: str) -> None:
             mlflow.log_text(str(content), path)
 
 
-def transaction_schema(columns, required) -> Schema:
-    """Raw-transaction input schema: the columns by name, required or optional, every one typed Any.
-
-    Whatever pandas makes of a user's export must reach our contract (`ledger.prepare_ledger`), which names the
-    row and column of what it cannot use: an all-empty column read as float64 NaN, a reference of numbers read as
-    int64, nullable or Arrow strings, a datetime64 date. A "string" column type would refuse those in MLflow's
-    schema check before our code runs. MLflow still answers 400 for a missing required column.
-    """
-    return Schema([ColSpec(AnyType(), column, required=column in required) for column in columns])
-
-
 def log_predictor(predictor, example: pd.DataFrame, params: dict, model_type: str):
     """Log the predictor as the pyfunc named `model` (models-from-code). Its code is only what loading and
     predicting it import: what the entry file (serving) and the predictor's module import at module level, and
@@ -175,11 +162,12 @@ def log_predictor(predictor, example: pd.DataFrame, params: dict, model_type: st
     types, ...) stay out of the model and of the server."""
     output = predictor.predict(predictor.prepare(example))
     inferred = infer_signature(example, output, params=params or None)
-    signature = ModelSignature(
-        inputs=transaction_schema(predictor.input_columns, predictor.required_columns),
-        outputs=inferred.outputs,
-        params=inferred.params,
-    )
+    # No input schema: MLflow's check would match column names exactly and drop the others, so the Titans export's
+    # own header (`Date`, `Payment Method`) or a bank's (`Posted Date`, `Memo`), read with pd.read_csv, would be
+    # refused before our contract (ledger.prepare_ledger) maps it; and it would type-check every cell. The contract
+    # reads any header spelling and pandas dtype, and names the row and column of what it cannot use (a 400). The
+    # input example shows the columns; the MLmodel's metadata lists them for the registry's description.
+    signature = ModelSignature(inputs=None, outputs=inferred.outputs, params=inferred.params)
     pickled = pickled_modules(predictor)
     modules = import_closure(PYFUNC_MODULE, type(predictor).__module__, *filter(module_file, pickled))
     shipped = [module for module in modules if module != PYFUNC_MODULE]  # MLflow keeps the entry file beside MLmodel
@@ -195,4 +183,6 @@ def log_predictor(predictor, example: pd.DataFrame, params: dict, model_type: st
             input_example=example,
             pip_requirements=pip_requirements(modules, pickled),
             tags={config.MODEL_TYPE_TAG: model_type},
+            metadata={"input_columns": list(predictor.input_columns),
+                      "required_columns": [c for c in predictor.input_columns if c in predictor.required_columns]},
         )

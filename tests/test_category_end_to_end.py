@@ -60,17 +60,19 @@ def test_training_run_logs_metrics_candidates_artifacts_and_data(trained):
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
     assert {"evaluation/confusion_matrix.png", "evaluation/classification_report.json",
             "evaluation/test_ledger.csv"} <= artifacts
-    contexts = {i.tags[0].value for i in run.inputs.dataset_inputs}
-    assert contexts == {"training", "evaluation"}
+    inputs = [{tag.key: tag.value for tag in i.tags} for i in run.inputs.dataset_inputs]
+    assert {tags["mlflow.data.context"] for tags in inputs} == {"training", "evaluation"}
+    assert all(int(tags["rows"]) > 0 and tags["first_day"] <= tags["last_day"] for tags in inputs)
 
 
 def test_logged_model_has_signature_example_and_params(trained, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", trained["uri"])
     info = mlflow.models.get_model_info(trained["model_uri"])
-    inputs = {c["name"]: c for c in info.signature.inputs.to_dict()}
-    assert inputs["description"]["required"] and not inputs["reference"]["required"]
-    # Every column typed Any: what pandas makes of an export reaches the ledger contract.
-    assert {c["type"] for c in inputs.values()} == {"any"}
+    # No input schema: MLflow would match column names exactly; the contract maps any header. The columns are in
+    # the MLmodel's metadata (the registry's description lists them) and the input example.
+    assert info.signature.inputs is None
+    assert "description" in info.metadata["required_columns"] and "reference" not in info.metadata["required_columns"]
+    assert "reference" in info.metadata["input_columns"]
     params = {p.name: p.default for p in info.signature.params}
     assert set(params) == {"top_k", "date_order"} and params["date_order"] in ("auto", "dmy", "mdy")
     assert info.saved_input_example_info is not None

@@ -22,6 +22,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from pyfunc_models import config
+from pyfunc_models.ledger import canonical_column_names
 from pyfunc_models.model_types import MODEL_NAMES
 from tests import real_ledgers
 from tests.conftest import REPO, invoke, tracking_env
@@ -241,7 +242,9 @@ def assert_answers_every_row(model, model_type: str, rows: pd.DataFrame) -> None
     horizon = next(p.default for p in model.metadata.signature.params.params if p.name == "horizon")
     forecast = pd.DataFrame(answer)
     days = pd.to_datetime(forecast["date"])
-    last = pd.to_datetime(rows["date"], format="mixed").max()
+    names = {column: name for column, name in canonical_column_names(rows.columns).items() if name}
+    dates = rows.rename(columns=names)["date"]  # whatever the header calls it
+    last = pd.to_datetime(dates, format="mixed").max()
     assert len(forecast) == horizon, f"{len(forecast)} forecast days; the default horizon is {horizon}"
     assert (days.diff().dropna() == pd.Timedelta(days=1)).all(), forecast["date"].tolist()
     # It forecasts past the history it was given, starting no later than the day after it.
@@ -291,6 +294,21 @@ def test_models_trained_on_a_bank_export_answer_every_other_export(trained, ledg
 
 @slow
 @pytest.mark.parametrize("model_type", MODEL_TYPES)
+@pytest.mark.parametrize("export", ("titans_export", "bank_style"))
+def test_an_export_read_with_pd_read_csv_as_it_is_is_answered(trained, ledgers, export, model_type):
+    """`pd.read_csv(file)`, then `predict`, with nothing renamed: the Titans export's own header (`Date`, `Payment
+    Method`, `Receipt URL`) and a bank's (`Posted Date`, `Transaction Type`, `Memo`) reach the contract, which maps
+    them; MLflow's schema check would match names exactly and refuse them (the models log no input schema)."""
+    model = trained("bank_style").model(model_type)
+    frame = pd.read_csv(ledgers[export])
+    assert "date" not in frame.columns
+    if model_type == "category":
+        frame = frame.drop(columns="Category")
+    assert_answers_every_row(model, model_type, frame)
+
+
+@slow
+@pytest.mark.parametrize("model_type", MODEL_TYPES)
 @pytest.mark.parametrize("dtype_backend", ("numpy_nullable", "pyarrow"))
 def test_nullable_and_arrow_dtypes_of_the_titans_export_are_accepted(trained, ledgers, dtype_backend, model_type):
     """`pd.read_csv(file, dtype_backend=...)`: string, Int64/Float64 and Arrow columns, and an all-empty
@@ -323,8 +341,9 @@ def test_the_titans_exports_rows_over_rest(trained, ledgers, tmp_path):
     training = trained("titans_export")
     export = without(read_as_a_user(ledgers["titans_export"]), "category")
     rows = without(read_as_a_user(TITANS_ROWS), "category")
+    as_it_is = without(pd.read_csv(ledgers["titans_export"]), "Category")  # the export's own header
     with served_model(training.model_uri("category"), cwd=tmp_path, env=tracking_env(training.uri)) as server:
-        for frame in (export, rows):
+        for frame in (export, rows, as_it_is):
             response = invoke(server.url, {"dataframe_split": json_ready(frame)})
             assert response.status_code == 200, response.text[:2000]
             assert len(response.json()["predictions"]) == len(frame)
