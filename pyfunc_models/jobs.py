@@ -19,7 +19,7 @@ import pandas as pd
 from pyfunc_models import access, config, tracking
 from pyfunc_models.generator import write_ledger
 from pyfunc_models.ledger import LedgerError, load_ledger
-from pyfunc_models.model_types import MODEL_NAMES
+from pyfunc_models.model_types import MODEL_NAMES, task_class
 from pyfunc_models.monitoring import job as monitoring_job
 from pyfunc_models.predictor import learned_date_order
 from pyfunc_models.task import ModelTask
@@ -144,16 +144,20 @@ def run_entry_point(job, *args, needs: str = TRAINING_NEEDS, **kwargs):
 
 
 SAMPLE_TRANSACTIONS = pd.DataFrame([
-    {"date": "2025-03-11", "description": "POS PURCHASE SHELL OIL #4410 SAN JOSE CA", "amount": -52.30},
-    {"date": "2025-03-11", "description": "ADOBE *CREATIVE CLOUD", "amount": -84.99},
+    {"date": "2025-03-11", "description": "POS PURCHASE SHELL OIL #4410 SAN JOSE CA", "amount": -52.30,
+     "category": "fuel"},
+    {"date": "2025-03-11", "description": "ADOBE *CREATIVE CLOUD", "amount": -84.99, "category": "software"},
 ])
 
 
 def champion_sample(model_type: str) -> pd.DataFrame:
-    """What a client of the served champion sees, for two everyday transactions."""
+    """What a client of the served champion sees, for two everyday booked transactions: the category model is
+    asked without their category, which it predicts; the others with it (the amount model compares the amount
+    with what it expects of such a transaction)."""
     model = mlflow.pyfunc.load_model(f"models:/{MODEL_NAMES[model_type]}@{config.CHAMPION}")
-    answer = model.predict(SAMPLE_TRANSACTIONS).drop(columns=["alternatives"], errors="ignore")
-    return pd.concat([SAMPLE_TRANSACTIONS, answer], axis=1)
+    asked = SAMPLE_TRANSACTIONS.drop(columns=["category"] if task_class(model_type).target_column == "category" else [])
+    answer = model.predict(asked).drop(columns=["alternatives"], errors="ignore")
+    return pd.concat([asked, answer], axis=1)
 
 
 def summary_row(task, trained: TrainedModel, version: str, alias: str, decision) -> dict:
