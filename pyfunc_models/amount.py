@@ -20,7 +20,7 @@ from sklearn.pipeline import Pipeline
 from xgboost import XGBRegressor
 
 from pyfunc_models import config
-from pyfunc_models.features import merchant_keys, predict_in_one_thread, transaction_features
+from pyfunc_models.features import lean, merchant_keys, predict_in_one_thread, transaction_features
 from pyfunc_models.ledger import LedgerError, request_rows
 from pyfunc_models.predictor import LedgerPredictor, baseline_metrics
 from pyfunc_models.splits import time_split
@@ -106,7 +106,7 @@ class AmountPredictor(LedgerPredictor):
         unknown = (transactions["type"] == config.UNKNOWN).to_numpy()
         if unknown.any():  # no type and no amount: the sign would be a guess; the ledger's usual type is a better one
             transactions = transactions.assign(type=np.where(unknown, self.usual_type, transactions["type"]))
-        center = signed_log(self.pipeline.predict(transactions))
+        center = signed_log(lean(self.pipeline).predict(transactions))
         width = self.half_width(float(level))
         predicted = np.round(signed_exp(center), 2)
         lower, upper = np.round(signed_exp(center - width), 2), np.round(signed_exp(center + width), 2)

@@ -18,7 +18,7 @@ from sklearn.pipeline import FeatureUnion, Pipeline, make_pipeline
 from xgboost import XGBClassifier
 
 from pyfunc_models import config
-from pyfunc_models.features import (EncodedLabels, TransactionText, merchant_keys, predict_in_one_thread,
+from pyfunc_models.features import (EncodedLabels, TransactionText, lean, merchant_keys, predict_in_one_thread,
                                     transaction_features)
 from pyfunc_models.ledger import LedgerError, request_rows
 from pyfunc_models.predictor import LedgerPredictor, baseline_metrics
@@ -96,7 +96,7 @@ class MerchantMemory(BaseEstimator, ClassifierMixin):
         return self
 
     def predict_proba(self, rows: pd.DataFrame) -> np.ndarray:
-        model = self.estimator_.predict_proba(rows)
+        model = lean(self.estimator_).predict_proba(rows)
         memory = self.memory_
         for i, key in enumerate(merchant_keys(rows["description"])):
             counts = memory.by_name_.get(key, memory.by_first_word_.get(key.split(" ")[0]))
