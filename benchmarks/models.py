@@ -51,31 +51,19 @@ def champions(workspace: Workspace, rows: int, timeout: float | None = None) -> 
 
 
 def identity_models(workspace: Workspace) -> dict:
-    """The identity pyfunc logged twice: without a signature (the server's bare floor; our models log no input
-    schema either) and with an input schema of the category model's columns typed Any (the floor plus MLflow's
-    schema enforcement of those columns, as the models had before)."""
+    """The identity pyfunc, logged without a signature as the champions are logged without an input schema:
+    the served floor, {"identity": its model URI}."""
     import mlflow
-    from mlflow.types import ColSpec, Schema
-    from mlflow.types.schema import AnyType
-
-    from pyfunc_models.category import CategoryPredictor
 
     workspace.prepare_store(BENCHMARK_EXPERIMENT)
     mlflow.set_tracking_uri(workspace.tracking_uri)
     mlflow.set_experiment(BENCHMARK_EXPERIMENT)
     code = str(Path(__file__).with_name("identity_model.py"))
     requirement = [f"mlflow=={mlflow.__version__}"]
-    schema = Schema([ColSpec(AnyType(), column, required=column in CategoryPredictor.required_columns)
-                     for column in CategoryPredictor.input_columns])
-    uris = {}
-    # The floor needs no input example and takes no type hints: MLflow would advise both, twice.
+    # The floor needs no input example and takes no type hints: MLflow would advise both.
     with mlflow.start_run(run_name="identity-floor"), without_mlflow_advice("input example", "Add type hints"):
-        uris["identity"] = mlflow.pyfunc.log_model(name="identity", python_model=code,
-                                                   pip_requirements=requirement).model_uri
-        uris["identity_schema"] = mlflow.pyfunc.log_model(
-            name="identity_schema", python_model=code, pip_requirements=requirement,
-            signature=mlflow.models.ModelSignature(inputs=schema)).model_uri
-    return uris
+        return {"identity": mlflow.pyfunc.log_model(name="identity", python_model=code,
+                                                    pip_requirements=requirement).model_uri}
 
 
 class Requests:

@@ -39,7 +39,7 @@ def generic(result) -> str:
 
 
 def _goals(sections: dict) -> list:
-    """One line per goal of issue 7: what was measured and whether it was met."""
+    """One line per goal of issues 7 and 18: what was measured and whether it was met."""
     rows = []
     training = sections.get("training") or {}
     for step in training.get("scaling", []):
@@ -61,8 +61,8 @@ def _goals(sections: dict) -> list:
     rest = sections.get("rest") or {}
     for name, served in rest.get("served", {}).items():
         if "p50_ratio" in served:
-            rows.append([f"{name}: served single-row p50 at most 1.5x the floor", f"{served['p50_ratio']:.2f}x",
-                         met(served["met"])])
+            rows.append([f"{name}: served single-row p50 at most {served['goal']}x the floor (p99: "
+                         f"{served['p99_ratio']:.2f}x)", f"{served['p50_ratio']:.2f}x", met(served["met"])])
     return rows
 
 
@@ -99,12 +99,19 @@ def markdown_document(results: dict, titles: dict) -> str:
                      + (f"; notes: {'; '.join(models['notes'])}" if models["notes"] else ""))
     goals = _goals(results["sections"])
     if goals:
-        lines += ["", "## Goals", "", table(["goal", "measured", "result"], goals)]
+        carried = ", ".join(results.get("carried_over", {}))
+        lines += ["", "## Goals", ""] + ([f"(The {carried} figures are carried over from an earlier run; see their "
+                                          f"sections.)", ""] if carried else []) + [
+            table(["goal", "measured", "result"], goals)]
     for number, (section, title) in enumerate(titles.items(), start=1):
         if section not in results["sections"]:
             continue
         result = results["sections"][section]
         lines += ["", f"## {number}. {title}", ""]
+        carried = results.get("carried_over", {}).get(section)
+        if carried:
+            lines += [f"*Not rerun by this command: carried over from the run of {carried['started']} at commit "
+                      f"{carried['commit']} (load average there: {carried['load_average']}).*", ""]
         if "error" in result and "traceback" in result:
             lines.append(f"This section failed: `{result['error']}`\n\n```\n{result['traceback'][-2000:]}```")
             continue

@@ -4,6 +4,7 @@ and benchmarks/results.json (the raw figures).
     python -m benchmarks.run_all                      # the full run: 10k/100k/1M rows, takes hours
     python -m benchmarks.run_all --quick              # smoke run with small sizes -> benchmarks/out/
     python -m benchmarks.run_all --only overhead,rest --model-rows 20000
+    python -m benchmarks.run_all --only overhead,rest --carry-over   # the other sections stay, marked as earlier
 
 Everything runs in a temporary workspace with its own sqlite tracking store and generated ledgers
 (deleted afterwards unless --keep-workspace); the repository's mlflow.db and mlruns/ are never touched.
@@ -65,6 +66,9 @@ def parse_args(argv=None):
     parser.add_argument("--no-profile", action="store_true", help="skip cProfile of the wrapper")
     parser.add_argument("--no-workers", action="store_true", help="skip the --workers 2 experiment")
     parser.add_argument("--output-dir", type=Path, help="where RESULTS.md and results.json go")
+    parser.add_argument("--carry-over", action="store_true",
+                        help="keep the sections of the output directory's results.json that --only does not rerun, "
+                             "each marked with the date, commit and load of the run that measured it")
     parser.add_argument("--keep-workspace", action="store_true", help="keep the temporary workspace (ledgers, "
                                                                       "store, logs) for inspection")
     parser.add_argument("--workspace-parent", help="directory for the temporary workspace (default: the system's)")
@@ -108,6 +112,22 @@ class Run:
             "sections": {},
             "section_seconds": {},
         }
+        if args.carry_over:
+            self._carry_over(args.output_dir / "results.json")
+
+    def _carry_over(self, path: Path) -> None:
+        """The earlier run's sections that this one does not rerun, with where they came from."""
+        if not path.exists():
+            return
+        earlier = json.loads(path.read_text())
+        carried = earlier.get("carried_over", {})
+        for section, result in earlier.get("sections", {}).items():
+            if section in self.args.only:
+                continue
+            self.results["sections"][section] = result
+            self.results["carried_over"] = {**self.results.get("carried_over", {}), section: carried.get(section) or {
+                "started": earlier["started"], "commit": earlier["commit"],
+                "load_average": earlier.get("load_average", {}).get(section)}}
 
     def champions(self) -> dict:
         if self._champions is None:
