@@ -29,6 +29,7 @@ from pyfunc_models import batch, config, jobs, tracking
 from pyfunc_models.amount import AmountTask
 from pyfunc_models.anomaly import AnomalyTask
 from pyfunc_models.batch import shipping
+from pyfunc_models.batch.model import declared_inputs
 from pyfunc_models.cashflow import CashflowPredictor, CashflowTask, SeasonalNaive
 from pyfunc_models.category import CategoryTask
 from pyfunc_models.ledger import LedgerError
@@ -109,7 +110,7 @@ def raw_ledger(path) -> pd.DataFrame:
 
 def predicted_in_process(model_uri: str, raw: pd.DataFrame, params=None) -> pd.DataFrame:
     model = mlflow.pyfunc.load_model(model_uri)
-    return model.predict(batch.model_rows(raw, model.metadata.get_input_schema()), params=params)
+    return model.predict(batch.model_rows(raw, declared_inputs(model.metadata.metadata)), params=params)
 
 
 def cells(values) -> list:

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 import mlflow
 import pandas as pd
 from mlflow.exceptions import MlflowException
-from mlflow.types import DataType
+from mlflow.types import ColSpec, DataType, Schema
+from mlflow.types.schema import AnyType
 
 from pyfunc_models import config, mlflow_internals
 from pyfunc_models.batch.errors import BatchError, first_line
@@ -24,7 +25,7 @@ class ScoringModel:
 
     uri: str
     model_type: str | None
-    inputs: object  # mlflow Schema with named columns
+    inputs: object  # mlflow Schema with named columns (declared_inputs for our models)
     outputs: object | None
     params: dict = field(default_factory=dict)  # param name -> default
 
@@ -47,15 +48,27 @@ def describe_model(model_uri: str) -> ScoringModel:
         raise BatchError(f"model {model_uri!r} cannot be found: {first_line(str(error))}; expected e.g. "
                          f"models:/{MODEL_NAMES['anomaly']}@{config.CHAMPION} or models:/m-<id>") from None
     signature = info.signature
-    if signature is None or signature.inputs is None or not signature.inputs.has_input_names():
-        raise BatchError(f"model {model_uri!r} has no signature with named input columns; batch_score feeds a "
-                         f"ledger's columns to a model by name")
+    named = signature is not None and signature.inputs is not None and signature.inputs.has_input_names()
+    inputs = signature.inputs if named else declared_inputs(info.metadata)
+    if inputs is None:
+        raise BatchError(f"model {model_uri!r} names no input columns (in its signature or its metadata); "
+                         f"batch_score feeds a ledger's columns to a model by name")
     model_type = None
     if info.model_id:
         with contextlib.suppress(MlflowException):  # a model saved outside a tracking store has no tags
             model_type = mlflow.get_logged_model(info.model_id).tags.get(config.MODEL_TYPE_TAG)
-    params = {spec.name: spec.default for spec in signature.params.params} if signature.params else {}
-    return ScoringModel(model_uri, model_type, signature.inputs, signature.outputs, params)
+    params = {spec.name: spec.default for spec in signature.params.params} if signature and signature.params else {}
+    return ScoringModel(model_uri, model_type, inputs, signature.outputs if signature else None, params)
+
+
+def declared_inputs(metadata) -> Schema | None:
+    """The columns our models list in their MLmodel metadata (they log no input schema: tracking.log_predictor),
+    as the named schema the plans feed them by; every column typed Any, as the contract reads any of them."""
+    columns = (metadata or {}).get("input_columns")
+    if not columns:
+        return None
+    required = set(metadata.get("required_columns", ()))
+    return Schema([ColSpec(AnyType(), column, required=column in required) for column in columns])
 
 
 def model_columns(columns, inputs) -> dict:
