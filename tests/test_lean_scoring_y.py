@@ -114,6 +114,7 @@ def test_choose_never_trades_accuracy_for_a_baseline_and_keeps_the_baseline_rule
     assert candidate.name == "lookup" and why.startswith("a baseline, better than the best learned candidate (forest)")
 
 
+@pytest.mark.slow  # trains the whole category task with MLflow logging: the slow tier
 def test_category_training_times_each_candidate_logs_it_and_says_why(monkeypatch):
     ledger = load_ledger_frame(generate_ledger(rows=800, seed=5, days=120))
     task = CategoryTask()
