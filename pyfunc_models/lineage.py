@@ -26,8 +26,6 @@ from pyfunc_models.model_types import task_class
 GATE_TAGS = ("validation_status", "decided_by", "gate_rules", "compared_with_champion", "forced_promotion",
              "rejection_reason")
 MONITORING_TAGS = ("monitoring_status", "last_monitored", "monitoring_reasons", "monitoring_run_id")
-COPY_TAGS = ("source_environment", "source_registry", "source_model", "source_version", "source_run_id",
-             "promoted_at")
 PACKAGES_SHOWN = ("mlflow", "scikit-learn", "xgboost", "statsmodels", "pandas", "numpy", "scipy")
 
 
@@ -110,9 +108,10 @@ def _champion(client: MlflowClient, model_type: str, name: str) -> dict | None:
                  **{tag: tags.get(tag) for tag in GATE_TAGS if tags.get(tag)},
                  "rules": [rule.strip() for rule in tags.get("gate_rules", "").split(" | ") if rule.strip()],
                  "gate": registry.gate_description(model_type)},
-        "copied_from": {tag: tags[tag] for tag in COPY_TAGS if tag in tags} if "source_environment" in tags else {},
-        "copied_to": {tag.removeprefix("promoted_to_"): value for tag, value in tags.items()
-                      if tag.startswith("promoted_to_")},
+        "copied_from": ({tag: tags[tag] for tag in environments.COPY_TAGS if tag in tags}
+                        if "source_environment" in tags else {}),
+        "copied_to": {tag.removeprefix(environments.PROMOTED_TO_PREFIX): value for tag, value in tags.items()
+                      if tag.startswith(environments.PROMOTED_TO_PREFIX)},
         "compared": tags.get("last_compared"),
         "monitoring": {tag: tags[tag] for tag in MONITORING_TAGS if tag in tags},
     }

@@ -29,7 +29,7 @@ from pyfunc_models.model_types import MODEL_NAMES, MODEL_TYPES, task_class
 
 HISTORY_TAG = "champion_history"  # JSON list of versions that were champion, oldest first
 EVALUATION_ARTIFACT = "evaluation/test_ledger.csv"
-# Every alias move is a registered-model tag of its own, `alias_move.<epoch ms>` = JSON {time, alias, version,
+# Every alias move is a registered-model tag of its own, `alias_move.<epoch µs>` = JSON {time, alias, version,
 # previous, action, reason, by}: the lineage reads them back from the registry (alias_moves), nothing is kept aside.
 ALIAS_MOVE_PREFIX = "alias_move."
 
