@@ -25,7 +25,7 @@ from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.pyfunc import PythonModel
 
 from pyfunc_models import config
-from pyfunc_models.ledger import LedgerError, _as_text, canonical_column_names, decide_date_order
+from pyfunc_models.ledger import LedgerError, as_frame, as_text, canonical_column_names, decide_date_order
 
 PACKAGE = config.__name__.partition(".")[0]
 VARIANTS = (config.CHAMPION, config.CHALLENGER)
@@ -38,7 +38,7 @@ def routing_keys(rows: pd.DataFrame) -> np.ndarray:
     columns = {canonical: column for column, canonical in canonical_column_names(rows.columns).items() if canonical}
 
     def text(column):
-        return _as_text(rows[columns[column]]) if column in columns else np.full(len(rows), "", dtype=object)
+        return as_text(rows[columns[column]]) if column in columns else np.full(len(rows), "", dtype=object)
 
     reference = text("reference")
     written = np.array([_FIELDS_JOINED_BY.join(fields) for fields in zip(text("date"), text("description"),
@@ -93,6 +93,10 @@ class SplitModel(PythonModel):
         # The split declares the champion's params with no default: one the request left out is None here, and
         # each version then uses its own default.
         params = {name: value for name, value in (params or {}).items() if value is not None}
+        try:  # the `inputs` format's records, as each version's LedgerModel would read them
+            model_input = as_frame(model_input)
+        except LedgerError as error:
+            raise MlflowException(str(error), error_code=INVALID_PARAMETER_VALUE) from None
         if not self.per_row:
             to_challenger = len(model_input) > 0 and request_point(model_input) < self.share
             return self._answer(config.CHALLENGER if to_challenger else config.CHAMPION, model_input, params)

@@ -159,7 +159,7 @@ def read_ledger(path) -> pd.DataFrame:
     return raw
 
 
-def _as_text(values) -> np.ndarray:
+def as_text(values) -> np.ndarray:
     """Cells as stripped strings; None, NaN and pandas' missing markers become ''."""
     # Walk a plain list: iterating a pandas (Arrow-backed) column cell by cell costs microseconds a cell.
     cells = values.to_numpy(dtype=object).tolist() if isinstance(values, pd.Series) else list(values)
@@ -169,7 +169,7 @@ def _as_text(values) -> np.ndarray:
 
 
 def _cell_text(value) -> str:
-    # The slow path of `_as_text`, for the cells that are not already strings.
+    # The slow path of `as_text`, for the cells that are not already strings.
     if value is None or value is pd.NA or value != value:
         return ""
     if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
@@ -200,7 +200,7 @@ def parse_amounts(values: pd.Series, column: str = "amount", source: str | None 
     if pd.api.types.is_numeric_dtype(values):
         amounts = np.array(values.to_numpy(dtype=float, na_value=np.nan))
     else:
-        text = _as_text(values)
+        text = as_text(values)
         amounts = np.array(pd.to_numeric(text, errors="coerce"), dtype=float)
         for position in np.flatnonzero(np.isnan(amounts) & (text != "")):
             match = _AMOUNT_PATTERN.match(text[position])
@@ -210,7 +210,7 @@ def parse_amounts(values: pd.Series, column: str = "amount", source: str | None 
                 amounts[position] = -number if negative else number
     bad = ~np.isfinite(amounts)
     if missing_ok and bad.any():
-        bad &= ~(pd.isna(values).to_numpy() | (_as_text(values) == ""))
+        bad &= ~(pd.isna(values).to_numpy() | (as_text(values) == ""))
     bad = np.flatnonzero(bad)
     if bad.size:
         raise LedgerError(
@@ -385,7 +385,7 @@ def _coded_text(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
         except (pa.ArrowTypeError, pa.ArrowInvalid):  # numbers, dates, mixed cells: one by one below
             pass
     if distinct is None:
-        distinct = _as_text(list(cells) + [""])
+        distinct = as_text(list(cells) + [""])
     return np.where(codes < 0, len(distinct) - 1, codes), distinct
 
 
@@ -493,7 +493,7 @@ def prepare_ledger(
         _refuse_nested(raw[original], column, source)
 
     def text(column):
-        return _as_text(given(column)) if column in seen else np.full(rows, "", dtype=object)
+        return as_text(given(column)) if column in seen else np.full(rows, "", dtype=object)
 
     def coded(column):
         # A column of few distinct values (a name, an enumeration) as codes into its distinct stripped texts.
@@ -549,6 +549,21 @@ def prepare_ledger(
             raise LedgerError(f"every transaction's date is implausible (e.g. {examples[0]!r}); "
                               f"expected dates from {earliest} to {latest}")
     return prepared, report
+
+
+def as_frame(model_input) -> pd.DataFrame:
+    """What MLflow hands over without an input schema, as one DataFrame: a DataFrame as it is (dataframe_split,
+    dataframe_records, CSV); the `inputs` format's records (a list of dicts of 0-d arrays) or columns (a dict of
+    arrays)."""
+    if isinstance(model_input, pd.DataFrame):
+        return model_input
+    if isinstance(model_input, dict):
+        return pd.DataFrame({column: np.atleast_1d(values) for column, values in model_input.items()})
+    if isinstance(model_input, list) and all(isinstance(row, dict) for row in model_input):
+        return pd.DataFrame([{column: value.item() if isinstance(value, np.ndarray) and value.ndim == 0 else value
+                              for column, value in row.items()} for row in model_input])
+    raise LedgerError(f"expected transactions as rows with named columns (dataframe_split, dataframe_records, or "
+                      f"inputs as a list of records), got {type(model_input).__name__}")
 
 
 def request_rows(rows: pd.DataFrame, drop=(), columns=None) -> pd.DataFrame:

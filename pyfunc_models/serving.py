@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import joblib
-import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.models import Model
@@ -20,7 +19,7 @@ from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.pyfunc import PythonModel
 
 from pyfunc_models import mlflow_internals
-from pyfunc_models.ledger import LedgerError
+from pyfunc_models.ledger import LedgerError, as_frame
 
 PREDICTOR_ARTIFACT = "predictor"
 
@@ -73,17 +72,3 @@ class LedgerModel(PythonModel):
         except LedgerError as error:
             raise MlflowException(str(error), error_code=INVALID_PARAMETER_VALUE) from None
 
-
-def as_frame(model_input) -> pd.DataFrame:
-    """What MLflow hands over without an input schema, as one DataFrame: a DataFrame as it is (dataframe_split,
-    dataframe_records, CSV); the `inputs` format's records (a list of dicts of 0-d arrays) or columns (a dict of
-    arrays)."""
-    if isinstance(model_input, pd.DataFrame):
-        return model_input
-    if isinstance(model_input, dict):
-        return pd.DataFrame({column: np.atleast_1d(values) for column, values in model_input.items()})
-    if isinstance(model_input, list) and all(isinstance(row, dict) for row in model_input):
-        return pd.DataFrame([{column: value.item() if isinstance(value, np.ndarray) and value.ndim == 0 else value
-                              for column, value in row.items()} for row in model_input])
-    raise LedgerError(f"expected transactions as rows with named columns (dataframe_split, dataframe_records, or "
-                      f"inputs as a list of records), got {type(model_input).__name__}")

@@ -115,6 +115,14 @@ def test_each_row_answered_by_its_variant_in_the_request_order():
     assert split.models[config.CHAMPION].asked == [(~to_challenger).sum()]
 
 
+def test_the_inputs_formats_records_are_split_as_the_same_rows_as_a_frame():
+    """`{"inputs": [...]}` reaches a model without an input schema as records of 0-d arrays (ledger.as_frame)."""
+    rows = transactions([f"SHOP {i}" for i in range(20)])
+    records = [{column: np.array(value) for column, value in row.items()} for row in rows.to_dict("records")]
+    as_records = split_of_stand_ins().predict(None, records)
+    pd.testing.assert_frame_equal(as_records, split_of_stand_ins().predict(None, rows))
+
+
 def test_a_whole_request_goes_to_one_variant_when_answers_depend_on_other_rows():
     split = split_of_stand_ins(per_row=False)
     for first in range(30):
