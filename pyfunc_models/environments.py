@@ -127,10 +127,12 @@ def promote_env(model_type: str, to: str, eval_data: str | None = None, floors: 
     if current is not None and _copied_from(current, source, champion):
         return f"{model_type}: {to} {dst_name} v{current.version} ({target.describe()}) is already a copy of {origin}"
 
+    with _inside(source):
+        source_model_id = registry.logged_model_id(champion) or ""
     copy_tags = {"environment": target.name, "source_environment": source.name,
                  "source_registry": without_password(source.tracking_uri), "source_model": champion.name,
                  "source_version": str(champion.version), "source_run_id": champion.run_id,
-                 "source_model_id": _model_id(champion),
+                 "source_model_id": source_model_id,
                  "promoted_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
     if target.tracking_uri == source.tracking_uri:
         version, how = _copy_in_registry(champion, dst_name, copy_tags), "copy_model_version (one registry)"
@@ -193,16 +195,6 @@ def _copied_from(version, source: Environment, champion) -> bool:
     return (version.tags.get("source_registry"), version.tags.get("source_model"),
             version.tags.get("source_version")) == (without_password(source.tracking_uri), champion.name,
                                                     str(champion.version))
-
-
-def _model_id(version) -> str:
-    """The logged model behind a version: SQL registries leave `model_id` empty and keep it in the source URI
-    (models:/m-<id>); a copy's source is another version, whose model id the copy's tag keeps."""
-    if getattr(version, "model_id", None):
-        return version.model_id
-    if (version.source or "").startswith("models:/m-"):
-        return version.source.removeprefix("models:/")
-    return version.tags.get("source_model_id", "")
 
 
 def _identity(tags: dict) -> dict:

@@ -165,10 +165,15 @@ def logged_model_uri(run) -> str:
 
 
 def logged_model_id(version) -> str | None:
-    """The logged model (m-...) a registered version holds. A sqlite registry leaves ModelVersion.model_id empty, and
-    a copy's source names the version it was copied from, so it is read from the model's MLmodel then."""
+    """The logged model (m-...) a registered version holds. A SQL registry leaves ModelVersion.model_id empty and
+    keeps it in the source URI (models:/m-<id>); a copy's source is the version it was copied from, whose model id
+    promote_env keeps in the copy's `source_model_id` tag; else it is read from the model's MLmodel."""
     if getattr(version, "model_id", None):
         return version.model_id
+    if (version.source or "").startswith("models:/m-"):
+        return version.source.removeprefix("models:/")
+    if version.tags.get("source_model_id"):
+        return version.tags["source_model_id"]
     try:
         return mlflow.models.get_model_info(f"models:/{version.name}/{version.version}").model_id
     except (MlflowException, OSError):
