@@ -62,13 +62,14 @@ BASELINE_PREFIX = "baseline_"
 
 def daily_net_flow(ledger: pd.DataFrame) -> pd.Series:
     """Income minus expenses per calendar day, zero on days without transactions."""
-    moved = ledger[~ledger["status"].isin(config.NO_MONEY_MOVED_STATUSES)]
-    if moved.empty:
+    # The four columns it reads, each filtered once: filtering the whole ledger was most of its cost.
+    moved = ~ledger["status"].isin(config.NO_MONEY_MOVED_STATUSES).to_numpy()
+    if not moved.any():
         raise LedgerError(f"no transactions that moved money (every one is "
                           f"{' or '.join(config.NO_MONEY_MOVED_STATUSES)}); expected dated amounts")
-    magnitude = moved["amount"].abs().to_numpy()
-    flow = np.where(moved["type"].to_numpy() == "income", magnitude, -magnitude)
-    daily = pd.Series(flow, index=pd.DatetimeIndex(moved["date"])).groupby(level=0).sum()
+    magnitude = np.abs(ledger["amount"].to_numpy()[moved])
+    flow = np.where((ledger["type"] == "income").to_numpy()[moved], magnitude, -magnitude)
+    daily = pd.Series(flow, index=pd.DatetimeIndex(ledger["date"])[moved]).groupby(level=0).sum()
     days = pd.date_range(daily.index.min(), daily.index.max(), freq="D")
     return daily.reindex(days, fill_value=0.0).astype(float)
 
