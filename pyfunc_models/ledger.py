@@ -35,6 +35,7 @@ DATE_FORMATS = ("%Y.%m.%d", "%d %b %Y", "%d %B %Y", "%d-%b-%Y", "%b %d, %Y", "%B
 TWO_DIGIT_YEAR_PIVOT = 70
 _DAY_MONTH = (r"^(?P<first>\d{1,2})(?P<separator>[./-])(?P<second>\d{1,2})[./-](?P<year>\d{4}|\d{2})"
               r"(?:[ T]+\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:\s*[AaPp]\.?[Mm]\.?)?)?$")
+_PLAIN_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # fullmatch; \d would take any script's digits
 # A transaction happened on its own wall-clock date: a UTC offset after the time is cut off, never applied.
 _UTC_OFFSET = r"^(\d{4}-?\d{2}-?\d{2}[T ]\d{1,2}(?::?\d{2}){0,2}(?:[.,]\d+)?)\s*(?:Z|UTC|GMT|[+-]\d{2}(?::?\d{2})?)$"
 # From this many distinct values on, text is handled by Arrow (a call costs ~50 µs, a cell in Python ~0.5 µs).
@@ -157,6 +158,28 @@ def read_ledger(path) -> pd.DataFrame:
     if raw.empty:
         raise LedgerError(f"{path.name} has a header but no transactions; expected at least one row")
     return raw
+
+
+def _arrow_strings(values: pd.Series) -> pa.Array | None:
+    """A column pandas keeps as Arrow strings (its default `str`, `string[pyarrow]`) as one Arrow array, for the
+    fast path; None for any other column (object, numbers, Python strings), which is read cell by cell."""
+    dtype = values.dtype
+    if not ((isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow")
+            or (isinstance(dtype, pd.ArrowDtype)
+                and (pa.types.is_string(dtype.pyarrow_dtype) or pa.types.is_large_string(dtype.pyarrow_dtype)))):
+        return None
+    array = pa.array(values.array)  # the array's own Arrow data (the Series is looked up by name otherwise)
+    return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
+
+
+def _stripped_text(values: pd.Series) -> pa.Array:
+    """`as_text` as an Arrow array: an Arrow-backed column stripped in one pass (Arrow's whitespace is Python's,
+    tests/test_contract_fast_path.py checks every character), any other cell by cell."""
+    arrow = _arrow_strings(values)
+    if arrow is None:
+        return pa.array(as_text(values), type=pa.large_string())
+    stripped = pc.utf8_trim_whitespace(arrow)
+    return stripped.fill_null("") if stripped.null_count else stripped
 
 
 def as_text(values) -> np.ndarray:
@@ -295,8 +318,11 @@ def _read_dates(values: pd.Series, column: str, source: str | None, date_order: 
 def _distinct_dates(distinct: np.ndarray, codes: np.ndarray, values: pd.Series, column: str,
                     source: str | None, date_order: str):
     """The dates of a column's distinct texts (NaT where unreadable), the order used and whether it was a guess."""
-    text = pa.array(distinct, type=pa.string())
     written = distinct != ""
+    days = _plain_iso_days(distinct, written)
+    if days is not None:  # what a client sends: the general path below reads these the same way
+        return days, ("iso" if written.any() else None), False
+    text = pa.array(distinct, type=pa.string())
     iso = distinct
     if pc.max(pc.utf8_length(text)).as_py() > len("2024-03-15"):  # a time, perhaps with an offset
         iso = pc.replace_substring_regex(text, _UTC_OFFSET, r"\1").to_numpy(zero_copy_only=False)
@@ -325,6 +351,19 @@ def _distinct_dates(distinct: np.ndarray, codes: np.ndarray, values: pd.Series, 
         days[todo] = parsed.to_numpy().astype("datetime64[D]")
         todo &= np.isnat(days)
     return days, order, guessed
+
+
+def _plain_iso_days(distinct: np.ndarray, written: np.ndarray) -> np.ndarray | None:
+    """The days of distinct texts that are all plain ISO dates (2024-03-15) or empty (NaT), read by numpy; None
+    for a column with any other text, or a day that does not exist (2023-02-29), left to the general path."""
+    if not all(_PLAIN_ISO_DATE.fullmatch(text) for text in distinct[written].tolist()):
+        return None
+    days = np.full(len(distinct), np.datetime64("NaT"), dtype="datetime64[D]")
+    try:
+        days[written] = np.array(distinct[written].tolist(), dtype="datetime64[D]")
+    except ValueError:
+        return None
+    return days
 
 
 def _day_month_order(first, second, with_dots, where, codes, values, column, source, date_order):
@@ -375,6 +414,12 @@ def _calendar_days(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np.n
 def _coded_text(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """A column as codes into its distinct stripped texts (missing cells are ''): an enumeration has a
     handful of values, so they are stripped once each, not once per row."""
+    arrow = _arrow_strings(values)
+    if arrow is not None:  # what pd.factorize does for such a column, without pandas around it
+        encoded = arrow.dictionary_encode()
+        distinct = np.append(pc.utf8_trim_whitespace(encoded.dictionary).to_numpy(zero_copy_only=False), "")
+        codes = encoded.indices.fill_null(len(distinct) - 1) if encoded.indices.null_count else encoded.indices
+        return codes.to_numpy().astype(np.intp), distinct
     codes, uniques = pd.factorize(values)
     cells = np.asarray(uniques, dtype=object)
     distinct = None
@@ -400,6 +445,12 @@ def normalise_enum(codes: np.ndarray, distinct: np.ndarray, allowed, aliases: di
     Takes the column as codes into its distinct texts (`_coded_text`), so a large ledger costs what its
     vocabulary costs.
     """
+    return np.array(_enum_values(codes, distinct, allowed, aliases, column, report), dtype=object)[codes]
+
+
+def _enum_values(codes: np.ndarray, distinct: np.ndarray, allowed, aliases: dict, column: str,
+                 report: LedgerReport) -> list:
+    """`normalise_enum`'s canonical value of each distinct text (what its rows read through their codes)."""
     counts: dict = {}
     for value, count in zip(distinct.tolist(), np.bincount(codes, minlength=len(distinct)).tolist()):
         counts[value] = counts.get(value, 0) + count  # ' debit' and 'debit' are one spelling
@@ -421,7 +472,32 @@ def normalise_enum(codes: np.ndarray, distinct: np.ndarray, allowed, aliases: di
             report.unknown.setdefault(column, {})[raw_value or "(empty)"] = int(count)
         elif canonical != key:
             report.corrected.setdefault(column, {})[raw_value] = canonical
-    return np.array([mapping.get(value, config.UNKNOWN) for value in distinct.tolist()], dtype=object)[codes]
+    return [mapping.get(value, config.UNKNOWN) for value in distinct.tolist()]
+
+
+def _taken(values: list, codes: np.ndarray) -> pa.Array:
+    """Each row's value from the values of its column's distinct texts, as an Arrow string array."""
+    return pa.array(values, type=pa.large_string()).take(codes)
+
+
+def _is_empty(values) -> np.ndarray:
+    if isinstance(values, pa.Array):
+        return pc.equal(values, "").to_numpy(zero_copy_only=False)
+    return values == ""
+
+
+# What pandas makes of a column of text (pandas 3: its Arrow-backed `str`); the contract's text columns are made
+# as Arrow arrays and go into the frame as they are when that is what pandas would make of them.
+_TEXT_DTYPE = pd.Series([""]).dtype
+
+
+def _frame_column(values):
+    """A prepared column as the frame takes it: text as pandas would make it of the same strings."""
+    if not isinstance(values, pa.Array):  # dates, amounts
+        return values
+    if isinstance(_TEXT_DTYPE, pd.StringDtype) and _TEXT_DTYPE.storage == "pyarrow":
+        return pd.arrays.ArrowStringArray(values, dtype=_TEXT_DTYPE)
+    return values.to_numpy(zero_copy_only=False)  # object cells, as pandas keeps text without `str`
 
 
 def prepare_ledger(
@@ -485,63 +561,67 @@ def prepare_ledger(
     rows = len(raw)
     if rows == 0:
         raise LedgerError("no transactions: expected at least one row")
+    given = {column: raw[original] for column, original in seen.items()}  # each column taken out of raw once
 
-    def given(column):
-        return raw[seen[column]] if column in seen else None
+    for column, values in given.items():
+        _refuse_nested(values, column, source)
 
-    for column, original in seen.items():
-        _refuse_nested(raw[original], column, source)
-
+    # Text columns are Arrow string arrays until the frame is made (`_frame_column`): pandas keeps text as
+    # Arrow, so a request's text never goes through Python objects and back.
     def text(column):
-        return as_text(given(column)) if column in seen else np.full(rows, "", dtype=object)
+        return _stripped_text(given[column]) if column in given else pa.repeat("", rows).cast(pa.large_string())
 
     def coded(column):
         # A column of few distinct values (a name, an enumeration) as codes into its distinct stripped texts.
-        return _coded_text(given(column)) if column in seen else (np.zeros(rows, dtype=int),
-                                                                  np.array([""], dtype=object))
+        return _coded_text(given[column]) if column in given else (np.zeros(rows, dtype=np.intp),
+                                                                   np.array([""], dtype=object))
 
-    if "date" in seen:
+    if "date" in given:
         dates, report.date_order, report.date_order_ambiguous, implausible = _dates(
-            given("date"), "date", source, date_order, implausible_dates)
+            given["date"], "date", source, date_order, implausible_dates)
     else:
         dates, implausible = np.full(rows, np.datetime64("NaT"), "datetime64[ns]"), np.array([], dtype=int)
     ledger = {
         "date": dates,
-        "amount": parse_amounts(given("amount"), source=source, missing_ok=missing_amount_ok) if "amount" in seen else np.full(rows, np.nan),
+        "amount": parse_amounts(given["amount"], source=source, missing_ok=missing_amount_ok) if "amount" in given
+        else np.full(rows, np.nan),
     }
     for column in ("description", "reference", "receipt_url"):
         ledger[column] = text(column)
     codes, distinct = coded("category")  # a regex per distinct name, not per row
-    ledger["category"] = np.array([_normalise_name(value) if value else "" for value in distinct.tolist()],
-                                  dtype=object)[codes]
+    ledger["category"] = _taken([_normalise_name(value) if value else "" for value in distinct.tolist()], codes)
     for column in nonempty:
-        empty = np.flatnonzero(ledger[column] == "")
+        empty = np.flatnonzero(_is_empty(ledger[column]))
         if empty.size:
-            shown = [_shown(v) for v in given(column).iloc[empty]] if column in seen else [None] * empty.size
+            shown = [_shown(v) for v in given[column].iloc[empty]] if column in given else [None] * empty.size
             raise LedgerError(
                 _problems_message(column, empty, shown, f"is empty; expected the transaction's {column}", source)
             )
 
     def enumeration(column, allowed, aliases):
+        # The canonical value of each distinct text, and each row's code into them.
         codes, distinct = coded(column)
-        return normalise_enum(codes, distinct, allowed, aliases, column, report)
+        return _enum_values(codes, distinct, allowed, aliases, column, report), codes
 
-    kinds = enumeration("type", config.TRANSACTION_TYPES, config.TYPE_ALIASES)
-    unknown_type = (kinds == config.UNKNOWN) & ~np.isnan(ledger["amount"])
+    kinds, codes = enumeration("type", config.TRANSACTION_TYPES, config.TYPE_ALIASES)
+    unknown_type = np.array([kind == config.UNKNOWN for kind in kinds])[codes] & ~np.isnan(ledger["amount"])
     if unknown_type.any():
         # No usable type: the sign says it (money out is negative in a signed ledger).
-        kinds[unknown_type] = np.where(ledger["amount"][unknown_type] < 0, "expense", "income")
+        expense, income = len(kinds), len(kinds) + 1
+        kinds = [*kinds, "expense", "income"]
+        codes = np.where(unknown_type, np.where(ledger["amount"] < 0, expense, income), codes)
         report.type_inferred_from_sign = int(unknown_type.sum())
-    ledger["type"] = kinds
-    ledger["payment_method"] = enumeration("payment_method", config.PAYMENT_METHODS, config.PAYMENT_METHOD_ALIASES)
-    ledger["status"] = enumeration("status", config.STATUSES, config.STATUS_ALIASES)
+    ledger["type"] = _taken(kinds, codes)
+    ledger["payment_method"] = _taken(*enumeration("payment_method", config.PAYMENT_METHODS,
+                                                   config.PAYMENT_METHOD_ALIASES))
+    ledger["status"] = _taken(*enumeration("status", config.STATUSES, config.STATUS_ALIASES))
     ordered = list(config.COLUMNS)
-    if config.ANOMALY_LABEL in seen:
+    if config.ANOMALY_LABEL in given:
         ledger[config.ANOMALY_LABEL] = text(config.ANOMALY_LABEL)
         ordered.append(config.ANOMALY_LABEL)
-    prepared = pd.DataFrame({column: ledger[column] for column in ordered})
+    prepared = pd.DataFrame({column: _frame_column(ledger[column]) for column in ordered}, copy=False)  # all made here
     if implausible.size:
-        examples = [str(v) for v in given("date").iloc[implausible[:MAX_PROBLEMS_SHOWN]]]  # JSON, as logged
+        examples = [str(v) for v in given["date"].iloc[implausible[:MAX_PROBLEMS_SHOWN]]]  # JSON, as logged
         report.dropped_rows["implausible date"] = {"count": int(implausible.size), "examples": examples}
         prepared = prepared.drop(index=implausible).reset_index(drop=True)
         if prepared.empty:
