@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import difflib
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -40,6 +41,9 @@ _PLAIN_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # fullmatch; \d wou
 _UTC_OFFSET = r"^(\d{4}-?\d{2}-?\d{2}[T ]\d{1,2}(?::?\d{2}){0,2}(?:[.,]\d+)?)\s*(?:Z|UTC|GMT|[+-]\d{2}(?::?\d{2})?)$"
 # From this many distinct values on, text is handled by Arrow (a call costs ~50 µs, a cell in Python ~0.5 µs).
 _ARROW_FROM = 1000
+# Up to this many cells, an Arrow-backed column is read as a Python list: an Arrow kernel's fixed cost (~5 µs a
+# call) is more than a few cells cost in Python.
+_PYTHON_UP_TO = 64
 # Typos are corrected only towards words this long: a short word is one letter away from too many others.
 _MIN_TYPO_TARGET = 4
 # "$1,234.56", "(12.50)", "-1 234,00" is refused: a comma is only a thousands separator.
@@ -117,12 +121,14 @@ def _normalise_name(name) -> str:
 
 def canonical_column_names(columns) -> dict:
     """Map each given column name to its canonical name (unknown names map to None)."""
-    mapping = {}
-    for column in columns:
-        key = _normalise_name(column)
-        key = config.COLUMN_ALIASES.get(key, key)
-        mapping[column] = key if key in config.COLUMNS or key == config.ANOMALY_LABEL else None
-    return mapping
+    return {column: _canonical_name(str(column)) for column in columns}
+
+
+@functools.lru_cache(maxsize=256)  # a served model sees the same few headers request after request
+def _canonical_name(name: str) -> str | None:
+    key = _normalise_name(name)
+    key = config.COLUMN_ALIASES.get(key, key)
+    return key if key in config.COLUMNS or key == config.ANOMALY_LABEL else None
 
 
 def _row_name(position: int, source: str | None) -> str:
@@ -415,6 +421,12 @@ def _coded_text(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """A column as codes into its distinct stripped texts (missing cells are ''): an enumeration has a
     handful of values, so they are stripped once each, not once per row."""
     arrow = _arrow_strings(values)
+    if arrow is not None and len(arrow) <= _PYTHON_UP_TO:  # numbered in order of first appearance, as below
+        first: dict = {}
+        codes = np.array([-1 if cell is None else first.setdefault(cell, len(first)) for cell in arrow.to_pylist()],
+                         dtype=np.intp)
+        distinct = as_text([*first, ""])
+        return np.where(codes < 0, len(distinct) - 1, codes), distinct
     if arrow is not None:  # what pd.factorize does for such a column, without pandas around it
         encoded = arrow.dictionary_encode()
         distinct = np.append(pc.utf8_trim_whitespace(encoded.dictionary).to_numpy(zero_copy_only=False), "")
@@ -477,13 +489,18 @@ def _enum_values(codes: np.ndarray, distinct: np.ndarray, allowed, aliases: dict
 
 def _taken(values: list, codes: np.ndarray) -> pa.Array:
     """Each row's value from the values of its column's distinct texts, as an Arrow string array."""
+    if len(codes) <= _PYTHON_UP_TO:
+        return pa.array([values[code] for code in codes.tolist()], type=pa.large_string())
     return pa.array(values, type=pa.large_string()).take(codes)
 
 
-def _is_empty(values) -> np.ndarray:
-    if isinstance(values, pa.Array):
-        return pc.equal(values, "").to_numpy(zero_copy_only=False)
-    return values == ""
+def _empty_rows(values) -> np.ndarray:
+    """The positions of a prepared column's empty cells."""
+    if not isinstance(values, pa.Array):
+        return np.flatnonzero(values == "")
+    if len(values) <= _PYTHON_UP_TO:
+        return np.array([row for row, value in enumerate(values.to_pylist()) if value == ""], dtype=np.intp)
+    return np.flatnonzero(pc.equal(values, "").to_numpy(zero_copy_only=False))
 
 
 # What pandas makes of a column of text (pandas 3: its Arrow-backed `str`); the contract's text columns are made
@@ -591,7 +608,7 @@ def prepare_ledger(
     codes, distinct = coded("category")  # a regex per distinct name, not per row
     ledger["category"] = _taken([_normalise_name(value) if value else "" for value in distinct.tolist()], codes)
     for column in nonempty:
-        empty = np.flatnonzero(_is_empty(ledger[column]))
+        empty = _empty_rows(ledger[column])
         if empty.size:
             shown = [_shown(v) for v in given[column].iloc[empty]] if column in given else [None] * empty.size
             raise LedgerError(

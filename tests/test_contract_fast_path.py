@@ -144,7 +144,7 @@ def test_arrow_strips_exactly_the_characters_python_strips():
 @pytest.mark.parametrize("seed", range(60))
 def test_random_requests_prepare_the_same_by_either_path(seed):
     rng = np.random.default_rng(seed)
-    raw = random_ledger(rng, int(rng.choice([1, 2, 5, 40])))
+    raw = random_ledger(rng, int(rng.choice([1, 2, 5, 40, ledger._PYTHON_UP_TO + 1, 300])))
     assert (raw.dtypes == pd.Series([""]).dtype).sum() >= 3  # what the fast path is for
     for settings in SETTINGS:
         assert_fast_equals_general(raw, **settings)
@@ -152,10 +152,11 @@ def test_random_requests_prepare_the_same_by_either_path(seed):
 
 @pytest.mark.parametrize("dtype", ["str", "string[pyarrow]", pd.ArrowDtype(pa.string()), pd.ArrowDtype(pa.large_string()),
                                    "string[python]", object])
-def test_every_text_dtype_pandas_gives_prepares_as_the_object_column_does(dtype):
+@pytest.mark.parametrize("rows", [3, 3 * ledger._PYTHON_UP_TO])  # a few cells are read in Python, more in Arrow
+def test_every_text_dtype_pandas_gives_prepares_as_the_object_column_does(dtype, rows):
     rng = np.random.default_rng(7)
-    raw = random_ledger(rng, 40)
-    raw[raw.columns[0]] = DATE_FAMILIES["iso"][:4] * 10  # a readable date, so the whole frame is compared
+    raw = random_ledger(rng, rows)
+    raw[raw.columns[0]] = (DATE_FAMILIES["iso"][:3] * rows)[:rows]  # a readable date, so the whole frame is compared
     for settings in SETTINGS:
         typed = assert_fast_equals_general(raw.astype(dtype), **settings)
         assert_same(typed, outcome(raw.astype(object), **settings))
@@ -165,7 +166,7 @@ def test_columns_in_several_arrow_chunks_are_read_whole():
     """pd.concat keeps each part's Arrow chunk: codes must still number distinct values in order of first
     appearance across the chunks (the refusal of mixed date orders names the first row of each)."""
     rng = np.random.default_rng(3)
-    parts = [random_ledger(np.random.default_rng(11), 20) for _ in range(3)]
+    parts = [random_ledger(np.random.default_rng(11), ledger._PYTHON_UP_TO) for _ in range(3)]
     raw = pd.concat(parts, ignore_index=True)
     for family in ("iso", "day_first", "mixed_orders"):
         raw["date" if "date" in raw else raw.columns[0]] = [DATE_FAMILIES[family][i % len(DATE_FAMILIES[family])]
