@@ -26,6 +26,7 @@ from pyfunc_models.splits import merchant_split
 from pyfunc_models.task import Gate, Monitoring, Option, Purpose, Sample, Watch, Watched
 from pyfunc_models.training import (Candidate, NotEnoughData, RowTask, TrainingOutcome, fit_candidate,
                                     require_classes, select_candidates)
+from pyfunc_models.word_knowledge import SOURCES, WordKnowledge
 
 MAX_TOP_K = 20
 DEFAULT_TOP_K = 3
@@ -75,6 +76,11 @@ class MerchantLookup(MajorityCategory):
                   for key in merchant_keys(rows["description"])]
         return np.array([self.prior_ if c is None else c / c.sum() for c in counts]).reshape(len(rows), -1)
 
+    def knows(self, rows: pd.DataFrame) -> np.ndarray:
+        """Per row, whether its merchant was seen in training (by its two-word key or its first word)."""
+        return np.array([key in self.by_name_ or key.split(" ")[0] in self.by_first_word_
+                         for key in merchant_keys(rows["description"])], dtype=bool)
+
 
 class MerchantMemory(BaseEstimator, ClassifierMixin):
     """A classifier plus what the training ledger says of each merchant it has seen.
@@ -108,6 +114,13 @@ class MerchantMemory(BaseEstimator, ClassifierMixin):
         return self.classes_[np.argmax(self.predict_proba(rows), axis=1)]
 
 
+def merchant_memory(fitted) -> MerchantLookup | None:
+    """What a fitted candidate remembers of the merchants it was trained on (None: a model that remembers none)."""
+    if isinstance(fitted, MerchantLookup):
+        return fitted
+    return getattr(fitted, "memory_", None)
+
+
 def description_text_features(max_text_features: int = 40_000) -> FeatureUnion:
     """The description alone, as word 1-2-grams and character 2-5-grams (min_df 1: a tiny ledger still has a
     vocabulary)."""
@@ -119,6 +132,17 @@ def description_text_features(max_text_features: int = 40_000) -> FeatureUnion:
                          ("characters", vectoriser(analyzer="char_wb", ngram_range=(2, 5)))])
 
 
+def text_logistic_regression() -> Pipeline:
+    return Pipeline([("features", description_text_features()),
+                     ("classifier", LogisticRegression(C=10.0, max_iter=2000))])
+
+
+# Where a row's answer came from (the served `answered_from`): its merchant's booked categories pooled with the
+# classifier; for a merchant never seen, the description's words read with word knowledge, or the classifier alone
+# (a model trained with word_knowledge=0, or before it existed).
+MERCHANT_HISTORY, DESCRIPTION_WORDS, CLASSIFIER = "merchant_history", "description_words", "classifier"
+
+
 class CategoryPredictor(LedgerPredictor):
     """The served model: raw transactions in; category, confidence and top-k alternatives out.
 
@@ -128,11 +152,33 @@ class CategoryPredictor(LedgerPredictor):
     """
 
     input_columns = tuple(c for c in config.COLUMNS if c != "category")
+    memory = None  # predictors pickled before issue 17 have neither
+    word_knowledge = None
 
-    def __init__(self, pipeline: Pipeline, baselines: dict | None = None):
+    def __init__(self, pipeline: Pipeline, baselines: dict | None = None, word_knowledge: WordKnowledge | None = None):
         self.pipeline = predict_in_one_thread(pipeline)
         self.categories = np.asarray(pipeline.classes_, dtype=object)
         self.baselines_ = baselines or {}  # fitted on the same past: the gate scores them on the model's rows
+        self.memory = merchant_memory(pipeline)
+        self.word_knowledge = word_knowledge
+
+    def warm(self) -> None:
+        if self.word_knowledge is not None:
+            self.word_knowledge.warm()
+
+    def probabilities(self, rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """(probability of each category, where the answer came from) per row: rows of a merchant seen in training
+        from the classifier and its history; the others from word knowledge when the model has it."""
+        seen = self.memory.knows(rows) if self.memory is not None else np.zeros(len(rows), dtype=bool)
+        answered_from = np.where(seen, MERCHANT_HISTORY,
+                                 DESCRIPTION_WORDS if self.word_knowledge else CLASSIFIER).astype(object)
+        if self.word_knowledge is None or seen.all():
+            return self.pipeline.predict_proba(rows), answered_from
+        probabilities = np.empty((len(rows), len(self.categories)))
+        if seen.any():
+            probabilities[seen] = self.pipeline.predict_proba(rows.iloc[np.flatnonzero(seen)])
+        probabilities[~seen] = self.word_knowledge.predict_proba(rows.iloc[np.flatnonzero(~seen)])
+        return probabilities, answered_from
 
     def predict(self, transactions: pd.DataFrame, top_k: int = DEFAULT_TOP_K) -> pd.DataFrame:
         if not 1 <= int(top_k) <= MAX_TOP_K:
@@ -145,8 +191,9 @@ class CategoryPredictor(LedgerPredictor):
         confidence = pd.array([None] * len(transactions), dtype="Float64")
         alternatives = np.empty(len(transactions), dtype=object)
         alternatives[:] = [[] for _ in range(len(transactions))]
+        answered_from = np.full(len(transactions), None, dtype=object)
         if len(expenses):
-            probabilities = self.pipeline.predict_proba(transactions.iloc[expenses])
+            probabilities, answered_from[expenses] = self.probabilities(transactions.iloc[expenses])
             order = np.argsort(-probabilities, axis=1, kind="stable")[:, :top_k]
             # Built from plain lists (a numpy scalar per cell would cost microseconds each at 10k rows).
             names = self.categories[order].tolist()
@@ -158,7 +205,8 @@ class CategoryPredictor(LedgerPredictor):
                 for row_names, row_chances in zip(names, chances)
             ]
         return pd.DataFrame({"category": pd.Series(category, dtype=object), "confidence": confidence,
-                             "alternatives": pd.Series(alternatives, dtype=object)})
+                             "alternatives": pd.Series(alternatives, dtype=object),
+                             "answered_from": pd.Series(answered_from, dtype=object)})
 
 
 class CategoryTask(RowTask):
@@ -167,17 +215,22 @@ class CategoryTask(RowTask):
     target_column = "category"
     purpose = Purpose(
         question="Which bookkeeping category is this expense?",
-        answer="one answer per transaction: its category, the confidence in it, and the `top_k` most likely "
-               "categories as alternatives. It learned expense categories only: an income row is answered with "
+        answer="one answer per transaction: its category, the confidence in it, the `top_k` most likely "
+               "categories as alternatives, and where the answer came from (`answered_from`: `merchant_history` for "
+               "a merchant seen in training; `description_words` for one never seen, read with the sentence "
+               "encoder's word knowledge). It learned expense categories only: an income row is answered with "
                "category null, confidence null and no alternatives.",
-        outputs="per row: `category`, `confidence`, `alternatives` (top-k)",
+        outputs="per row: `category`, `confidence`, `alternatives` (top-k), `answered_from`",
         evaluated_on="its training run's held-out test rows (the latest categorised expenses)")
     gate = Gate(key_metric="macro_f1", greater_is_better=True, tolerance=0.01, relative=False,
                 beat=("majority",), match=("merchant_lookup",),
                 floors={"macro_f1": (None, True), "accuracy": (None, True)})
     serving_params = {"top_k": DEFAULT_TOP_K}
     options = (Option("max_tree_rows", DEFAULT_MAX_TREE_ROWS, "train tree candidates on at most this many recent "
-                      "rows; 0: no cap", whole=True),)
+                      "rows; 0: no cap", whole=True),
+               Option("word_knowledge", 1, "1: answer merchants never seen in training from what their description's "
+                      "words mean (a sentence encoder inside the model, 59 MB; fetched once per machine); 0: the "
+                      "classifier alone", whole=True))
     baseline_margin = gate.tolerance  # the gate's tolerance against the merchant lookup
     report_metrics = ("accuracy", "macro_f1", "weighted_f1",
                       "merchant_holdout_accuracy", "merchant_holdout_macro_f1")
@@ -189,8 +242,9 @@ class CategoryTask(RowTask):
 
     def __init__(self, max_tree_rows: int | None = DEFAULT_MAX_TREE_ROWS, only=None,
                  max_search_rows: int | None = DEFAULT_MAX_SEARCH_ROWS,
-                 max_linear_rows: int | None = DEFAULT_MAX_LINEAR_ROWS):
+                 max_linear_rows: int | None = DEFAULT_MAX_LINEAR_ROWS, word_knowledge: int = 1):
         self.max_tree_rows = max_tree_rows or None  # 0: no cap
+        self.word_knowledge = bool(word_knowledge)
         self.max_linear_rows = max_linear_rows
         self.max_search_rows = max_search_rows
         self.only = tuple(only) if only else None  # candidate names to try (default: all)
@@ -216,10 +270,9 @@ class CategoryTask(RowTask):
                                             ("classifier", classifier)]))
 
         candidates = [
-            Candidate("text_logistic_regression",
-                      MerchantMemory(Pipeline([("features", description_text_features()),
-                                               ("classifier", LogisticRegression(C=10.0, max_iter=2000))])),
-                      {"C": 10.0, "features": "description word 1-2-grams + char 2-5-grams", "max_rows": self.max_linear_rows},
+            Candidate("text_logistic_regression", MerchantMemory(text_logistic_regression()),
+                      {"C": 10.0, "features": "description word 1-2-grams + char 2-5-grams",
+                       "max_rows": self.max_linear_rows},
                       self.max_linear_rows),
             Candidate("logistic_regression",
                       pipeline(LogisticRegression(C=20.0, max_iter=2000)),
@@ -257,7 +310,21 @@ class CategoryTask(RowTask):
                 Candidate("majority", MajorityCategory(), {"baseline": True}, baseline=True)]
 
     def predictor(self, fitted, past, chosen) -> CategoryPredictor:
-        return CategoryPredictor(fitted, baselines=self.baselines(past))
+        return CategoryPredictor(fitted, baselines=self.baselines(past), word_knowledge=self.learn_words(fitted, past))
+
+    def learn_words(self, fitted, past: pd.DataFrame) -> WordKnowledge | None:
+        """Word knowledge for merchants `fitted` never saw, learnt from the same past (None when turned off)."""
+        if not self.word_knowledge:
+            return None
+        from pyfunc_models.category_glosses import gloss_for  # training only: a model carries the gloss vectors
+        from pyfunc_models.encoder_build import sentence_encoder
+
+        classes = np.asarray(fitted.classes_, dtype=object)
+        return WordKnowledge(sentence_encoder(), text_logistic_regression()).fit(
+            past, self.target(past), classes, [gloss_for(category)[0] for category in classes])
+
+    def test_predictions(self, predictor: CategoryPredictor, fitted, rows: pd.DataFrame) -> np.ndarray:
+        return predictor.predict(rows)["category"].to_numpy(dtype=object)
 
     def evidence(self, outcome: TrainingOutcome, chosen: Candidate, seed: int) -> None:
         y_test = self.target(outcome.test)
@@ -269,6 +336,15 @@ class CategoryTask(RowTask):
             y_test, outcome.test_predictions, labels=labels, output_dict=True, zero_division=0)
         outcome.artifacts["classification_report.txt"] = classification_report(
             y_test, outcome.test_predictions, labels=labels, zero_division=0)
+        words = outcome.predictor.word_knowledge
+        if words is not None:
+            outcome.artifacts["category_glosses.json"] = {
+                "what": "the text each category was read as, for merchants never seen (category_glosses.py; a "
+                        "category it does not list is read by its name)",
+                "encoder": words.encoder.source,
+                "blend_weights": dict(zip(SOURCES, map(float, words.weights_))),
+                "blend_weights_learnt_on_rows": words.blend_rows_,
+                "glosses": dict(zip(map(str, words.classes_), words.glosses_))}
 
         # Merchants never seen in training: what a model that only memorises names cannot do.
         # A diagnostic, not the served model: fitted on at most max_search_rows recent known-merchant rows.
@@ -281,12 +357,21 @@ class CategoryTask(RowTask):
             return
         outcome.params["merchant_holdout_train_rows"] = used
         y_unseen = self.target(unseen)
-        for name, metric in self.metrics(unseen, y_unseen, fitted.predict(unseen)).items():
+        known = known.iloc[-used:].reset_index(drop=True)
+        answers = CategoryPredictor(fitted, word_knowledge=self.learn_words(fitted, known)).predict(unseen)
+        for name, metric in self.metrics(unseen, y_unseen, answers["category"].to_numpy(dtype=object)).items():
             outcome.metrics[f"merchant_holdout_{name}"] = metric
-        for name, baseline in self.baselines(known.iloc[-used:]).items():
+        correct = answers["category"].to_numpy(dtype=object) == y_unseen
+        confidence = answers["confidence"].to_numpy(dtype=float)
+        outcome.metrics.update({f"merchant_holdout_{name}": value
+                                for name, value in calibration(confidence, correct).items()})
+        if self.word_knowledge:  # what the classifier alone did on the same rows: what word knowledge adds
+            outcome.metrics["merchant_holdout_classifier_accuracy"] = float(np.mean(fitted.predict(unseen) == y_unseen))
+        for name, baseline in self.baselines(known).items():
             for metric_name, value in self.metrics(unseen, y_unseen, baseline.predict(unseen)).items():
                 outcome.baseline_metrics[name][f"merchant_holdout_{metric_name}"] = value
         outcome.metrics["merchant_holdout_rows"] = float(len(unseen))
+        outcome.artifacts["calibration_unseen_merchants.png"] = plots.reliability(confidence, correct)
 
 
     def gate_metrics(self, predict, ledger: pd.DataFrame, **options) -> dict:
@@ -319,6 +404,21 @@ def macro_f1(truth, predicted) -> float:
     hits = np.bincount(true_codes[true_codes == predicted_codes], minlength=len(labels))
     totals = np.bincount(true_codes, minlength=len(labels)) + np.bincount(predicted_codes, minlength=len(labels))
     return float(np.mean(2 * hits / np.maximum(totals, 1)))
+
+
+def calibration(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> dict:
+    """How far confidence is from accuracy: over equal-count bins of the rows ordered by confidence, the largest
+    |mean confidence - accuracy| (`calibration_max_gap`) and its row-weighted mean (`calibration_error`, the ECE).
+    With fewer than 10 rows a bin, fewer bins."""
+    keep = ~np.isnan(confidence)
+    confidence, correct = confidence[keep], correct[keep].astype(float)
+    bins = max(1, min(bins, len(confidence) // 10))
+    if not len(confidence):
+        return {}
+    groups = np.array_split(np.argsort(confidence, kind="stable"), bins)
+    gaps = np.array([abs(confidence[g].mean() - correct[g].mean()) for g in groups])
+    sizes = np.array([len(g) for g in groups])
+    return {"calibration_max_gap": float(gaps.max()), "calibration_error": float((gaps * sizes).sum() / sizes.sum())}
 
 
 def categorised_expenses(ledger: pd.DataFrame) -> pd.DataFrame:

@@ -58,6 +58,9 @@ class LedgerModel(PythonModel):
     def load_context(self, context):
         predictor_path = Path(context.artifacts[PREDICTOR_ARTIFACT])
         self.predictor = joblib.load(predictor_path)
+        warm = getattr(self.predictor, "warm", None)  # e.g. the category model's sentence encoder session
+        if warm is not None:
+            warm()
         # The model directory is the artifacts folder's parent; its MLmodel has the params schema.
         signature = Model.load(predictor_path.parent.parent).signature
         if signature is not None and signature.params is not None:

@@ -112,6 +112,11 @@ class RowTask(ModelTask):
         """The object to serve, from the chosen candidate fitted on the whole past."""
         raise NotImplementedError
 
+    def test_predictions(self, predictor, fitted, rows: pd.DataFrame):
+        """The served model's predictions of the test rows (what the test metrics score): the fitted candidate's,
+        unless the predictor adds to it (the category model's word knowledge for merchants never seen)."""
+        return self.predictions(fitted, rows)
+
     def evidence(self, outcome: TrainingOutcome, chosen: Candidate, seed: int) -> None:
         """Add extra metrics and artifacts (plots, reports) to the outcome."""
 
@@ -312,10 +317,11 @@ def train_row_task(
 
     fitted, refit_rows = fit_candidate(task, best, past)
     log(f"  chosen: {best.name} ({why}); refit on all {refit_rows} past rows")
-    predictions = task.predictions(fitted, test)
+    predictor = task.predictor(fitted, past, best)
+    predictions = task.test_predictions(predictor, fitted, test)
     y_test = task.target(test)
     outcome = TrainingOutcome(
-        predictor=task.predictor(fitted, past, best),
+        predictor=predictor,
         chosen=chosen,
         candidates=results,
         metrics=task.metrics(test, y_test, predictions),

@@ -128,6 +128,15 @@ def test_unseen_merchants_extra_columns_and_minimal_rows_are_scored(server):
     assert response.status_code == 200, response.text
     predictions = response.json()["predictions"]
     assert len(predictions) == 2 and predictions[1]["category"] == "fuel"
+    # A merchant the ledger never had is read from its words (issue 17); Chevron is in it (another branch).
+    assert [p["answered_from"] for p in predictions] == ["description_words", "merchant_history"]
+
+
+def test_a_merchant_never_seen_is_read_from_its_words_and_a_known_one_from_its_history(server):
+    rows = [transaction("VOXTREJIN YACHT CHARTER MONACO", -2400.0), transaction(*CLEAR_CASES[0][:3])]
+    predictions = invoke(server, {"dataframe_records": rows}).json()["predictions"]
+    assert [(p["category"], p["answered_from"]) for p in predictions] == [
+        ("travel", "description_words"), ("fuel", "merchant_history")]
 
 
 @starts_early("bad_ledger_runs")

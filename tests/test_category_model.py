@@ -83,7 +83,8 @@ def test_predictor_top_k_and_bad_top_k(ledger):
     fitted = task.candidates(seed=0)[0].estimator.fit(rows, rows["category"])
     predictor = CategoryPredictor(fitted)
     out = predictor.predict(rows.head(4), top_k=2)
-    assert list(out.columns) == ["category", "confidence", "alternatives"]
+    assert list(out.columns) == ["category", "confidence", "alternatives", "answered_from"]
+    assert set(out["answered_from"]) == {"merchant_history"}  # all four merchants are in its training rows
     assert all(len(a) == 2 and a[0]["category"] == c for a, c in zip(out["alternatives"], out["category"]))
     assert np.allclose(out["confidence"], [a[0]["probability"] for a in out["alternatives"]], atol=1e-6)
     with pytest.raises(LedgerError, match="param 'top_k' is 0"):

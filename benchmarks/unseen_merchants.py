@@ -1,0 +1,134 @@
+"""Category accuracy on merchants the model never saw, with and without word knowledge (issue 17's figures).
+
+Each protocol trains the category model the way `train_category` does (CategoryTask.train: candidates, choice,
+refit, word knowledge) on part of a ledger and asks its served predictor about the rest:
+  generator  the project's own figure: a generated ledger's merchant hold-out (`merchant_holdout_*` metrics of
+             the training run; 20% of merchant groups held out, one split per seed), and its seen-merchant test
+             accuracy (the time-ordered test rows)
+  bank       a bank-style export (tests/real_ledgers.bank_style: its own merchants, spellings and categories), a
+             quarter of its merchant groups held out, one split per seed
+  titans     a ~130-row ledger in the Titans export's shape (tests/real_ledgers.titans_export), random 80/20 row
+             splits, one per seed
+Calibration: the held-out rows of all seeds pooled, in ten equal-count bins by confidence (`category.calibration`).
+
+    python -m benchmarks.unseen_merchants [--protocols generator,bank,titans] [--seeds 0,1,2,3,4]
+                                          [--generator-rows 20000] [--word-knowledge 0,1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pyfunc_models.category import CategoryTask, calibration
+from pyfunc_models.generator import generate_ledger
+from pyfunc_models.ledger import load_ledger, prepare_ledger
+from pyfunc_models.splits import merchant_split
+from tests import real_ledgers
+
+
+def quiet(function, *args, **kwargs):
+    """Training prints its progress; a benchmark prints its figures."""
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return function(*args, **kwargs)
+
+
+def served_answers(word_knowledge: int, train: pd.DataFrame, held: pd.DataFrame, seed: int) -> pd.DataFrame:
+    outcome = quiet(CategoryTask(word_knowledge=word_knowledge).train, train, seed=seed)
+    return outcome.predictor.predict(held)
+
+
+def held_out_figures(answers: list, truths: list) -> dict:
+    correct = np.concatenate([a["category"].to_numpy(dtype=object) == t for a, t in zip(answers, truths)])
+    confidence = np.concatenate([a["confidence"].to_numpy(dtype=float) for a in answers])
+    per_split = [float(np.mean(a["category"].to_numpy(dtype=object) == t)) for a, t in zip(answers, truths)]
+    return {"accuracy": float(correct.mean()), "per_split": [round(x, 3) for x in per_split], "rows": int(len(correct)),
+            **calibration(confidence, correct)}
+
+
+def expenses(ledger: pd.DataFrame) -> pd.DataFrame:
+    return CategoryTask().training_rows(ledger)
+
+
+def generator(word_knowledge: int, seeds: list, rows: int) -> dict:
+    ledger = prepare_ledger(generate_ledger(rows, seed=42))[0]
+    runs = []
+    for seed in seeds:
+        metrics = quiet(CategoryTask(word_knowledge=word_knowledge).train, ledger, seed=seed).metrics
+        runs.append(metrics)
+    pick = {name: [round(m[name], 4) for m in runs] for name in
+            ("merchant_holdout_accuracy", "merchant_holdout_calibration_max_gap", "merchant_holdout_calibration_error",
+             "accuracy", "macro_f1") if name in runs[0]}
+    return {"rows": rows, "seeds": seeds, **pick,
+            "merchant_holdout_accuracy_mean": float(np.mean(pick["merchant_holdout_accuracy"]))}
+
+
+def grouped(path_writer, word_knowledge: int, seeds: list, share: float) -> dict:
+    with tempfile.TemporaryDirectory() as folder:
+        ledger, _ = load_ledger(path_writer(Path(folder) / "ledger.csv"))
+    rows = expenses(ledger)
+    answers, truths = [], []
+    for seed in seeds:
+        known, unseen = merchant_split(rows, share, seed)
+        answers.append(served_answers(word_knowledge, known, unseen, seed))
+        truths.append(unseen["category"].to_numpy(dtype=object))
+    return held_out_figures(answers, truths)
+
+
+def random_rows(path_writer, word_knowledge: int, seeds: list, share: float = 0.2) -> dict:
+    with tempfile.TemporaryDirectory() as folder:
+        ledger, _ = load_ledger(path_writer(Path(folder) / "ledger.csv"))
+    rows = expenses(ledger)
+    answers, truths = [], []
+    for seed in seeds:
+        held = np.random.default_rng(seed).random(len(rows)) < share
+        train = rows[~held].reset_index(drop=True)
+        answers.append(served_answers(word_knowledge, train, rows[held].reset_index(drop=True), seed))
+        truths.append(rows[held]["category"].to_numpy(dtype=object))
+    return {"ledger_rows": len(rows), **held_out_figures(answers, truths)}
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--protocols", default="generator,bank,titans")
+    parser.add_argument("--seeds", default="0,1,2,3,4")
+    parser.add_argument("--generator-rows", type=int, default=20_000)
+    parser.add_argument("--generator-seeds", default="42", help="the project's figure is seed 42")
+    parser.add_argument("--word-knowledge", default="0,1")
+    parser.add_argument("--out", default=None, help="also write the figures here as JSON")
+    args = parser.parse_args(argv)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    figures = {}
+    for word_knowledge in (int(w) for w in args.word_knowledge.split(",")):
+        for protocol in args.protocols.split(","):
+            started = time.perf_counter()
+            if protocol == "generator":
+                result = generator(word_knowledge, [int(s) for s in args.generator_seeds.split(",")],
+                                   args.generator_rows)
+            elif protocol == "bank":
+                result = grouped(real_ledgers.bank_style, word_knowledge, seeds, 0.25)
+            elif protocol == "titans":
+                result = random_rows(real_ledgers.titans_export, word_knowledge, seeds)
+            else:
+                raise SystemExit(f"unknown protocol {protocol!r}: generator, bank or titans")
+            result["seconds"] = round(time.perf_counter() - started, 1)
+            figures[f"{protocol} word_knowledge={word_knowledge}"] = result
+            print(f"{protocol:<10} word_knowledge={word_knowledge}: {json.dumps(result)}", flush=True)
+    if args.out:
+        Path(args.out).write_text(json.dumps(figures, indent=2))
+    return figures
+
+
+if __name__ == "__main__":
+    main()
