@@ -362,7 +362,7 @@ def _distinct_dates(distinct: np.ndarray, codes: np.ndarray, values: pd.Series, 
 def _plain_iso_days(distinct: np.ndarray, written: np.ndarray) -> np.ndarray | None:
     """The days of distinct texts that are all plain ISO dates (2024-03-15) or empty (NaT), read by numpy; None
     for a column with any other text, or a day that does not exist (2023-02-29), left to the general path."""
-    if not all(_PLAIN_ISO_DATE.fullmatch(text) for text in distinct[written].tolist()):
+    if not all(map(_PLAIN_ISO_DATE.fullmatch, distinct[written].tolist())):
         return None
     days = np.full(len(distinct), np.datetime64("NaT"), dtype="datetime64[D]")
     try:
@@ -489,6 +489,8 @@ def _enum_values(codes: np.ndarray, distinct: np.ndarray, allowed, aliases: dict
 
 def _taken(values: list, codes: np.ndarray) -> pa.Array:
     """Each row's value from the values of its column's distinct texts, as an Arrow string array."""
+    if len(values) == 1:  # a column the request lacks (or the model does not read): one value for every row
+        return pa.repeat(pa.scalar(values[0], pa.large_string()), len(codes))
     if len(codes) <= _PYTHON_UP_TO:
         return pa.array([values[code] for code in codes.tolist()], type=pa.large_string())
     return pa.array(values, type=pa.large_string()).take(codes)
@@ -586,7 +588,7 @@ def prepare_ledger(
     # Text columns are Arrow string arrays until the frame is made (`_frame_column`): pandas keeps text as
     # Arrow, so a request's text never goes through Python objects and back.
     def text(column):
-        return _stripped_text(given[column]) if column in given else pa.repeat("", rows).cast(pa.large_string())
+        return _stripped_text(given[column]) if column in given else pa.repeat(pa.scalar("", pa.large_string()), rows)
 
     def coded(column):
         # A column of few distinct values (a name, an enumeration) as codes into its distinct stripped texts.

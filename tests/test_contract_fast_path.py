@@ -150,8 +150,8 @@ def test_random_requests_prepare_the_same_by_either_path(seed):
         assert_fast_equals_general(raw, **settings)
 
 
-@pytest.mark.parametrize("dtype", ["str", "string[pyarrow]", pd.ArrowDtype(pa.string()), pd.ArrowDtype(pa.large_string()),
-                                   "string[python]", object])
+@pytest.mark.parametrize("dtype", ["str", "string[pyarrow]", pd.ArrowDtype(pa.string()),
+                                   pd.ArrowDtype(pa.large_string()), "string[python]", object])
 @pytest.mark.parametrize("rows", [3, 3 * ledger._PYTHON_UP_TO])  # a few cells are read in Python, more in Arrow
 def test_every_text_dtype_pandas_gives_prepares_as_the_object_column_does(dtype, rows):
     rng = np.random.default_rng(7)
