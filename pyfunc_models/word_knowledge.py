@@ -5,8 +5,7 @@ person can, from what the words mean. Here a sentence encoder (all-MiniLM-L6-v2,
 inside the model) reads the description, and each category is read from a short description of what it means
 (category_glosses: written once, or the category's own name for a user's own category). For a merchant never seen,
 the answer blends, in log space:
-  - the cosine between the description and each category's gloss (what the words mean), both measured from the
-    mean of the training descriptions,
+  - the cosine between the description and each category's gloss (what the words mean),
   - a TF-IDF logistic regression on the description (spellings this ledger shares across merchants),
   - the ledger's category shares (how common each category is),
 with weights learnt where they will be used: on merchants held out within the training ledger (folds grouped by
@@ -204,13 +203,7 @@ class WordKnowledge:
         text = np.full((len(rows), len(self.classes_)), FLOOR)
         text[:, np.searchsorted(self.classes_, text_model.classes_)] = text_model.predict_proba(rows)
         return [np.tile(log_prior, (len(rows), 1)), np.log(np.maximum(text, 1e-12)),
-                self._centred(self.encoder.embed(self._texts(rows, weights))) @ self.gloss_vectors_.T]
-
-    def _centred(self, vectors: np.ndarray) -> np.ndarray:
-        """Unit vectors measured from the training descriptions' mean: what all of a ledger's descriptions share
-        (a city, a card network's style) no longer pulls them all towards the same gloss."""
-        vectors = vectors - self.mean_
-        return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+                self.encoder.embed(self._texts(rows, weights)) @ self.gloss_vectors_.T]
 
     def _log_prior(self, y) -> np.ndarray:
         counts = (y[:, None] == self.classes_[None, :]).sum(0) + 1.0  # one pseudo-row each: no category is impossible
@@ -233,8 +226,7 @@ class WordKnowledge:
             rows, y = rows.iloc[-self.max_rows:].reset_index(drop=True), y[-self.max_rows:]
         self.rows_ = len(rows)
         self.glosses_ = list(glosses)
-        self.mean_ = self.encoder.embed(list(dict.fromkeys(embedding_text(d) for d in rows["description"]))).mean(0)
-        self.gloss_vectors_ = self._centred(self.encoder.embed(self.glosses_))
+        self.gloss_vectors_ = self.encoder.embed(self.glosses_)
         self.text_, self.log_prior_, self.word_weights_ = self._part(rows, y)
         self.weights_, self.blend_rows_ = self._learn_weights(rows, y)
         return self

@@ -95,11 +95,13 @@ def test_a_model_without_word_knowledge_says_its_classifier_answered(expenses):
     assert predictor.predict(rows)["answered_from"].tolist() == ["classifier"]
 
 
-@pytest.mark.slow  # word knowledge fitted on a 3,000-row ledger (seconds)
-def test_on_merchants_held_out_confidence_tracks_accuracy(expenses, encoder):
-    """Pooled over three merchant hold-outs. Issue 17 asks for every decile within 0.1; on the generator this
-    reaches a calibration error (ECE) of about 0.06 and a worst decile of about 0.2 (README, figures), and a
-    decile of held-out rows is a handful of merchants: the bound below is what is reached, not the goal."""
+@pytest.mark.slow  # word knowledge fitted three times on 5,000 rows (half a minute)
+def test_on_merchants_held_out_confidence_tracks_accuracy(encoder):
+    """Three merchant hold-outs of a 12,000-row generated ledger, pooled (a decile of one hold-out is a handful of
+    merchants). Each fit learns its blend weights on merchants held out within its own training rows only.
+    Issue 17 asks for every decile within 0.1 of its accuracy: this ledger reaches 0.18 (ECE 0.07; the quick
+    start's 20,000-row ledger 0.08 over three hold-outs): the bound below is what is reached, not the goal."""
+    expenses = CategoryTask().training_rows(prepare_ledger(generate_ledger(12_000, seed=11))[0])
     confidence, correct = [], []
     for seed in (0, 1, 2):
         known, unseen = merchant_split(expenses, 0.2, seed)
@@ -111,7 +113,7 @@ def test_on_merchants_held_out_confidence_tracks_accuracy(expenses, encoder):
         confidence.append(proba.max(1))
         correct.append(classes[proba.argmax(1)] == unseen["category"].to_numpy(dtype=object))
     confidence, correct = np.concatenate(confidence), np.concatenate(correct)
-    assert correct.mean() > 0.5
+    assert correct.mean() > 0.55
     figures = calibration(confidence, correct)
     assert figures["calibration_error"] <= 0.1, figures
-    assert figures["calibration_max_gap"] <= 0.3, figures
+    assert figures["calibration_max_gap"] <= 0.25, figures
