@@ -9,10 +9,15 @@ refit, word knowledge) on part of a ledger and asks its served predictor about t
              quarter of its merchant groups held out, one split per seed
   titans     a ~130-row ledger in the Titans export's shape (tests/real_ledgers.titans_export), random 80/20 row
              splits, one per seed
+  latency    single-row in-process predict (the served predictor's `serve` on one raw row, as the pyfunc does)
+             of a model trained on a generated ledger: a seen merchant, and a merchant never seen with word
+             knowledge and without it (the same predictor with its word knowledge removed: today's answer),
+             interleaved, median and p99 of --repeats calls each
 Calibration: the held-out rows of all seeds pooled, in ten equal-count bins by confidence (`category.calibration`).
 
     python -m benchmarks.unseen_merchants [--protocols generator,bank,titans] [--seeds 0,1,2,3,4]
                                           [--generator-rows 20000] [--word-knowledge 0,1]
+    python -m benchmarks.unseen_merchants --protocols latency --word-knowledge 1
 """
 
 from __future__ import annotations
@@ -99,6 +104,33 @@ def random_rows(path_writer, word_knowledge: int, seeds: list, share: float = 0.
     return {"ledger_rows": len(rows), **held_out_figures(answers, truths)}
 
 
+def latency(rows: int, repeats: int) -> dict:
+    import copy
+
+    from pyfunc_models.predictor import EXAMPLE_TRANSACTIONS
+
+    ledger = prepare_ledger(generate_ledger(rows, seed=42))[0]
+    with_words = quiet(CategoryTask().train, ledger, seed=42).predictor
+    without = copy.copy(with_words)
+    without.word_knowledge = None
+    seen = ledger[ledger["type"] == "expense"].iloc[[-1]][["date", "description", "amount", "payment_method"]]
+    unseen = EXAMPLE_TRANSACTIONS.iloc[[0]][["date", "description", "amount", "payment_method"]]
+    unseen = unseen.assign(description="VOXTREJIN YACHT CHARTER MONACO")
+    cases = {"seen merchant": (with_words, seen), "never seen, word knowledge": (with_words, unseen),
+             "never seen, classifier alone": (without, unseen)}
+    for predictor, row in cases.values():  # warm: sessions, caches of the contract
+        predictor.serve(row)
+    times = {name: [] for name in cases}
+    for _ in range(repeats):
+        for name, (predictor, row) in cases.items():
+            with_words.word_knowledge.encoder._cache.clear()  # each call encodes, as a new merchant's first row
+            started = time.perf_counter()
+            predictor.serve(row)
+            times[name].append((time.perf_counter() - started) * 1000)
+    return {name: {"p50_ms": round(float(np.median(t)), 3), "p99_ms": round(float(np.percentile(t, 99)), 3)}
+            for name, t in times.items()} | {"training_rows": rows, "repeats": repeats}
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--protocols", default="generator,bank,titans")
@@ -106,6 +138,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--generator-rows", type=int, default=20_000)
     parser.add_argument("--generator-seeds", default="42", help="the project's figure is seed 42")
     parser.add_argument("--word-knowledge", default="0,1")
+    parser.add_argument("--repeats", type=int, default=300, help="latency: calls per case")
     parser.add_argument("--out", default=None, help="also write the figures here as JSON")
     args = parser.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -120,8 +153,10 @@ def main(argv=None) -> dict:
                 result = grouped(real_ledgers.bank_style, word_knowledge, seeds, 0.25)
             elif protocol == "titans":
                 result = random_rows(real_ledgers.titans_export, word_knowledge, seeds)
+            elif protocol == "latency":
+                result = latency(5_000, args.repeats)
             else:
-                raise SystemExit(f"unknown protocol {protocol!r}: generator, bank or titans")
+                raise SystemExit(f"unknown protocol {protocol!r}: generator, bank, titans or latency")
             result["seconds"] = round(time.perf_counter() - started, 1)
             figures[f"{protocol} word_knowledge={word_knowledge}"] = result
             print(f"{protocol:<10} word_knowledge={word_knowledge}: {json.dumps(result)}", flush=True)
