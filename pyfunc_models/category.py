@@ -152,14 +152,12 @@ class CategoryPredictor(LedgerPredictor):
     """
 
     input_columns = tuple(c for c in config.COLUMNS if c != "category")
-    memory = None  # predictors pickled before issue 17 have neither
-    word_knowledge = None
+    word_knowledge = None  # predictors pickled before issue 17 have none
 
     def __init__(self, pipeline: Pipeline, baselines: dict | None = None, word_knowledge: WordKnowledge | None = None):
         self.pipeline = predict_in_one_thread(pipeline)
         self.categories = np.asarray(pipeline.classes_, dtype=object)
         self.baselines_ = baselines or {}  # fitted on the same past: the gate scores them on the model's rows
-        self.memory = merchant_memory(pipeline)
         self.word_knowledge = word_knowledge
 
     def warm(self) -> None:
@@ -169,7 +167,8 @@ class CategoryPredictor(LedgerPredictor):
     def probabilities(self, rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """(probability of each category, where the answer came from) per row: rows of a merchant seen in training
         from the classifier and its history; the others from word knowledge when the model has it."""
-        seen = self.memory.knows(rows) if self.memory is not None else np.zeros(len(rows), dtype=bool)
+        memory = merchant_memory(self.pipeline)
+        seen = memory.knows(rows) if memory is not None else np.zeros(len(rows), dtype=bool)
         answered_from = np.where(seen, MERCHANT_HISTORY,
                                  DESCRIPTION_WORDS if self.word_knowledge else CLASSIFIER).astype(object)
         if self.word_knowledge is None or seen.all():
@@ -362,7 +361,7 @@ class CategoryTask(RowTask):
         for name, metric in self.metrics(unseen, y_unseen, answers["category"].to_numpy(dtype=object)).items():
             outcome.metrics[f"merchant_holdout_{name}"] = metric
         correct = answers["category"].to_numpy(dtype=object) == y_unseen
-        confidence = answers["confidence"].to_numpy(dtype=float)
+        confidence = answers["confidence"].to_numpy(dtype=float, na_value=np.nan)
         outcome.metrics.update({f"merchant_holdout_{name}": value
                                 for name, value in calibration(confidence, correct).items()})
         if self.word_knowledge:  # what the classifier alone did on the same rows: what word knowledge adds
@@ -371,7 +370,7 @@ class CategoryTask(RowTask):
             for metric_name, value in self.metrics(unseen, y_unseen, baseline.predict(unseen)).items():
                 outcome.baseline_metrics[name][f"merchant_holdout_{metric_name}"] = value
         outcome.metrics["merchant_holdout_rows"] = float(len(unseen))
-        outcome.artifacts["calibration_unseen_merchants.png"] = plots.reliability(confidence, correct)
+        outcome.artifacts["calibration_unseen_merchants.png"] = plots.reliability(calibration_bins(confidence, correct))
 
 
     def gate_metrics(self, predict, ledger: pd.DataFrame, **options) -> dict:
@@ -406,18 +405,25 @@ def macro_f1(truth, predicted) -> float:
     return float(np.mean(2 * hits / np.maximum(totals, 1)))
 
 
-def calibration(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> dict:
-    """How far confidence is from accuracy: over equal-count bins of the rows ordered by confidence, the largest
-    |mean confidence - accuracy| (`calibration_max_gap`) and its row-weighted mean (`calibration_error`, the ECE).
-    With fewer than 10 rows a bin, fewer bins."""
+def calibration_bins(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> list:
+    """(mean confidence, accuracy, rows) of equal-count bins of the rows ordered by confidence (rows without a
+    confidence left out); fewer bins when a bin would have fewer than 10 rows."""
     keep = ~np.isnan(confidence)
-    confidence, correct = confidence[keep], correct[keep].astype(float)
-    bins = max(1, min(bins, len(confidence) // 10))
+    confidence, correct = confidence[keep], np.asarray(correct)[keep].astype(float)
     if not len(confidence):
+        return []
+    groups = np.array_split(np.argsort(confidence, kind="stable"), max(1, min(bins, len(confidence) // 10)))
+    return [(float(confidence[g].mean()), float(correct[g].mean()), len(g)) for g in groups]
+
+
+def calibration(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> dict:
+    """How far confidence is from accuracy over `calibration_bins`: the largest |mean confidence - accuracy|
+    (`calibration_max_gap`) and its row-weighted mean (`calibration_error`, the ECE)."""
+    found = calibration_bins(confidence, correct, bins)
+    if not found:
         return {}
-    groups = np.array_split(np.argsort(confidence, kind="stable"), bins)
-    gaps = np.array([abs(confidence[g].mean() - correct[g].mean()) for g in groups])
-    sizes = np.array([len(g) for g in groups])
+    gaps = np.array([abs(mean - accuracy) for mean, accuracy, _ in found])
+    sizes = np.array([rows for *_, rows in found])
     return {"calibration_max_gap": float(gaps.max()), "calibration_error": float((gaps * sizes).sum() / sizes.sum())}
 
 

@@ -104,21 +104,19 @@ def error_by_horizon(mean_absolute_errors: dict):
     return figure
 
 
-def reliability(confidence, correct, bins: int = 10):
-    """Accuracy against confidence over equal-count bins of rows (a calibrated model sits on the diagonal)."""
-    keep = ~np.isnan(confidence)
-    confidence, correct = confidence[keep], np.asarray(correct)[keep].astype(float)
-    groups = np.array_split(np.argsort(confidence, kind="stable"), max(1, min(bins, len(confidence) // 10)))
-    groups = [g for g in groups if len(g)]
+def reliability(bins):
+    """Accuracy against confidence, bin by bin (`category.calibration_bins`: (mean confidence, accuracy, rows)):
+    a calibrated model sits on the diagonal."""
     figure, axes = _figure(6, 6)
     axes.plot([0, 1], [0, 1], color="grey", linestyle="--", label="calibrated")
-    axes.plot([confidence[g].mean() for g in groups], [correct[g].mean() for g in groups], marker="o",
-              label=f"{len(groups)} bins of ~{len(confidence) // max(len(groups), 1)} rows")
+    rows = sum(size for *_, size in bins)
+    axes.plot([b[0] for b in bins], [b[1] for b in bins], marker="o",
+              label=f"{len(bins)} bins of ~{rows // max(len(bins), 1)} rows")
     axes.set_xlim(0, 1)
     axes.set_ylim(0, 1)
     axes.set_xlabel("mean confidence")
     axes.set_ylabel("accuracy")
-    axes.set_title(f"Merchants held out of training: confidence vs accuracy ({len(confidence)} rows)")
+    axes.set_title(f"Merchants held out of training: confidence vs accuracy ({rows} rows)")
     axes.legend(loc="upper left")
     figure.tight_layout()
     return figure
