@@ -127,8 +127,11 @@ def latency(rows: int, repeats: int) -> dict:
             started = time.perf_counter()
             predictor.serve(row)
             times[name].append((time.perf_counter() - started) * 1000)
+    import pickle
+
     return {name: {"p50_ms": round(float(np.median(t)), 3), "p99_ms": round(float(np.percentile(t, 99)), 3)}
-            for name, t in times.items()} | {"training_rows": rows, "repeats": repeats}
+            for name, t in times.items()} | {"training_rows": rows, "repeats": repeats,
+                                             "pickled_mb": round(len(pickle.dumps(with_words)) / 1e6, 1)}
 
 
 def main(argv=None) -> dict:
