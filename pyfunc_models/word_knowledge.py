@@ -27,8 +27,9 @@ from scipy.special import log_softmax, softmax
 from sklearn.base import clone
 from sklearn.model_selection import GroupKFold
 
-from pyfunc_models.features import _BANK_NOISE, _PROCESSOR_PREFIX, clean_text, merchant_keys
+from pyfunc_models.features import _BANK_NOISE, _PROCESSOR_PREFIX, clean_text
 from pyfunc_models.ledger import fold_text
+from pyfunc_models.splits import merchant_groups
 
 FLOOR = 1e-4  # probability of a category a fold's text model never saw (log space needs a floor)
 UNINFORMATIVE = 0.25  # a word whose categories are this close to uniform (1 - normalised entropy) is not read
@@ -190,7 +191,7 @@ class WordKnowledge:
     on merchants held out within the training ledger. Fitted once on a trained model's past rows (the latest
     `max_rows`); the category model asks it only about rows whose merchant its training rows did not have."""
 
-    def __init__(self, encoder: SentenceEncoder, text_model, max_rows: int = 5_000, folds: int = 5):
+    def __init__(self, encoder: SentenceEncoder, text_model, max_rows: int = 5_000, folds: int = 3):
         self.encoder = encoder
         self.text_model = text_model
         self.max_rows = max_rows
@@ -237,7 +238,7 @@ class WordKnowledge:
         unseen category). Too few merchants or usable rows: DEFAULT_WEIGHTS."""
         from scipy.optimize import minimize  # training only
 
-        groups = np.array([key.split(" ")[0] for key in merchant_keys(rows["description"])], dtype=object)
+        groups = merchant_groups(rows["description"])
         if self.folds < 2 or len(np.unique(groups)) < 2:
             return np.array(DEFAULT_WEIGHTS), 0
         stacked = [np.zeros((len(rows), len(self.classes_))) for _ in SOURCES]
