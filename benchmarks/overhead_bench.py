@@ -9,7 +9,8 @@ alike) and their medians compared:
 - `prepare` : our `predictor.prepare(rows)` (the ledger contract, `ledger.prepare_ledger`);
 - `predict` : our `predictor.predict(prepared rows)` (bare estimator + output shaping);
 - `bare`    : the fitted model's own work on the prepared rows, by the path the pyfunc scores it with:
-              category the fitted classifier with its merchant memory (`MerchantMemory.predict_proba`),
+              category its probabilities (`CategoryPredictor.probabilities`: the classifier with its merchant
+              memory for merchants seen in training, word knowledge for the others),
               amount the fitted pipeline (`features.lean(pipeline).predict`), anomaly the fitted statistics
               and IsolationForest (`detector.score`), cash flow reading the transactions into the daily series
               and forecasting it (`daily_net_flow` + `forecaster.forecast`): the daily series is the cash-flow
@@ -47,7 +48,8 @@ STAGES = ("pyfunc", "prepare", "predict", "bare")
 def _bare(model_type: str, predictor, prepared):
     """The fitted model's own work on prepared rows, without our wrapper around it (see the docstring)."""
     if model_type == "category":
-        return lambda: predictor.pipeline.predict_proba(prepared)
+        expenses = prepared[prepared["type"] != "income"]  # as predict asks
+        return lambda: predictor.probabilities(expenses)
     if model_type == "amount":
         from pyfunc_models.features import lean
 
@@ -193,7 +195,8 @@ def markdown(result: dict) -> str:
 
     lines = ["Medians of interleaved rounds, in milliseconds. *pyfunc* is `PyFuncModel.predict(raw rows)`; *bare* "
              "the fitted model's own work on already prepared rows, by the path the pyfunc scores it with: category "
-             "the classifier with its merchant memory (`MerchantMemory.predict_proba`), amount the fitted pipeline "
+             "its probabilities (`CategoryPredictor.probabilities`: the classifier with its merchant memory, word "
+             "knowledge for merchants never seen), amount the fitted pipeline "
              "(`features.lean(pipeline).predict`), anomaly the fitted statistics and IsolationForest "
              "(`detector.score`), cash flow reading the transactions into the daily net-flow series and forecasting "
              "it (`daily_net_flow` + `forecaster.forecast`; the daily series is the model's feature step, so it is "
