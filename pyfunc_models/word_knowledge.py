@@ -27,7 +27,7 @@ from scipy.special import log_softmax, softmax
 from sklearn.base import clone
 from sklearn.model_selection import GroupKFold
 
-from pyfunc_models.features import _BANK_NOISE, _PROCESSOR_PREFIX, clean_text
+from pyfunc_models.features import _BANK_NOISE, _PROCESSOR_PREFIX, clean_text, lean
 from pyfunc_models.ledger import fold_text
 from pyfunc_models.splits import merchant_groups
 
@@ -202,7 +202,7 @@ class WordKnowledge:
 
     def _sources(self, rows, text_model, log_prior, weights) -> list:
         text = np.full((len(rows), len(self.classes_)), FLOOR)
-        text[:, np.searchsorted(self.classes_, text_model.classes_)] = text_model.predict_proba(rows)
+        text[:, np.searchsorted(self.classes_, text_model.classes_)] = lean(text_model).predict_proba(rows)
         return [np.tile(log_prior, (len(rows), 1)), np.log(np.maximum(text, 1e-12)),
                 self.encoder.embed(self._texts(rows, weights)) @ self.gloss_vectors_.T]
 

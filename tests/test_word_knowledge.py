@@ -11,6 +11,7 @@ from pyfunc_models.category import (DESCRIPTION_WORDS, MERCHANT_HISTORY, Categor
                                     MerchantMemory, calibration, text_logistic_regression)
 from pyfunc_models.category_glosses import gloss_for
 from pyfunc_models.encoder_build import sentence_encoder
+from pyfunc_models.features import UnionPipeline, lean
 from pyfunc_models.generator import generate_ledger
 from pyfunc_models.ledger import prepare_ledger
 from pyfunc_models.splits import merchant_split
@@ -117,3 +118,13 @@ def test_on_merchants_held_out_confidence_tracks_accuracy(encoder):
     figures = calibration(confidence, correct)
     assert figures["calibration_error"] <= 0.1, figures
     assert figures["calibration_max_gap"] <= 0.25, figures
+
+
+def test_the_description_model_scores_the_same_without_feature_unions_dispatch():
+    rows = CategoryTask().training_rows(prepare_ledger(generate_ledger(800, seed=3))[0])
+    fitted = text_logistic_regression().fit(rows, rows["category"].to_numpy(dtype=object))
+    others = CategoryTask().training_rows(prepare_ledger(generate_ledger(400, seed=4))[0])
+    scorer = lean(fitted)
+    assert isinstance(scorer, UnionPipeline)
+    assert np.array_equal(scorer.predict_proba(others), fitted.predict_proba(others))
+    assert np.array_equal(scorer.predict(others), fitted.predict(others))
