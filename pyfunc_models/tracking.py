@@ -103,11 +103,12 @@ def log_params_once(params: dict) -> None:
 def failure_recorded():
     """A run that fails on a bad ledger says why where a UI user looks: an `error` tag and the run description
     (mlflow.note.content). The error still propagates, so the run ends FAILED."""
+    from pyfunc_models.encoder_build import EncoderUnavailable
     from pyfunc_models.ledger import LedgerError
 
     try:
         yield
-    except LedgerError as error:
+    except (LedgerError, EncoderUnavailable) as error:
         mlflow.set_tags({"error": str(error)[:5000], NOTE_TAG: f"Failed: {error}"})
         raise
 

