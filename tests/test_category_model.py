@@ -103,6 +103,7 @@ def test_a_served_forest_predicts_on_one_thread_with_the_same_answers(ledger):
     assert np.array_equal(predictor.pipeline.predict_proba(rows.head(50)), threaded)
 
 
+@pytest.mark.slow  # two whole trainings, word knowledge included (7 s)
 def test_row_caps_bound_every_fit_and_are_reported(ledger):
     rows = ledger[ledger["category"] != ""]
     task = CategoryTask(max_tree_rows=300, max_search_rows=400, max_linear_rows=600,
