@@ -6,6 +6,8 @@ inside the model) reads the description, and each category is read from a short 
 (category_glosses: written once, or the category's own name for a user's own category). For a merchant never seen,
 the answer blends, in log space:
   - the cosine between the description and each category's gloss (what the words mean),
+  - the best cosine between the description and one phrase of the gloss ('pet hospital' is close to the phrase
+    'animal hospital', less so to a gloss that also lists pet food and pet stores),
   - a TF-IDF logistic regression on the description (spellings this ledger shares across merchants),
   - the ledger's category shares (how common each category is),
 with weights learnt where they will be used: on merchants held out within the training ledger (folds grouped by
@@ -32,9 +34,9 @@ from pyfunc_models.ledger import fold_text
 from pyfunc_models.splits import merchant_groups
 
 FLOOR = 1e-4  # probability of a category a fold's text model never saw (log space needs a floor)
-UNINFORMATIVE = 0.25  # a word whose categories are this close to uniform (1 - normalised entropy) is not read
-SOURCES = ("prior", "text", "gloss")
-DEFAULT_WEIGHTS = (1.0, 1.0, 20.0)  # when the ledger has too few merchants to learn them on
+INFORMATIVE_SHARE = 0.5  # a word is read when at least this share of the merchants showing it share a category
+SOURCES = ("prior", "text", "gloss", "gloss_phrase")
+DEFAULT_WEIGHTS = (1.0, 1.0, 10.0, 10.0)  # when the ledger has too few merchants to learn them on
 
 
 # --- BERT uncased WordPiece tokenizer (the encoder's tokenizer.json), pure Python ----------------------------
@@ -164,26 +166,33 @@ def embedding_text(description: str) -> str:
     return " ".join(_BANK_NOISE.sub(" ", clean_text(text)).split())
 
 
-def word_weights(texts, y, n_classes: int) -> dict:
-    """Per word of the training texts, 1 - the normalised entropy of the categories it appears under: a city or a
-    state code, seen under many categories, is near 0; a word seen under one category is 1."""
-    counts: dict = {}
-    for text, label in zip(texts, y):
+def word_weights(texts, y, merchants) -> dict:
+    """Per word of the training texts, the largest share of the merchants showing it that book one category. A
+    merchant counts once, however many rows it has: a city or a state code that a few busy merchants of one
+    category share with many merchants of other categories is still a place, not a category. A word of one
+    merchant, or of merchants that agree, is 1."""
+    by_word: dict = {}
+    for text, label, merchant in zip(texts, y, merchants):
         for word in set(text.split()):
-            counts.setdefault(word, {}).setdefault(label, 0)
-            counts[word][label] += 1
+            by_word.setdefault(word, set()).add((merchant, label))
     weights = {}
-    for word, by_class in counts.items():
-        share = np.array(list(by_class.values()), dtype=float)
-        share /= share.sum()
-        weights[word] = 1.0 - float(-(share * np.log(share)).sum() / np.log(max(n_classes, 2)))
+    for word, pairs in by_word.items():
+        labels = [label for _, label in pairs]
+        weights[word] = max(labels.count(label) for label in set(labels)) / len(labels)
     return weights
 
 
 def informative(text: str, weights: dict) -> str:
     """The text without the words the training ledger shows under many categories (whole if none is left)."""
-    kept = [word for word in text.split() if weights.get(word, 1.0) >= UNINFORMATIVE]
+    kept = [word for word in text.split() if weights.get(word, 1.0) >= INFORMATIVE_SHARE]
     return " ".join(kept) if kept else text
+
+
+def gloss_phrases(gloss: str) -> list:
+    """'pet care: pet store, veterinarian' -> ['pet care', 'pet store', 'veterinarian'] (the name, then each phrase
+    of the gloss; a user's own category, glossed by its name, is one phrase)."""
+    name, _, phrases = gloss.partition(": ")
+    return [name, *(phrase.strip() for phrase in phrases.split(",") if phrase.strip())]
 
 
 class WordKnowledge:
@@ -203,8 +212,11 @@ class WordKnowledge:
     def _sources(self, rows, text_model, log_prior, weights) -> list:
         text = np.full((len(rows), len(self.classes_)), FLOOR)
         text[:, np.searchsorted(self.classes_, text_model.classes_)] = lean(text_model).predict_proba(rows)
-        return [np.tile(log_prior, (len(rows), 1)), np.log(np.maximum(text, 1e-12)),
-                self.encoder.embed(self._texts(rows, weights)) @ self.gloss_vectors_.T]
+        vectors = self.encoder.embed(self._texts(rows, weights))
+        phrase = vectors @ self.phrase_vectors_.T
+        best_phrase = np.stack([phrase[:, self.phrase_owner_ == k].max(1) for k in range(len(self.classes_))], 1)
+        return [np.tile(log_prior, (len(rows), 1)), np.log(np.maximum(text, 1e-12)), vectors @ self.gloss_vectors_.T,
+                best_phrase]
 
     def _log_prior(self, y) -> np.ndarray:
         counts = (y[:, None] == self.classes_[None, :]).sum(0) + 1.0  # one pseudo-row each: no category is impossible
@@ -212,7 +224,8 @@ class WordKnowledge:
 
     def _part(self, rows: pd.DataFrame, y: np.ndarray):
         """(text model, log prior, word weights) learnt from `rows`."""
-        weights = word_weights([embedding_text(d) for d in rows["description"]], y, len(self.classes_))
+        weights = word_weights([embedding_text(d) for d in rows["description"]], y,
+                               merchant_groups(rows["description"]))
         with warnings.catch_warnings():  # scikit-learn's guess on a tiny ledger (see training.fit_candidate)
             warnings.filterwarnings("ignore", message="The number of unique classes is greater than 50%",
                                     category=UserWarning)
@@ -228,6 +241,9 @@ class WordKnowledge:
         self.rows_ = len(rows)
         self.glosses_ = list(glosses)
         self.gloss_vectors_ = self.encoder.embed(self.glosses_)
+        phrases = [gloss_phrases(gloss) for gloss in self.glosses_]
+        self.phrase_vectors_ = self.encoder.embed([phrase for owned in phrases for phrase in owned])
+        self.phrase_owner_ = np.repeat(np.arange(len(phrases)), [len(owned) for owned in phrases])
         self.text_, self.log_prior_, self.word_weights_ = self._part(rows, y)
         self.weights_, self.blend_rows_ = self._learn_weights(rows, y)
         return self

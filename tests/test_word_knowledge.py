@@ -15,7 +15,7 @@ from pyfunc_models.features import UnionPipeline, lean
 from pyfunc_models.generator import generate_ledger
 from pyfunc_models.ledger import prepare_ledger
 from pyfunc_models.splits import merchant_split
-from pyfunc_models.word_knowledge import WordKnowledge, embedding_text, informative, word_weights
+from pyfunc_models.word_knowledge import WordKnowledge, embedding_text, gloss_phrases, informative, word_weights
 
 # Merchants no ledger here has, named the way a bank shows a small business's card payments.
 INVENTED = [("VOXTREJIN YACHT CHARTER MONACO", "travel"), ("QUORVEX PETROL STATION 17 DULUTH MN", "fuel"),
@@ -71,9 +71,14 @@ def test_glosses_are_written_once_and_a_users_own_category_is_read_by_its_name()
 
 def test_what_the_encoder_reads_of_a_description():
     assert embedding_text("POS PURCHASE SQ *HARBOUR FUEL #5744 OAKDALE MN") == "harbour fuel oakdale mn"
-    weights = word_weights(["fuel oakdale", "cafe oakdale", "hotel oakdale"], ["a", "b", "c"], 3)
-    assert weights["oakdale"] == pytest.approx(0.0) and weights["fuel"] == pytest.approx(1.0)
+    # A merchant counts once: the busy fuel merchant's many rows do not make its town a fuel word.
+    texts = ["fuel oakdale"] * 20 + ["cafe oakdale", "hotel oakdale", "fuel stop"]
+    merchants = ["harbour"] * 20 + ["cafe", "hotel", "stop"]
+    weights = word_weights(texts, ["fuel"] * 20 + ["meals", "travel", "fuel"], merchants)
+    assert weights["oakdale"] == pytest.approx(1 / 3) and weights["fuel"] == pytest.approx(1.0)
     assert informative("fuel oakdale", weights) == "fuel" and informative("oakdale", weights) == "oakdale"
+    assert gloss_phrases("pet care: pet store, veterinarian") == ["pet care", "pet store", "veterinarian"]
+    assert gloss_phrases("Dog grooming") == ["Dog grooming"]
 
 
 @pytest.mark.slow  # word knowledge fitted on a 3,000-row ledger (seconds)
