@@ -213,8 +213,7 @@ class WordKnowledge:
         text = np.full((len(rows), len(self.classes_)), FLOOR)
         text[:, np.searchsorted(self.classes_, text_model.classes_)] = lean(text_model).predict_proba(rows)
         vectors = self.encoder.embed(self._texts(rows, weights))
-        phrase = vectors @ self.phrase_vectors_.T
-        best_phrase = np.stack([phrase[:, self.phrase_owner_ == k].max(1) for k in range(len(self.classes_))], 1)
+        best_phrase = np.maximum.reduceat(vectors @ self.phrase_vectors_.T, self.phrase_starts_, axis=1)
         return [np.tile(log_prior, (len(rows), 1)), np.log(np.maximum(text, 1e-12)), vectors @ self.gloss_vectors_.T,
                 best_phrase]
 
@@ -243,7 +242,7 @@ class WordKnowledge:
         self.gloss_vectors_ = self.encoder.embed(self.glosses_)
         phrases = [gloss_phrases(gloss) for gloss in self.glosses_]
         self.phrase_vectors_ = self.encoder.embed([phrase for owned in phrases for phrase in owned])
-        self.phrase_owner_ = np.repeat(np.arange(len(phrases)), [len(owned) for owned in phrases])
+        self.phrase_starts_ = np.cumsum([0] + [len(owned) for owned in phrases[:-1]])  # each category's first
         self.text_, self.log_prior_, self.word_weights_ = self._part(rows, y)
         self.weights_, self.blend_rows_ = self._learn_weights(rows, y)
         return self
