@@ -178,6 +178,15 @@ def _arrow_strings(values: pd.Series) -> pa.Array | None:
     return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
 
 
+def among(values: pd.Series, words) -> np.ndarray:
+    """Which cells of a prepared text column are one of `words`, as a boolean array: Arrow's `is_in` for an
+    Arrow-backed column (what the contract makes), 50 µs less than pandas' `isin` around it."""
+    arrow = _arrow_strings(values)
+    if arrow is None:
+        return values.isin(words).to_numpy()
+    return pc.is_in(arrow, value_set=pa.array(words, type=arrow.type)).to_numpy(zero_copy_only=False)
+
+
 def _stripped_text(values: pd.Series) -> pa.Array:
     """`as_text` as an Arrow array: an Arrow-backed column stripped in one pass (Arrow's whitespace is Python's,
     tests/test_contract_fast_path.py checks every character), any other cell by cell."""
@@ -517,6 +526,11 @@ def _frame_column(values):
     if isinstance(_TEXT_DTYPE, pd.StringDtype) and _TEXT_DTYPE.storage == "pyarrow":
         return pd.arrays.ArrowStringArray(values, dtype=_TEXT_DTYPE)
     return values.to_numpy(zero_copy_only=False)  # object cells, as pandas keeps text without `str`
+
+
+def text_column(texts) -> pd.api.extensions.ExtensionArray | np.ndarray:
+    """Strings as the column pandas would make of them, made through Arrow (a third of pandas' own cost)."""
+    return _frame_column(pa.array(texts, type=pa.large_string()))
 
 
 def prepare_ledger(

@@ -1,0 +1,125 @@
+"""Issue 18, cash flow: a request's lean path (the daily series in numpy, the horizon's calendar in numpy, one
+booster call a week into a preallocated matrix, the answer's frame through Arrow) answers what the general path
+answers, to the last bit: the daily series as pandas' groupby reads it, the forecast as `Forecaster.forecast` makes
+it from `calendar_features`, the answer as pandas' date_range and DataFrame shaped it. Speed is measured in
+benchmarks/, never asserted here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pyfunc_models import cashflow, config
+from pyfunc_models.cashflow import (BoostedCalendar, CashflowPredictor, Forecaster, _calendar, _month_ago,
+                                    _months_back, _rolling_mean, daily_net_flow, interval)
+from pyfunc_models.generator import generate_ledger
+from pyfunc_models.ledger import load_ledger, prepare_ledger, request_rows
+from tests import real_ledgers
+
+HORIZONS = (1, 6, 7, 8, 30, 45, 365)
+
+
+def plain_daily_net_flow(ledger: pd.DataFrame) -> pd.Series:
+    """The daily series as pandas reads it: the code the numpy path replaces."""
+    moved = ~ledger["status"].isin(config.NO_MONEY_MOVED_STATUSES).to_numpy()
+    magnitude = np.abs(ledger["amount"].to_numpy()[moved])
+    flow = np.where((ledger["type"] == "income").to_numpy()[moved], magnitude, -magnitude)
+    daily = pd.Series(flow, index=pd.DatetimeIndex(ledger["date"])[moved]).groupby(level=0).sum()
+    days = pd.date_range(daily.index.min(), daily.index.max(), freq="D")
+    return daily.reindex(days, fill_value=0.0).astype(float)
+
+
+def plain_answer(predictor: CashflowPredictor, ledger: pd.DataFrame, horizon: int, level: float) -> pd.DataFrame:
+    """The answer as the general path makes it: pandas' daily series, `Forecaster.forecast`, pandas' shaping."""
+    history = plain_daily_net_flow(ledger)
+    values = Forecaster.forecast(predictor.forecaster, history, horizon)
+    lower, upper = interval(values, predictor.errors, level)
+    dates = pd.date_range(history.index[-1] + pd.Timedelta(days=1), periods=horizon, freq="D")
+    return pd.DataFrame({"date": dates.strftime("%Y-%m-%d"), "forecast": np.round(values, 2),
+                         "lower": np.round(lower, 2), "upper": np.round(upper, 2)})
+
+
+@pytest.fixture(scope="module")
+def ledgers(tmp_path_factory) -> dict:
+    """Canonical ledgers: the generator's, the real-export shapes, a 100-transaction history spread over a long
+    ledger (the benchmark's request), one with whole weeks without a transaction, and one of a single day."""
+    folder = tmp_path_factory.mktemp("cashflow_request")
+    found = {"generated": prepare_ledger(generate_ledger(rows=4000, seed=42, days=500))[0]}
+    for name, write in real_ledgers.LEDGERS.items():
+        found[name] = load_ledger(write(folder / f"{name}.csv"))[0]
+    long = prepare_ledger(generate_ledger(rows=6000, seed=7, days=600))[0]
+    found["hundred"] = long.iloc[np.unique(np.linspace(0, len(long) - 1, 100).round().astype(int))].reset_index(
+        drop=True)
+    week = long["date"].dt.isocalendar().week.to_numpy()
+    found["gaps"] = long[(week % 5 != 0) & (week % 7 != 3)].reset_index(drop=True)
+    found["single_day"] = long[long["date"] == long["date"].iloc[len(long) // 2]].reset_index(drop=True)
+    return found
+
+
+@pytest.fixture(scope="module")
+def forecaster() -> BoostedCalendar:
+    series = daily_net_flow(prepare_ledger(generate_ledger(rows=3000, seed=3, days=400))[0])
+    return BoostedCalendar(seed=3).fit(series)
+
+
+def test_months_back_is_month_ago_on_every_day_of_three_decades():
+    dates = pd.date_range("1999-11-01", "2031-03-31")
+    for months in (1, 2):
+        for from_end in (False, True):
+            numpy_days = _months_back(dates.to_numpy().astype("datetime64[D]"), months, from_end)
+            assert np.array_equal(numpy_days, _month_ago(dates, months, from_end).to_numpy().astype("datetime64[D]"))
+
+
+def test_calendar_is_pandas_calendar():
+    dates = pd.date_range("1969-12-01", "2031-03-31")
+    expected = np.column_stack([dates.dayofweek, dates.day, dates.days_in_month - dates.day, dates.month])
+    assert np.array_equal(_calendar(dates.to_numpy().astype("datetime64[D]")), expected)
+
+
+def test_rolling_mean_is_the_public_rolling_mean(monkeypatch):
+    for size in (0, 1, 6, 7, 28, 29, 700):
+        values = np.random.default_rng(size).normal(size=size) * 1000
+        expected = pd.Series(values, dtype=float).rolling(28, min_periods=7).mean().to_numpy()
+        assert np.array_equal(_rolling_mean(values), expected, equal_nan=True)
+        monkeypatch.setattr(cashflow, "_roll_mean", None)  # another pandas: the public call
+        assert np.array_equal(_rolling_mean(values), expected, equal_nan=True)
+        monkeypatch.undo()
+
+
+def test_the_daily_series_is_pandas_reading_in_any_order(ledgers):
+    for name, ledger in ledgers.items():
+        unpaid = ledger.assign(status=np.where(np.arange(len(ledger)) % 9 == 0, "unpaid", ledger["status"]))
+        for rows in (ledger, ledger.iloc[::-1], ledger.sample(frac=1, random_state=2), unpaid,
+                     pd.concat([ledger, ledger.iloc[:40]]).sort_values("date", kind="stable")):
+            pd.testing.assert_series_equal(daily_net_flow(rows), plain_daily_net_flow(rows), check_exact=True,
+                                           check_freq=True, obj=name)
+
+
+@pytest.mark.parametrize("horizon", HORIZONS)
+def test_the_forecast_is_the_general_forecast(ledgers, forecaster, horizon):
+    for name, ledger in ledgers.items():
+        series = daily_net_flow(ledger)
+        for history in (series, series.iloc[-100:], series.iloc[-29:], series.iloc[-8:], series.iloc[-1:]):
+            lean = forecaster.forecast(history, horizon)
+            general = Forecaster.forecast(forecaster, history, horizon)
+            assert np.array_equal(lean, general), (name, len(history), horizon)
+
+
+def test_a_history_not_in_consecutive_days_takes_the_general_path(ledgers, forecaster):
+    series = daily_net_flow(ledgers["generated"])
+    gapped = series.drop(series.index[-20])
+    assert np.array_equal(forecaster.forecast(gapped, 14), Forecaster.forecast(forecaster, gapped, 14))
+
+
+def test_the_answer_is_the_general_paths_answer(ledgers, forecaster):
+    errors = np.random.default_rng(4).normal(size=90) * 500
+    predictor = CashflowPredictor(forecaster, errors)
+    for name, ledger in ledgers.items():
+        if len(daily_net_flow(ledger)) < cashflow.MIN_HISTORY_DAYS:
+            continue
+        for horizon, level in ((30, 0.8), (1, 0.5), (45, 0.99)):
+            served = predictor.serve(request_rows(ledger), {"horizon": horizon, "level": level})
+            pd.testing.assert_frame_equal(served, plain_answer(predictor, ledger, horizon, level), check_exact=True,
+                                          obj=name)
