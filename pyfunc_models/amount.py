@@ -17,10 +17,11 @@ from sklearn.ensemble import RandomForestRegressor
 from sklearn.linear_model import Ridge
 from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 from sklearn.pipeline import Pipeline
+from sklearn.utils.extmath import safe_sparse_dot
 from xgboost import XGBRegressor
 
 from pyfunc_models import config
-from pyfunc_models.features import lean, merchant_keys, predict_in_one_thread, transaction_features
+from pyfunc_models.features import LeanPipeline, lean, merchant_keys, predict_in_one_thread, transaction_features
 from pyfunc_models.ledger import LedgerError, request_rows
 from pyfunc_models.predictor import LedgerPredictor, baseline_metrics
 from pyfunc_models.splits import time_split
@@ -47,6 +48,25 @@ def signed_exp(value):
 def _log_target(regressor) -> TransformedTargetRegressor:
     return TransformedTargetRegressor(regressor=regressor, func=signed_log, inverse_func=signed_exp,
                                       check_inverse=False)
+
+
+def _is_log_ridge(final) -> bool:
+    """Whether `final` is a fitted _log_target(Ridge) of one target, as the ridge candidate fits it."""
+    return (type(final) is TransformedTargetRegressor and final.inverse_func is signed_exp
+            and type(getattr(final, "regressor_", None)) is Ridge and final.regressor_.coef_.ndim == 1)
+
+
+def expected_amounts(pipeline, rows: pd.DataFrame) -> np.ndarray:
+    """`pipeline.predict(rows)`, number for number, by the cheapest path: `features.lean`, and where the pipeline
+    ends in _log_target(Ridge), the ridge's own product (safe_sparse_dot of the features and coef_, plus the
+    intercept: Ridge's decision function without its per-call input checks, 0.18 ms of a one-row request) and then
+    signed_exp, the inverse TransformedTargetRegressor applies."""
+    scorer = lean(pipeline)
+    if isinstance(scorer, LeanPipeline) and _is_log_ridge(scorer.final):
+        ridge = scorer.final.regressor_
+        features = scorer.features.transform(rows)
+        return signed_exp(safe_sparse_dot(features, ridge.coef_.T, dense_output=True) + ridge.intercept_)
+    return scorer.predict(rows)
 
 
 class GroupMedian(BaseEstimator, RegressorMixin):
@@ -103,24 +123,25 @@ class AmountPredictor(LedgerPredictor):
         if not LEVEL_RANGE[0] <= float(level) <= LEVEL_RANGE[1]:
             raise LedgerError(f"param 'level' is {level}; expected a coverage between {LEVEL_RANGE[0]} and "
                               f"{LEVEL_RANGE[1]}, e.g. 0.9")
-        unknown = (transactions["type"] == config.UNKNOWN).to_numpy()
+        kinds = transactions["type"].to_numpy(dtype=object)
+        unknown = kinds == config.UNKNOWN
         if unknown.any():  # no type and no amount: the sign would be a guess; the ledger's usual type is a better one
-            transactions = transactions.assign(type=np.where(unknown, self.usual_type, transactions["type"]))
-        center = signed_log(lean(self.pipeline).predict(transactions))
+            transactions = transactions.assign(type=np.where(unknown, self.usual_type, kinds))
+        center = signed_log(expected_amounts(self.pipeline, transactions))
         width = self.half_width(float(level))
         predicted = np.round(signed_exp(center), 2)
         lower, upper = np.round(signed_exp(center - width), 2), np.round(signed_exp(center + width), 2)
         actual = transactions["amount"].to_numpy(dtype=float)
-        given = ~np.isnan(actual)
-        deviation = np.where(given, np.round(actual - predicted, 2), np.nan)
+        missing = np.isnan(actual)
+        deviation = np.where(missing, 0.0, np.round(actual - predicted, 2))
         outside = (actual < lower) | (actual > upper)
         return pd.DataFrame({
             "predicted_amount": predicted,
             "lower": lower,
             "upper": upper,
             # Rows sent without an amount get null here, not a made-up number.
-            "deviation": pd.array([d if g else None for d, g in zip(deviation, given)], dtype="Float64"),
-            "outside_interval": pd.array([bool(o) if g else None for o, g in zip(outside, given)], dtype="boolean"),
+            "deviation": pd.arrays.FloatingArray(deviation, missing),
+            "outside_interval": pd.arrays.BooleanArray(outside, missing),
         })
 
 

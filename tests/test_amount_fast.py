@@ -1,0 +1,103 @@
+"""Issue 18, amount: the single-row path (the ridge scored from its coefficients, the answer's nullable columns made
+from masks) gives the answers of the code it replaces: the fitted pipeline's own predict, and the answer shaping
+kept below as `listed_answers`. Speed is measured in benchmarks/, never asserted here."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pyfunc_models import config
+from pyfunc_models.amount import AmountPredictor, AmountTask, expected_amounts, signed_exp, signed_log
+from pyfunc_models.features import predict_in_one_thread
+from pyfunc_models.generator import generate_ledger
+from pyfunc_models.ledger import prepare_ledger, request_rows
+from pyfunc_models.splits import time_split
+
+
+@pytest.fixture(scope="module")
+def split():
+    ledger = prepare_ledger(generate_ledger(rows=3000, seed=21, days=240))[0]
+    return time_split(ledger[ledger["amount"] != 0].reset_index(drop=True), 0.2)
+
+
+def fitted(name: str, past: pd.DataFrame, **params):
+    """One of the task's candidates fitted, predicting on one thread as a served one does (a forest's sum over its
+    trees then has one order)."""
+    estimator = next(c.estimator for c in AmountTask().candidates(seed=1) if c.name == name).set_params(**params)
+    return predict_in_one_thread(estimator.fit(past, past["amount"]))
+
+
+@pytest.fixture(scope="module")
+def pipelines(split) -> dict:
+    past, _ = split
+    return {"ridge": fitted("ridge", past),
+            "random_forest": fitted("random_forest", past, regressor__regressor__n_estimators=10),
+            "category_median": fitted("category_median", past)}
+
+
+def requests(rows: pd.DataFrame) -> list:
+    """One row at a time, a few, all; then the same rows without amounts, with no type, and a mix of both."""
+    plain = [rows.iloc[[0]], rows.iloc[[len(rows) // 2]], rows.iloc[:7], rows]
+    mixed = rows.copy()
+    mixed.loc[::2, "amount"] = np.nan
+    mixed.loc[::3, "type"] = config.UNKNOWN
+    changed = [rows.assign(amount=np.nan), rows.iloc[:5].assign(type=config.UNKNOWN), mixed, mixed.iloc[[0]]]
+    return [batch.reset_index(drop=True) for batch in plain + changed]
+
+
+def listed_answers(predictor: AmountPredictor, transactions: pd.DataFrame, level: float) -> pd.DataFrame:
+    """AmountPredictor.predict as it was before issue 18 (the fitted pipeline's own predict, nullable columns from
+    lists): the reference."""
+    unknown = (transactions["type"] == config.UNKNOWN).to_numpy()
+    if unknown.any():
+        transactions = transactions.assign(type=np.where(unknown, predictor.usual_type, transactions["type"]))
+    center = signed_log(predictor.pipeline.predict(transactions))
+    width = predictor.half_width(float(level))
+    predicted = np.round(signed_exp(center), 2)
+    lower, upper = np.round(signed_exp(center - width), 2), np.round(signed_exp(center + width), 2)
+    actual = transactions["amount"].to_numpy(dtype=float)
+    given = ~np.isnan(actual)
+    deviation = np.where(given, np.round(actual - predicted, 2), np.nan)
+    outside = (actual < lower) | (actual > upper)
+    return pd.DataFrame({
+        "predicted_amount": predicted, "lower": lower, "upper": upper,
+        "deviation": pd.array([d if g else None for d, g in zip(deviation, given)], dtype="Float64"),
+        "outside_interval": pd.array([bool(o) if g else None for o, g in zip(outside, given)], dtype="boolean"),
+    })
+
+
+@pytest.mark.parametrize("name", ["ridge", "random_forest", "category_median"])
+def test_expected_amounts_are_the_pipelines_predictions(pipelines, split, name):
+    _, test = split
+    for batch in requests(test)[:4]:
+        assert np.array_equal(expected_amounts(pipelines[name], batch), pipelines[name].predict(batch)), len(batch)
+
+
+def test_the_ridge_is_scored_from_its_coefficients(pipelines, split, monkeypatch):
+    calls = []
+    ridge = pipelines["ridge"][-1].regressor_
+    monkeypatch.setattr(type(ridge), "predict", lambda self, X: calls.append(X) or np.zeros(X.shape[0]))
+    expected_amounts(pipelines["ridge"], split[1].iloc[[0]])
+    assert calls == []
+
+
+@pytest.mark.parametrize("name", ["ridge", "random_forest", "category_median"])
+def test_answers_are_the_listed_answers(pipelines, split, name):
+    past, test = split
+    predictor = AmountPredictor(pipelines[name], np.linspace(0.05, 1.5, 40), usual_type="expense")
+    for batch in requests(test):
+        for level in (None, 0.5, 0.99):
+            expected = listed_answers(predictor, batch, predictor.default_level if level is None else level)
+            pd.testing.assert_frame_equal(predictor.predict(batch, level=level), expected, check_exact=True)
+
+
+def test_a_served_request_without_amounts_answers_nulls(pipelines, split):
+    predictor = AmountPredictor(pipelines["ridge"], np.linspace(0.05, 1.5, 40))
+    raw = request_rows(split[1].iloc[:3], drop=("amount",))
+    answers = predictor.serve(raw)
+    assert answers["deviation"].isna().all() and answers["outside_interval"].isna().all()
+    assert str(answers["deviation"].dtype) == "Float64" and str(answers["outside_interval"].dtype) == "boolean"
+    with_amounts = predictor.serve(request_rows(split[1].iloc[:3]))
+    assert with_amounts["deviation"].notna().all() and with_amounts["outside_interval"].notna().all()
