@@ -47,7 +47,7 @@ except ImportError:  # another pandas: the public call, same numbers
     _roll_mean = None
 
 from pyfunc_models import config
-from pyfunc_models.ledger import LedgerError, among, request_rows, text_column
+from pyfunc_models.ledger import LedgerError, among, prepare_ledger, request_rows, text_column
 from pyfunc_models.predictor import LedgerPredictor
 from pyfunc_models.task import PER_LEDGER, Gate, ModelTask, Monitoring, Option, Purpose, Sample, Watch, Watched
 from pyfunc_models.training import MIN_SCORED_ROWS, CandidateResult, NotEnoughData, TrainingOutcome
@@ -442,6 +442,13 @@ class CashflowPredictor(LedgerPredictor):
         self.errors = np.asarray(errors, dtype=float)
         self.default_level = level
         self.default_horizon = horizon
+
+    def prepare(self, raw: pd.DataFrame, date_order: str | None = None) -> pd.DataFrame:
+        """The contract, making only the columns `daily_net_flow` reads: the same rows, refusals and messages as
+        the whole canonical frame, without the five columns a forecast never reads."""
+        return prepare_ledger(raw, required=self.required_columns, nonempty=self.nonempty_columns,
+                              columns=self.read_columns, missing_amount_ok=self.missing_amount_ok,
+                              date_order=date_order or self.date_order, only_read=True)[0]
 
     def predict(self, transactions: pd.DataFrame, horizon: int | None = None,
                 level: float | None = None) -> pd.DataFrame:

@@ -543,6 +543,7 @@ def prepare_ledger(
     *,
     date_order: str = "auto",
     implausible_dates: str = "refuse",
+    only_read: bool = False,
 ) -> tuple[pd.DataFrame, LedgerReport]:
     """Apply the contract to raw transactions, the same for a training file and a request.
 
@@ -567,7 +568,8 @@ def prepare_ledger(
 
     `columns`, if given, are the canonical columns a model reads: only those are checked and parsed,
     the others are filled with their empty value as if they were absent (a forecast that reads dates
-    and amounts need not parse descriptions).
+    and amounts need not parse descriptions). With `only_read` as well, the others are not made at all: the
+    frame holds `columns` (and `nonempty`), in canonical order, and the report counts nothing of the others.
     """
     if not isinstance(raw, pd.DataFrame):
         raise LedgerError(f"expected a table of transactions, got {type(raw).__name__}")
@@ -584,6 +586,7 @@ def prepare_ledger(
             seen[canonical] = original
     if columns is not None:
         seen = {canonical: original for canonical, original in seen.items() if canonical in columns}
+    made = [c for c in config.COLUMNS if not only_read or columns is None or c in columns or c in nonempty]
     missing = [column for column in required if column not in seen]
     if missing:
         found = ", ".join(map(str, raw.columns)) or "none"
@@ -620,9 +623,11 @@ def prepare_ledger(
         else np.full(rows, np.nan),
     }
     for column in ("description", "reference", "receipt_url"):
-        ledger[column] = text(column)
-    codes, distinct = coded("category")  # a regex per distinct name, not per row
-    ledger["category"] = _taken([_normalise_name(value) if value else "" for value in distinct.tolist()], codes)
+        if column in made:
+            ledger[column] = text(column)
+    if "category" in made:
+        codes, distinct = coded("category")  # a regex per distinct name, not per row
+        ledger["category"] = _taken([_normalise_name(value) if value else "" for value in distinct.tolist()], codes)
     for column in nonempty:
         empty = _empty_rows(ledger[column])
         if empty.size:
@@ -636,19 +641,22 @@ def prepare_ledger(
         codes, distinct = coded(column)
         return _enum_values(codes, distinct, allowed, aliases, column, report), codes
 
-    kinds, codes = enumeration("type", config.TRANSACTION_TYPES, config.TYPE_ALIASES)
-    unknown_type = np.array([kind == config.UNKNOWN for kind in kinds])[codes] & ~np.isnan(ledger["amount"])
-    if unknown_type.any():
-        # No usable type: the sign says it (money out is negative in a signed ledger).
-        expense, income = len(kinds), len(kinds) + 1
-        kinds = [*kinds, "expense", "income"]
-        codes = np.where(unknown_type, np.where(ledger["amount"] < 0, expense, income), codes)
-        report.type_inferred_from_sign = int(unknown_type.sum())
-    ledger["type"] = _taken(kinds, codes)
-    ledger["payment_method"] = _taken(*enumeration("payment_method", config.PAYMENT_METHODS,
-                                                   config.PAYMENT_METHOD_ALIASES))
-    ledger["status"] = _taken(*enumeration("status", config.STATUSES, config.STATUS_ALIASES))
-    ordered = list(config.COLUMNS)
+    if "type" in made:
+        kinds, codes = enumeration("type", config.TRANSACTION_TYPES, config.TYPE_ALIASES)
+        unknown_type = np.array([kind == config.UNKNOWN for kind in kinds])[codes] & ~np.isnan(ledger["amount"])
+        if unknown_type.any():
+            # No usable type: the sign says it (money out is negative in a signed ledger).
+            expense, income = len(kinds), len(kinds) + 1
+            kinds = [*kinds, "expense", "income"]
+            codes = np.where(unknown_type, np.where(ledger["amount"] < 0, expense, income), codes)
+            report.type_inferred_from_sign = int(unknown_type.sum())
+        ledger["type"] = _taken(kinds, codes)
+    if "payment_method" in made:
+        ledger["payment_method"] = _taken(*enumeration("payment_method", config.PAYMENT_METHODS,
+                                                       config.PAYMENT_METHOD_ALIASES))
+    if "status" in made:
+        ledger["status"] = _taken(*enumeration("status", config.STATUSES, config.STATUS_ALIASES))
+    ordered = made
     if config.ANOMALY_LABEL in given:
         ledger[config.ANOMALY_LABEL] = text(config.ANOMALY_LABEL)
         ordered.append(config.ANOMALY_LABEL)

@@ -123,3 +123,43 @@ def test_the_answer_is_the_general_paths_answer(ledgers, forecaster):
             served = predictor.serve(request_rows(ledger), {"horizon": horizon, "level": level})
             pd.testing.assert_frame_equal(served, plain_answer(predictor, ledger, horizon, level), check_exact=True,
                                           obj=name)
+
+
+def _reads_only(report) -> dict:
+    """A report's figures, without the columns a narrow frame does not make."""
+    found = report.as_dict()
+    for key in ("corrected", "unknown"):
+        found[key] = {column: counts for column, counts in found[key].items()
+                      if column in CashflowPredictor.read_columns}
+    return found
+
+
+def test_the_narrow_contract_is_the_whole_contract_on_the_columns_it_reads(ledgers, tmp_path):
+    read = dict(required=CashflowPredictor.required_columns, columns=CashflowPredictor.read_columns)
+    raws = [request_rows(ledger) for ledger in ledgers.values()]
+    raws += [pd.read_csv(write(tmp_path / f"{name}.csv")) for name, write in real_ledgers.LEDGERS.items()]
+    raws.append(raws[0].assign(type=np.where(np.arange(len(raws[0])) % 3 == 0, "", raws[0]["type"]),
+                               status=np.where(np.arange(len(raws[0])) % 4 == 0, "Cleared ", raws[0]["status"])))
+    for raw in raws:
+        for settings in ({}, {"implausible_dates": "drop", "source": "ledger.csv"}):
+            whole, whole_report = prepare_ledger(raw, **read, **settings)
+            narrow, narrow_report = prepare_ledger(raw, **read, **settings, only_read=True)
+            assert list(narrow.columns) == [c for c in config.COLUMNS if c in CashflowPredictor.read_columns]
+            pd.testing.assert_frame_equal(narrow, whole[list(narrow.columns)], check_exact=True)
+            assert _reads_only(narrow_report) == _reads_only(whole_report)
+    predictor = CashflowPredictor(BoostedCalendar(), np.zeros(3))
+    pd.testing.assert_frame_equal(predictor.prepare(raws[0]), prepare_ledger(raws[0], **read, only_read=True)[0])
+
+
+@pytest.mark.parametrize("bad", [{"date": "2024-13-01"}, {"amount": "12,50"}, {"date": "2099-01-01"},
+                                 {"amount": None}, {"date": ["2024-01-01"]}])
+def test_the_narrow_contract_refuses_what_the_whole_contract_refuses_in_the_same_words(ledgers, bad):
+    raw = request_rows(ledgers["tiny"]).astype(object)
+    for column, value in bad.items():
+        raw.at[3, column] = value
+    read = dict(required=CashflowPredictor.required_columns, columns=CashflowPredictor.read_columns)
+    with pytest.raises(ValueError) as whole:
+        prepare_ledger(raw, **read)
+    with pytest.raises(ValueError) as narrow:
+        prepare_ledger(raw, **read, only_read=True)
+    assert type(narrow.value) is type(whole.value) and str(narrow.value) == str(whole.value)
