@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import sklearn
 
 from pyfunc_models import config
 from pyfunc_models.amount import AmountPredictor, AmountTask, expected_amounts, signed_exp, signed_log
@@ -101,3 +102,9 @@ def test_a_served_request_without_amounts_answers_nulls(pipelines, split):
     assert str(answers["deviation"].dtype) == "Float64" and str(answers["outside_interval"].dtype) == "boolean"
     with_amounts = predictor.serve(request_rows(split[1].iloc[:3]))
     assert with_amounts["deviation"].notna().all() and with_amounts["outside_interval"].notna().all()
+
+
+def test_scikit_learns_checks_are_back_on_after_an_answer(pipelines, split):
+    before = sklearn.get_config()
+    AmountPredictor(pipelines["ridge"], np.linspace(0.05, 1.5, 40)).predict(split[1].iloc[:3])
+    assert sklearn.get_config() == before and not before["assume_finite"]
