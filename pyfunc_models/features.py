@@ -456,6 +456,17 @@ class UnionPipeline:
         return self.classifier.predict(self._features(rows))
 
 
+def columns_read(fitted) -> set | None:
+    """The ledger columns a fitted Pipeline(FeatureUnion of Pipeline(TransactionText, ...), classifier) reads: its
+    TransactionTexts' columns. None for any other model: what it reads is not known here."""
+    if not (isinstance(fitted, Pipeline) and isinstance(fitted[0], FeatureUnion)):
+        return None
+    parts = [part for _, part in fitted[0].transformer_list]
+    if not parts or not all(isinstance(part, Pipeline) and type(part[0]) is TransactionText for part in parts):
+        return None
+    return {column for part in parts for column in part[0].columns}
+
+
 def _is_plain_union(fitted) -> bool:
     return (isinstance(fitted, Pipeline) and len(fitted) == 2 and isinstance(fitted[0], FeatureUnion)
             and fitted[0].transformer_weights is None

@@ -32,6 +32,7 @@ class LedgerPredictor:
     required_columns: tuple = ("date", "description", "amount")
     nonempty_columns: tuple = ("description",)
     read_columns: tuple | None = None  # None: every column is checked; else only these are parsed
+    only_read: bool = False  # the prepared request holds only `read_columns` (the model reads no other)
     missing_amount_ok: bool = False
     date_order: str = "auto"  # 'dmy' or 'mdy' when the training ledger decided it
     # Naive baselines fitted beside the model on the same past (name -> fitted, with predict): the gate scores them on
@@ -52,9 +53,10 @@ class LedgerPredictor:
         return ledger if keep.all() else ledger[keep].reset_index(drop=True)
 
     def prepare(self, raw: pd.DataFrame, date_order: str | None = None) -> pd.DataFrame:
+        columns = self.read_columns
         return prepare_ledger(raw, required=self.required_columns, nonempty=self.nonempty_columns,
-                              columns=self.read_columns, missing_amount_ok=self.missing_amount_ok,
-                              date_order=date_order or self.date_order)[0]
+                              columns=columns, missing_amount_ok=self.missing_amount_ok,
+                              date_order=date_order or self.date_order, only_read=self.only_read and bool(columns))[0]
 
     def example(self) -> pd.DataFrame:
         """The logged input example: made-up transactions in this model's columns, never rows of the training
