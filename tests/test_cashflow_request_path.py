@@ -13,7 +13,7 @@ import pytest
 
 from pyfunc_models import cashflow, config
 from pyfunc_models.cashflow import (BoostedCalendar, CashflowPredictor, Forecaster, _calendar, _month_ago,
-                                    _months_back, _rolling_mean, daily_net_flow, interval)
+                                    _months_back, _rolling_mean, daily_net_flow)
 from pyfunc_models.generator import generate_ledger
 from pyfunc_models.ledger import load_ledger, prepare_ledger, request_rows
 from tests import real_ledgers
@@ -35,7 +35,8 @@ def plain_answer(predictor: CashflowPredictor, ledger: pd.DataFrame, horizon: in
     """The answer as the general path makes it: pandas' daily series, `Forecaster.forecast`, pandas' shaping."""
     history = plain_daily_net_flow(ledger)
     values = Forecaster.forecast(predictor.forecaster, history, horizon)
-    lower, upper = interval(values, predictor.errors, level)
+    low, high = np.quantile(predictor.errors, [(1 - level) / 2, 1 - (1 - level) / 2])
+    lower, upper = values + min(low, 0.0), values + max(high, 0.0)
     dates = pd.date_range(history.index[-1] + pd.Timedelta(days=1), periods=horizon, freq="D")
     return pd.DataFrame({"date": dates.strftime("%Y-%m-%d"), "forecast": np.round(values, 2),
                          "lower": np.round(lower, 2), "upper": np.round(upper, 2)})
@@ -163,3 +164,22 @@ def test_the_narrow_contract_refuses_what_the_whole_contract_refuses_in_the_same
     with pytest.raises(ValueError) as narrow:
         prepare_ledger(raw, **read, only_read=True)
     assert type(narrow.value) is type(whole.value) and str(narrow.value) == str(whole.value)
+
+
+def test_the_booster_called_directly_predicts_what_inplace_predict_does(forecaster):
+    booster = forecaster.model_.get_booster()
+    rng = np.random.default_rng(5)
+    for rows in (1, 7, 30, 200):
+        features = rng.normal(size=(rows, 15)) * rng.choice([1.0, 100.0, 5000.0], size=15)
+        features[rng.random(features.shape) < 0.2] = np.nan
+        expected = booster.inplace_predict(features)
+        found = cashflow._predicted(booster, features)
+        assert found.dtype == np.float64 and np.array_equal(found, expected.astype(float))
+
+
+def test_nanmean_is_numpys():
+    pairs = np.random.default_rng(6).normal(size=(500, 2, 2)) * 1000
+    pairs[np.random.default_rng(7).random(pairs.shape) < 0.4] = np.nan
+    with np.errstate(invalid="ignore"), pytest.warns(RuntimeWarning):
+        expected = np.nanmean(pairs, axis=-1)
+    assert np.array_equal(cashflow._nanmean(pairs), expected, equal_nan=True)
