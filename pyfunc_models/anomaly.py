@@ -302,8 +302,15 @@ _LOOKUPS = weakref.WeakKeyDictionary()
 
 
 class AnomalyDetector(LedgerPredictor):
-    baseline_: CategoryZscore | None = None  # set by fit; None in a detector pickled before it carried one
     """Fitted statistics + IsolationForest + threshold; scores raw transactions with a reason each."""
+
+    baseline_: CategoryZscore | None = None  # set by fit; None in a detector pickled before it carried one
+    # What the contract parses of a request: what the statistics, the forest's features and the duplicate check
+    # read. Payment method, status, reference and receipt URL are neither parsed nor kept (0.1 ms of a one-row
+    # request); an enumeration never refuses a row, so the answers and refusals are those of parsing every column,
+    # except that a list or object in one of those is no longer refused, as for the category and amount models.
+    read_columns = ("date", "type", "description", "amount", "category")
+    only_read = True
 
     def __init__(self, seed: int = 42):
         self.seed = seed
