@@ -51,7 +51,7 @@ except ImportError:  # another pandas: the public call, same numbers
     _roll_mean = None
 
 from pyfunc_models import config
-from pyfunc_models.ledger import LedgerError, among, prepare_ledger, request_rows, text_column
+from pyfunc_models.ledger import LedgerError, among, request_rows, text_column
 from pyfunc_models.predictor import LedgerPredictor
 from pyfunc_models.task import PER_LEDGER, Gate, ModelTask, Monitoring, Option, Purpose, Sample, Watch, Watched
 from pyfunc_models.training import MIN_SCORED_ROWS, CandidateResult, NotEnoughData, TrainingOutcome
@@ -326,9 +326,12 @@ class BoostedCalendar(Forecaster):
         instead of `calendar_features`' DataFrame. Only a history of consecutive (tz-naive) days has positions
         that are offsets; any other takes the general path."""
         index, days = history.index, len(history)
-        if days == 0 or getattr(index, "tz", None) is not None or (index[-1] - index[0]).days != days - 1:
+        if days == 0 or getattr(index, "tz", None) is not None:
             return super().forecast(history, horizon)
-        first, last = index.to_numpy()[[0, -1]].astype("datetime64[D]")
+        stamps = index.to_numpy()[[0, -1]]  # numpy: pandas' Timestamps cost 60 µs
+        if stamps[1] - stamps[0] != np.timedelta64(days - 1, "D"):
+            return super().forecast(history, horizon)
+        first, last = stamps.astype("datetime64[D]")
         dates = last + np.arange(1, horizon + 1)
         here = np.arange(days, days + horizon)
         # The history, the horizon as it is forecast, and a NaN that every position before the first day reads.
@@ -453,6 +456,7 @@ class CashflowPredictor(LedgerPredictor):
     required_columns = ("date", "amount")
     nonempty_columns = ()
     read_columns = ("date", "amount", "type", "status")  # all `daily_net_flow` needs; the rest is not parsed
+    only_read = True  # nor made: the contract's frame holds those four columns
 
     def example(self) -> pd.DataFrame:
         """A made-up history as short as a valid request can be (never the training ledger's days): a client
@@ -469,13 +473,6 @@ class CashflowPredictor(LedgerPredictor):
         self.errors = np.asarray(errors, dtype=float)
         self.default_level = level
         self.default_horizon = horizon
-
-    def prepare(self, raw: pd.DataFrame, date_order: str | None = None) -> pd.DataFrame:
-        """The contract, making only the columns `daily_net_flow` reads: the same rows, refusals and messages as
-        the whole canonical frame, without the five columns a forecast never reads."""
-        return prepare_ledger(raw, required=self.required_columns, nonempty=self.nonempty_columns,
-                              columns=self.read_columns, missing_amount_ok=self.missing_amount_ok,
-                              date_order=date_order or self.date_order, only_read=True)[0]
 
     def predict(self, transactions: pd.DataFrame, horizon: int | None = None,
                 level: float | None = None) -> pd.DataFrame:
