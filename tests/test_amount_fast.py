@@ -4,6 +4,8 @@ kept below as `listed_answers`. Speed is measured in benchmarks/, never asserted
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -179,3 +181,12 @@ def test_a_model_without_column_transformer_reads_every_column(pipelines, split)
     predictor = AmountPredictor(pipelines["category_median"], np.linspace(0.05, 1.5, 40))
     assert predictor.read_columns is None
     assert len(predictor.prepare(request_rows(split[1].iloc[:3])).columns) == 9
+
+
+def test_warming_makes_what_a_first_request_would(pipelines):
+    from pyfunc_models import features
+
+    predictor = pickle.loads(pickle.dumps(AmountPredictor(pipelines["ridge"], np.linspace(0.05, 1.5, 40))))
+    assert predictor.pipeline not in features._LEAN
+    predictor.warm()
+    assert predictor.pipeline in features._LEAN

@@ -201,3 +201,10 @@ def test_reading_fewer_columns_changes_no_answer(ledgers, tmp_path, monkeypatch)
             assert answer == expected, request
         else:
             pd.testing.assert_frame_equal(answer, expected, check_exact=True, obj=request)
+
+
+def test_warming_makes_what_a_first_request_would(ledgers):
+    detector = pickle.loads(pickle.dumps(AnomalyDetector(seed=3).fit(ledgers["tiny"])))
+    assert detector.forest_ not in anomaly._FLAT and detector not in anomaly._LOOKUPS
+    detector.warm()
+    assert detector.forest_ in anomaly._FLAT and detector in anomaly._LOOKUPS
