@@ -15,9 +15,9 @@ from pyfunc_models import config
 from pyfunc_models.amount import AmountPredictor, AmountTask, expected_amounts, signed_exp, signed_log
 from pyfunc_models.features import predict_in_one_thread
 from pyfunc_models.generator import generate_ledger
-from pyfunc_models.ledger import LedgerError, prepare_ledger, request_rows
+from pyfunc_models.ledger import prepare_ledger, request_rows
 from pyfunc_models.splits import time_split
-from tests import real_ledgers
+from tests.request_kinds import answers_to, assert_as_when_every_column_is_read, refused, request_kinds
 
 
 @pytest.fixture(scope="module")
@@ -114,67 +114,20 @@ def test_scikit_learns_checks_are_back_on_after_an_answer(pipelines, split):
 
 
 # --- the contract parses only the columns the model reads ------------------------------------------------------
-def raw_requests(folder) -> dict:
-    ledger = request_rows(prepare_ledger(generate_ledger(400, seed=8))[0])
-    odd = ledger.iloc[:6].assign(
-        description=["CAFÉ MÜLLER Zürich #12", "कैफ़े दिल्ली 221", "VOXTREJIN YACHT CHARTER MONACO", "x", "ß", "12 shell"],
-        payment_method=["crypto_wallet", "credit_car", "", "CASH", "Debit Card", "zz"],
-        status=["paid", "on hold", "", "???", "completed", "pending"],
-        receipt_url=["http://x", "", "ftp://y", "z", "   ", "receipt"],
-        reference=["", "INV-1042", "ÉTÉ 7", "#", "   ", "ref"],
-        type=["expense", "refund", "income", "", "debit", "credit"])
-    bank = pd.read_csv(real_ledgers.bank_style(folder / "bank.csv"))
-    titans = pd.read_csv(real_ledgers.titans_export(folder / "titans.csv"))
-    return {
-        "a ledger's rows": ledger,
-        "one row": ledger.iloc[[0]],
-        "one row without its amount": ledger.iloc[[3]].drop(columns=["amount"]),
-        "odd values in every column": odd,
-        "only the required columns": ledger[["date", "description"]],
-        "no type, signed amounts": ledger.drop(columns=["type"]),
-        "empty columns as pd.read_csv reads them": ledger.assign(payment_method=np.nan, status=np.nan,
-                                                                 reference=np.nan, receipt_url=np.nan),
-        "numbers in text columns": ledger.iloc[:5].assign(reference=[1, 2, 3, 4, 5], status=[0.5] * 5),
-        "a bank's own header": bank,
-        "the Titans export's own header": titans,
-        "day/month dates": ledger.iloc[:5].assign(date=["15/03/2024", "03/04/2024", "01/02/2024", "28/02/2024",
-                                                        "05/06/2024"]),
-        # Refused, with the same message:
-        "a date that is no date": ledger.iloc[:3].assign(date=["2024-01-02", "2024-13-45", "tomorrow"]),
-        "an amount that is no number": ledger.iloc[:3].assign(amount=["12,50", "-4.5", "abc"]),
-        "an empty description": ledger.iloc[:3].assign(description=["SHELL", "", "   "]),
-        "no description column": ledger.drop(columns=["description"]),
-        "a date before 1970": ledger.iloc[:2].assign(date=["1969-12-31", "2024-01-01"]),
-    }
-
-
-def outcome(predictor, raw, params=None):
-    try:
-        return predictor.serve(raw, params)
-    except LedgerError as error:
-        return f"LedgerError: {error}"
-
-
 def test_reading_fewer_columns_changes_no_answer(pipelines, tmp_path, monkeypatch):
     predictor = AmountPredictor(pipelines["ridge"], np.linspace(0.05, 1.5, 40))
     assert predictor.read_columns == ("date", "type", "description", "amount", "category", "payment_method",
                                       "reference")
-    requests = raw_requests(tmp_path)
+    requests = request_kinds(tmp_path)
+    ledger = requests["a ledger's rows"]
+    requests |= {"one row without its amount": ledger.iloc[[3]].drop(columns=["amount"]),
+                 "only the required columns": ledger[["date", "description"]]}
     params = [None, {"level": 0.5}, {"date_order": "dmy"}]
-    answers = {(request, i): outcome(predictor, raw, p) for request, raw in requests.items()
-               for i, p in enumerate(params)}
-    refused = {request for (request, _), answer in answers.items() if isinstance(answer, str)}
-    assert refused >= {"a date that is no date", "an amount that is no number", "an empty description",
-                       "no description column", "a date before 1970"}
-    assert not refused & {"a ledger's rows", "odd values in every column", "the Titans export's own header"}
-    monkeypatch.setattr(AmountPredictor, "read_columns", None)  # every column parsed, as before
-    monkeypatch.setattr(AmountPredictor, "only_read", False)
-    for (request, i), answer in answers.items():
-        expected = outcome(predictor, requests[request], params[i])
-        if isinstance(expected, str) or isinstance(answer, str):
-            assert answer == expected, request
-        else:
-            pd.testing.assert_frame_equal(answer, expected, check_exact=True, obj=request)
+    answers = answers_to(predictor, requests, params)
+    assert refused(answers) >= {"a date that is no date", "an amount that is no number", "an empty description",
+                                "no description column", "a date before 1970"}
+    assert not refused(answers) & {"a ledger's rows", "odd values in the columns", "the Titans export's own header"}
+    assert_as_when_every_column_is_read(predictor, requests, params, answers, monkeypatch)
 
 
 def test_a_model_without_column_transformer_reads_every_column(pipelines, split):

@@ -15,8 +15,9 @@ from pyfunc_models import anomaly
 from pyfunc_models.anomaly import MIN_HISTORY, AnomalyDetector, StatisticsLookup, _first_words, amount_groups
 from pyfunc_models.features import merchant_keys
 from pyfunc_models.generator import generate_ledger
-from pyfunc_models.ledger import LedgerError, load_ledger, prepare_ledger, request_rows
+from pyfunc_models.ledger import load_ledger, prepare_ledger
 from tests import real_ledgers
+from tests.request_kinds import answers_to, assert_as_when_every_column_is_read, refused, request_kinds
 
 
 @pytest.fixture(scope="module")
@@ -142,65 +143,24 @@ def test_scoring_leaves_the_pickled_detector_as_it_was(ledgers):
 
 
 # --- the contract parses only the columns the detector reads ---------------------------------------------------
-def raw_requests(folder) -> dict:
-    ledger = request_rows(prepare_ledger(generate_ledger(400, seed=8))[0])
-    odd = ledger.iloc[:6].assign(
-        description=["CAFÉ MÜLLER Zürich #12", "कैफ़े दिल्ली 221", "VOXTREJIN YACHT CHARTER MONACO", "x", "ß", "12 shell"],
-        payment_method=["crypto_wallet", "credit_car", "", "CASH", "Debit Card", "zz"],
-        status=["paid", "on hold", "", "???", "completed", "pending"],
-        receipt_url=["http://x", "", "ftp://y", "z", "   ", "receipt"],
-        reference=["", "INV-1042", "ÉTÉ 7", "#", "   ", "ref"],
-        type=["expense", "refund", "income", "", "debit", "credit"],
-        amount=[-4.5, -40_000.0, 12.0, 0.0, -4.5, -4.5])
-    titans = pd.read_csv(real_ledgers.titans_export(folder / "titans.csv"))
-    return {
-        "a ledger's rows, a double charge among them": pd.concat([ledger, ledger.iloc[[7]]], ignore_index=True),
-        "one row": ledger.iloc[[0]],
-        "odd values in every column": odd,
-        "only the required columns": ledger[["date", "description", "amount"]],
-        "no type, signed amounts": ledger.drop(columns=["type"]),
-        "empty columns as pd.read_csv reads them": ledger.assign(payment_method=np.nan, status=np.nan,
-                                                                 reference=np.nan, receipt_url=np.nan),
-        "numbers in text columns": ledger.iloc[:5].assign(reference=[1, 2, 3, 4, 5], status=[0.5] * 5),
-        "the Titans export's own header": titans,
-        "day/month dates": ledger.iloc[:5].assign(date=["15/03/2024", "03/04/2024", "01/02/2024", "28/02/2024",
-                                                        "05/06/2024"]),
-        # Refused, with the same message:
-        "a date that is no date": ledger.iloc[:3].assign(date=["2024-01-02", "2024-13-45", "tomorrow"]),
-        "an amount that is no number": ledger.iloc[:3].assign(amount=["12,50", "-4.5", "abc"]),
-        "an empty description": ledger.iloc[:3].assign(description=["SHELL", "", "   "]),
-        "no amount column": ledger.drop(columns=["amount"]),
-        "a date before 1970": ledger.iloc[:2].assign(date=["1969-12-31", "2024-01-01"]),
-    }
-
-
-def outcome(detector, raw, params=None):
-    try:
-        return detector.serve(raw, params)
-    except LedgerError as error:
-        return f"LedgerError: {error}"
-
-
 def test_reading_fewer_columns_changes_no_answer(ledgers, tmp_path, monkeypatch):
     detector = AnomalyDetector(seed=3).fit(ledgers["generated"])
-    requests = raw_requests(tmp_path)
+    requests = request_kinds(tmp_path, amount=[-4.5, -40_000.0, 12.0, 0.0, -4.5, -4.5])
+    ledger = requests["a ledger's rows"]
+    requests |= {"a double charge": pd.concat([ledger, ledger.iloc[[7]]], ignore_index=True),
+                 "only the required columns": ledger[["date", "description", "amount"]],
+                 "no amount column": ledger.drop(columns=["amount"])}
     params = [None, {"threshold": 0.5}, {"date_order": "dmy"}]
-    answers = {(request, i): outcome(detector, raw, p) for request, raw in requests.items()
-               for i, p in enumerate(params)}
-    refused = {request for (request, _), answer in answers.items() if isinstance(answer, str)}
-    assert refused == {"a date that is no date", "an amount that is no number", "an empty description",
-                       "no amount column", "a date before 1970"}
-    assert answers[("a ledger's rows, a double charge among them", 0)]["reason"].iloc[-1] == "duplicate of row 7"
-    assert (answers[("odd values in every column", 1)]["reason"] != "").any()
-    monkeypatch.setattr(AnomalyDetector, "read_columns", None)  # every column parsed, as before
-    monkeypatch.setattr(AnomalyDetector, "only_read", False)
+    answers = answers_to(detector, requests, params)
+    # A bank's month-first dates are refused only when the request says they are day-first.
+    assert ("a bank's own header", 2) in {key for key, answer in answers.items() if isinstance(answer, str)}
+    assert refused(answers) == {"a date that is no date", "an amount that is no number", "an empty description",
+                                "no description column", "no amount column", "a date before 1970",
+                                "a bank's own header"}
+    assert answers[("a double charge", 0)]["reason"].iloc[-1] == "duplicate of row 7"
+    assert (answers[("odd values in the columns", 1)]["reason"] != "").any()
+    assert_as_when_every_column_is_read(detector, requests, params, answers, monkeypatch)
     assert len(detector.prepare(requests["one row"]).columns) == 9
-    for (request, i), answer in answers.items():
-        expected = outcome(detector, requests[request], params[i])
-        if isinstance(expected, str) or isinstance(answer, str):
-            assert answer == expected, request
-        else:
-            pd.testing.assert_frame_equal(answer, expected, check_exact=True, obj=request)
 
 
 def test_warming_makes_what_a_first_request_would(ledgers):
