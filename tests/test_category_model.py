@@ -103,11 +103,11 @@ def test_a_served_forest_predicts_on_one_thread_with_the_same_answers(ledger):
     assert np.array_equal(predictor.pipeline.predict_proba(rows.head(50)), threaded)
 
 
-@pytest.mark.slow  # two whole trainings, word knowledge included (7 s)
+@pytest.mark.slow  # two whole trainings
 def test_row_caps_bound_every_fit_and_are_reported(ledger):
     rows = ledger[ledger["category"] != ""]
     task = CategoryTask(max_tree_rows=300, max_search_rows=400, max_linear_rows=600,
-                        only=["logistic_regression", "random_forest"])
+                        only=["logistic_regression", "random_forest"], word_knowledge=0)
     outcome = train_row_task(task, rows, seed=1, log=lambda _: None)
     assert {c.name: c.rows_used for c in outcome.candidates} == {"logistic_regression": 400, "random_forest": 300}
     assert outcome.params["max_search_rows"] == 400
@@ -117,7 +117,8 @@ def test_row_caps_bound_every_fit_and_are_reported(ledger):
 
 def test_small_ledgers_compare_candidates_on_rolling_origin_folds_and_log_each_fold(ledger):
     rows = ledger[ledger["category"] != ""].head(600)
-    outcome = train_row_task(CategoryTask(only=["text_logistic_regression", "merchant_lookup"]), rows, seed=1,
+    outcome = train_row_task(CategoryTask(only=["text_logistic_regression", "merchant_lookup"], word_knowledge=0),
+                             rows, seed=1,
                              log=lambda _: None)
     assert outcome.params["validation_folds"] == 3
     for result in outcome.candidates:
@@ -159,7 +160,8 @@ def test_a_fold_with_one_category_does_not_discard_a_candidate(ledger):
     folds can, and the candidate is judged on those."""
     rows = ledger[ledger["category"] != ""].head(500).copy()
     rows.iloc[:260, rows.columns.get_loc("category")] = "groceries_pantry"  # past the first fold's train part
-    outcome = train_row_task(CategoryTask(only=["text_logistic_regression", "majority"]), rows, seed=1,
+    outcome = train_row_task(CategoryTask(only=["text_logistic_regression", "majority"], word_knowledge=0), rows,
+                             seed=1,
                              log=lambda _: None)
     assert "skipped_candidates" not in outcome.params
     learned = next(c for c in outcome.candidates if c.name == "text_logistic_regression")

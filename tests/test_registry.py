@@ -51,7 +51,7 @@ def register_cli(uri, *params, check=True):
 
 def train(ledger, seed=42):
     """Training is tested through `mlflow run` elsewhere; here it only feeds the registry (one candidate)."""
-    return jobs.train_model(CategoryTask(only=["text_logistic_regression"]), str(ledger), seed=seed)
+    return jobs.train_model(CategoryTask(only=["text_logistic_regression"], word_knowledge=0), str(ledger), seed=seed)
 
 
 def aliases(client):
