@@ -13,7 +13,8 @@ refit, word knowledge) on part of a ledger and asks its served predictor about t
              of a model trained on a generated ledger: a seen merchant, and a merchant never seen with word
              knowledge and without it (the same predictor with its word knowledge removed: today's answer),
              interleaved, median and p99 of --repeats calls each
-Calibration: the held-out rows of all seeds pooled, in ten equal-count bins by confidence (`category.calibration`).
+Calibration: the held-out rows of all seeds pooled, in ten equal-count bins by confidence (`category.calibration`),
+beside the worst bin that chance alone gives a calibrated model on the same merchants (`category.calibration_noise`).
 
     python -m benchmarks.unseen_merchants [--protocols generator,bank,titans] [--seeds 0,1,2,3,4]
                                           [--generator-rows 20000] [--word-knowledge 0,1]
@@ -32,10 +33,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pyfunc_models.category import CategoryTask, calibration
+from pyfunc_models.category import CategoryTask, calibration, calibration_noise
 from pyfunc_models.generator import generate_ledger
 from pyfunc_models.ledger import load_ledger, prepare_ledger
-from pyfunc_models.splits import merchant_split
+from pyfunc_models.splits import merchant_groups, merchant_split
 from tests import real_ledgers
 
 
@@ -54,12 +55,16 @@ def served_answers(word_knowledge: int, train: pd.DataFrame, held: pd.DataFrame,
     return outcome.predictor.predict(held)
 
 
-def held_out_figures(answers: list, truths: list) -> dict:
+def held_out_figures(answers: list, truths: list, helds: list) -> dict:
+    """Pooled over the splits; `calibration_chance_gap`: the worst bin chance gives a calibrated model on these
+    merchants (a merchant held out by two splits counts twice: each split trained its own model)."""
     correct = np.concatenate([a["category"].to_numpy(dtype=object) == t for a, t in zip(answers, truths)])
     confidence = np.concatenate([a["confidence"].to_numpy(dtype=float) for a in answers])
+    groups = np.concatenate([[f"{split}:{group}" for group in merchant_groups(held["description"])]
+                             for split, held in enumerate(helds)])
     per_split = [float(np.mean(a["category"].to_numpy(dtype=object) == t)) for a, t in zip(answers, truths)]
     return {"accuracy": float(correct.mean()), "per_split": [round(x, 3) for x in per_split], "rows": int(len(correct)),
-            **calibration(confidence, correct)}
+            **calibration(confidence, correct), "calibration_chance_gap": calibration_noise(confidence, groups)}
 
 
 def expenses(ledger: pd.DataFrame) -> pd.DataFrame:
@@ -74,6 +79,7 @@ def generator(word_knowledge: int, seeds: list, rows: int) -> dict:
         runs.append(metrics)
     pick = {name: [round(m[name], 4) for m in runs] for name in
             ("merchant_holdout_accuracy", "merchant_holdout_calibration_max_gap", "merchant_holdout_calibration_error",
+             "merchant_holdout_calibration_chance_gap",
              "accuracy", "macro_f1") if name in runs[0]}
     return {"rows": rows, "seeds": seeds, **pick,
             "merchant_holdout_accuracy_mean": float(np.mean(pick["merchant_holdout_accuracy"]))}
@@ -83,25 +89,27 @@ def grouped(path_writer, word_knowledge: int, seeds: list, share: float) -> dict
     with tempfile.TemporaryDirectory() as folder:
         ledger, _ = load_ledger(path_writer(Path(folder) / "ledger.csv"))
     rows = expenses(ledger)
-    answers, truths = [], []
+    answers, truths, helds = [], [], []
     for seed in seeds:
         known, unseen = merchant_split(rows, share, seed)
         answers.append(served_answers(word_knowledge, known, unseen, seed))
         truths.append(unseen["category"].to_numpy(dtype=object))
-    return held_out_figures(answers, truths)
+        helds.append(unseen)
+    return held_out_figures(answers, truths, helds)
 
 
 def random_rows(path_writer, word_knowledge: int, seeds: list, share: float = 0.2) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         ledger, _ = load_ledger(path_writer(Path(folder) / "ledger.csv"))
     rows = expenses(ledger)
-    answers, truths = [], []
+    answers, truths, helds = [], [], []
     for seed in seeds:
         held = np.random.default_rng(seed).random(len(rows)) < share
         train = rows[~held].reset_index(drop=True)
-        answers.append(served_answers(word_knowledge, train, rows[held].reset_index(drop=True), seed))
-        truths.append(rows[held]["category"].to_numpy(dtype=object))
-    return {"ledger_rows": len(rows), **held_out_figures(answers, truths)}
+        helds.append(rows[held].reset_index(drop=True))
+        answers.append(served_answers(word_knowledge, train, helds[-1], seed))
+        truths.append(helds[-1]["category"].to_numpy(dtype=object))
+    return {"ledger_rows": len(rows), **held_out_figures(answers, truths, helds)}
 
 
 def latency(rows: int, repeats: int) -> dict:

@@ -22,7 +22,7 @@ from pyfunc_models.features import (EncodedLabels, TransactionText, columns_read
                                     predict_in_one_thread, transaction_features)
 from pyfunc_models.ledger import LedgerError, request_rows
 from pyfunc_models.predictor import LedgerPredictor, baseline_metrics
-from pyfunc_models.splits import merchant_split
+from pyfunc_models.splits import merchant_groups, merchant_split
 from pyfunc_models.task import Gate, Monitoring, Option, Purpose, Sample, Watch, Watched
 from pyfunc_models.training import (Candidate, NotEnoughData, RowTask, TrainingOutcome, fit_candidate,
                                     require_classes, select_candidates)
@@ -400,6 +400,8 @@ class CategoryTask(RowTask):
         confidence = answers["confidence"].to_numpy(dtype=float, na_value=np.nan)
         outcome.metrics.update({f"merchant_holdout_{name}": value
                                 for name, value in calibration(confidence, correct).items()})
+        outcome.metrics["merchant_holdout_calibration_chance_gap"] = calibration_noise(
+            confidence, merchant_groups(unseen["description"]))
         if self.word_knowledge:  # what the classifier alone did on the same rows: what word knowledge adds
             outcome.metrics["merchant_holdout_classifier_accuracy"] = float(np.mean(fitted.predict(unseen) == y_unseen))
         for name, baseline in self.baselines(known).items():
@@ -461,6 +463,28 @@ def calibration(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> 
     gaps = np.array([abs(mean - accuracy) for mean, accuracy, _ in found])
     sizes = np.array([rows for *_, rows in found])
     return {"calibration_max_gap": float(gaps.max()), "calibration_error": float((gaps * sizes).sum() / sizes.sum())}
+
+
+def calibration_noise(confidence: np.ndarray, groups, bins: int = 10, draws: int = 400, seed: int = 0) -> float:
+    """The worst-bin gap (`calibration_max_gap`) that chance alone gives a perfectly calibrated model on these rows:
+    the 95th percentile over `draws` outcomes drawn with P(right) = confidence, all rows of one merchant group
+    right or wrong together (one uniform draw per group; a row is right when the draw is below its confidence), as
+    a held-out merchant's rows are. A bin of a handful of merchants moves by whole merchants, so a gap below this
+    is what calibration can show on these merchants; a gap above it is miscalibration, not chance."""
+    confidence = np.asarray(confidence, dtype=float)
+    keep = ~np.isnan(confidence)
+    confidence, groups = confidence[keep], np.asarray(groups, dtype=object)[keep]
+    if not len(confidence):
+        return float("nan")
+    order = np.argsort(confidence, kind="stable")  # the bins of calibration_bins
+    confidence, groups = confidence[order], groups[order]
+    starts = np.array([part[0] for part in
+                       np.array_split(np.arange(len(confidence)), max(1, min(bins, len(confidence) // 10)))])
+    sizes = np.diff(np.append(starts, len(confidence)))
+    _, codes = np.unique(groups.astype(str), return_inverse=True)
+    right = np.random.default_rng(seed).random((draws, codes.max() + 1))[:, codes] < confidence
+    gaps = np.abs(np.add.reduceat(right, starts, axis=1) / sizes - np.add.reduceat(confidence, starts) / sizes)
+    return float(np.percentile(gaps.max(1), 95))
 
 
 def categorised_expenses(ledger: pd.DataFrame) -> pd.DataFrame:

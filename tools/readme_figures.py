@@ -228,7 +228,8 @@ def figures_rows(results: dict) -> list:
          + of("category", ["test_merchant_holdout_classifier_accuracy"]) + " / –"),
         ("category", "merchant-held-out confidence vs accuracy: calibration error (ECE) / worst of 10 bins",
          of("category", ["test_merchant_holdout_calibration_error", "test_merchant_holdout_calibration_max_gap"], 3),
-         ""),
+         "worst bin that chance gives a calibrated model on these merchants (95th percentile) "
+         + of("category", ["test_merchant_holdout_calibration_chance_gap"], 3)),
         ("amount", "test MAE / R²", of("amount", ["test_mae"], 2) + " / " + of("amount", ["test_r2"], 2),
          "; ".join([baseline("amount", "category median", "category_median", ["mae"], 2) + " / "
                     + of("amount", ["baseline_category_median_test_r2"], 2),
