@@ -9,6 +9,9 @@ refit, word knowledge) on part of a ledger and asks its served predictor about t
              quarter of its merchant groups held out, one split per seed
   titans     a ~130-row ledger in the Titans export's shape (tests/real_ledgers.titans_export), random 80/20 row
              splits, one per seed
+  every_merchant  calibration of word knowledge alone: every merchant group of a 12,000-row generated ledger
+             held out once (5 folds grouped by merchant), pooled, per --ledger-seeds; beside it the same
+             confidences made over- (power 0.25) and underconfident (power 3)
   latency    single-row in-process predict (the served predictor's `serve` on one raw row, as the pyfunc does)
              of a model trained on a generated ledger: a seen merchant, and a merchant never seen with word
              knowledge and without it (the same predictor with its word knowledge removed: today's answer),
@@ -19,6 +22,7 @@ beside the worst bin that chance alone gives a calibrated model on the same merc
     python -m benchmarks.unseen_merchants [--protocols generator,bank,titans] [--seeds 0,1,2,3,4]
                                           [--generator-rows 20000] [--word-knowledge 0,1]
     python -m benchmarks.unseen_merchants --protocols latency --word-knowledge 1
+    python -m benchmarks.unseen_merchants --protocols every_merchant --word-knowledge 1 [--ledger-seeds 11,42,7]
 """
 
 from __future__ import annotations
@@ -112,6 +116,45 @@ def random_rows(path_writer, word_knowledge: int, seeds: list, share: float = 0.
     return {"ledger_rows": len(rows), **held_out_figures(answers, truths, helds)}
 
 
+def every_merchant_held_out(expenses: pd.DataFrame, folds: int = 5) -> tuple:
+    """Word knowledge alone, every merchant group held out once (folds grouped by merchant), each fit learning its
+    blend on its own training rows: (confidence, right, merchant group) of the held-out rows, pooled. A decile
+    then holds a tenth of the ledger's merchants, not a tenth of one hold-out's."""
+    from sklearn.model_selection import GroupKFold
+
+    from pyfunc_models.category import text_logistic_regression
+    from pyfunc_models.category_glosses import gloss_for
+    from pyfunc_models.encoder_build import sentence_encoder
+    from pyfunc_models.word_knowledge import WordKnowledge
+
+    y = expenses["category"].to_numpy(dtype=object)
+    groups = merchant_groups(expenses["description"])
+    confidence, right, held_groups = [], [], []
+    for train, held in GroupKFold(n_splits=folds).split(expenses, y, groups):
+        classes = np.unique(y[train])
+        held = held[np.isin(y[held], classes)]  # an unseen merchant, not an unseen category
+        words = WordKnowledge(sentence_encoder(), text_logistic_regression()).fit(
+            expenses.iloc[train].reset_index(drop=True), y[train], classes, [gloss_for(c)[0] for c in classes])
+        proba = words.predict_proba(expenses.iloc[held].reset_index(drop=True))
+        confidence.append(proba.max(1))
+        right.append(classes[proba.argmax(1)] == y[held])
+        held_groups.append(groups[held])
+    return tuple(map(np.concatenate, (confidence, right, held_groups)))
+
+
+def every_merchant(ledger_seeds: list, rows: int = 12_000) -> dict:
+    figures = {}
+    for seed in ledger_seeds:
+        confidence, right, groups = every_merchant_held_out(expenses(prepare_ledger(generate_ledger(rows, seed))[0]))
+        figures[f"ledger seed {seed}"] = {
+            "accuracy": round(float(right.mean()), 4), "rows": int(len(right)), "merchants": len(np.unique(groups)),
+            **{name: round(value, 4) for name, value in calibration(confidence, right).items()},
+            "calibration_chance_gap": round(calibration_noise(confidence, groups), 4),
+            "overconfident_max_gap": round(calibration(confidence ** 0.25, right)["calibration_max_gap"], 4),
+            "underconfident_max_gap": round(calibration(confidence ** 3, right)["calibration_max_gap"], 4)}
+    return figures
+
+
 def latency(rows: int, repeats: int) -> dict:
     import copy
 
@@ -148,6 +191,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--seeds", default="0,1,2,3,4")
     parser.add_argument("--generator-rows", type=int, default=20_000)
     parser.add_argument("--generator-seeds", default="42", help="the project's figure is seed 42")
+    parser.add_argument("--ledger-seeds", default="11,42,7", help="every_merchant: 12,000-row generated ledgers")
     parser.add_argument("--word-knowledge", default="0,1")
     parser.add_argument("--repeats", type=int, default=300, help="latency: calls per case")
     parser.add_argument("--out", default=None, help="also write the figures here as JSON")
@@ -164,10 +208,12 @@ def main(argv=None) -> dict:
                 result = grouped(real_ledgers.bank_style, word_knowledge, seeds, 0.25)
             elif protocol == "titans":
                 result = random_rows(real_ledgers.titans_export, word_knowledge, seeds)
+            elif protocol == "every_merchant":
+                result = every_merchant([int(s) for s in args.ledger_seeds.split(",")])
             elif protocol == "latency":
                 result = latency(5_000, args.repeats)
             else:
-                raise SystemExit(f"unknown protocol {protocol!r}: generator, bank, titans or latency")
+                raise SystemExit(f"unknown protocol {protocol!r}: generator, bank, titans, every_merchant or latency")
             result["seconds"] = round(time.perf_counter() - started, 1)
             figures[f"{protocol} word_knowledge={word_knowledge}"] = result
             print(f"{protocol:<10} word_knowledge={word_knowledge}: {json.dumps(result)}", flush=True)
