@@ -400,8 +400,9 @@ class CategoryTask(RowTask):
         confidence = answers["confidence"].to_numpy(dtype=float, na_value=np.nan)
         outcome.metrics.update({f"merchant_holdout_{name}": value
                                 for name, value in calibration(confidence, correct).items()})
-        outcome.metrics["merchant_holdout_calibration_chance_gap"] = calibration_noise(
-            confidence, merchant_groups(unseen["description"]))
+        chance = calibration_noise(confidence, merchant_groups(unseen["description"]))
+        if np.isfinite(chance):  # none when no held-out row has a confidence (as calibration gives none)
+            outcome.metrics["merchant_holdout_calibration_chance_gap"] = chance
         if self.word_knowledge:  # what the classifier alone did on the same rows: what word knowledge adds
             outcome.metrics["merchant_holdout_classifier_accuracy"] = float(np.mean(fitted.predict(unseen) == y_unseen))
         for name, baseline in self.baselines(known).items():
