@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import math
 import re
-import weakref
 
 import numpy as np
 import pandas as pd
@@ -35,6 +34,7 @@ from sklearn.metrics import average_precision_score, precision_recall_curve
 
 from pyfunc_models import config
 from pyfunc_models.features import merchant_keys
+from pyfunc_models.kept_beside import KeptBeside
 from pyfunc_models.ledger import LedgerError, request_rows
 from pyfunc_models.predictor import LedgerPredictor, predictor_behind
 from pyfunc_models.splits import time_split
@@ -197,8 +197,8 @@ class FlatForest:
 # Walking all trees at once costs rows x trees x levels numpy work; the trees' own apply wins on larger batches
 # (200 trees, interleaved: 1 row 0.04 vs 0.7 ms, 100 rows 1.52 vs 1.60 ms, 150 rows 2.26 vs 2.07 ms).
 FLAT_WALK_MAX_ROWS = 100
-# Each fitted forest's FlatForest, made on its first scoring and kept beside it, never in its pickle.
-_FLAT = weakref.WeakKeyDictionary()
+# Each fitted forest's FlatForest, made on its first scoring (see kept_beside).
+_FLAT = KeptBeside()
 
 
 def isolation_scores(forest: IsolationForest, features: np.ndarray) -> np.ndarray:
@@ -208,9 +208,7 @@ def isolation_scores(forest: IsolationForest, features: np.ndarray) -> np.ndarra
     (`_features`: finite, three columns), so the float32 cast is the only check kept.
     Reads the forest's private per-tree path lengths (scikit-learn 1.9); tests compare it with score_samples."""
     X = np.ascontiguousarray(features, dtype=np.float32)
-    flat = _FLAT.get(forest)
-    if flat is None:
-        flat = _FLAT[forest] = FlatForest(forest)
+    flat = _FLAT.get(forest, FlatForest)
     if len(X) <= FLAT_WALK_MAX_ROWS:
         depths = flat.path_lengths(X)
     else:
@@ -296,9 +294,9 @@ class StatisticsLookups:
         self.type = StatisticsLookup(detector.type_stats_)
 
 
-# Each detector's StatisticsLookups, kept beside it and never in its pickle (a detector pickled before they existed
-# scores the same way); fit drops the detector's entry, since it replaces the tables.
-_LOOKUPS = weakref.WeakKeyDictionary()
+# Each detector's StatisticsLookups, made on its first scoring (see kept_beside); fit forgets the detector's, since it
+# replaces the tables.
+_LOOKUPS = KeptBeside()
 
 
 class AnomalyDetector(LedgerPredictor):
@@ -317,7 +315,7 @@ class AnomalyDetector(LedgerPredictor):
 
     # --- what is learned -------------------------------------------------------------
     def fit(self, rows: pd.DataFrame) -> "AnomalyDetector":
-        _LOOKUPS.pop(self, None)
+        _LOOKUPS.forget(self)
         log_amount = np.log1p(np.abs(rows["amount"].to_numpy(dtype=float)))
         merchants = merchant_keys(rows["description"])
         self.merchant_stats_ = robust_stats(log_amount, merchants)
@@ -345,10 +343,7 @@ class AnomalyDetector(LedgerPredictor):
         self.serve(self.example())
 
     def _lookups(self) -> "StatisticsLookups":
-        lookups = _LOOKUPS.get(self)
-        if lookups is None:
-            lookups = _LOOKUPS[self] = StatisticsLookups(self)
-        return lookups
+        return _LOOKUPS.get(self, StatisticsLookups)
 
     def _features(self, rows: pd.DataFrame):
         log_amount = np.log1p(np.abs(rows["amount"].to_numpy(dtype=float)))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import unicodedata
-import weakref
 from collections import Counter
 from functools import lru_cache
 
@@ -24,6 +23,7 @@ from sklearn.pipeline import FeatureUnion, Pipeline, make_pipeline
 from sklearn.preprocessing import LabelEncoder, OneHotEncoder, StandardScaler
 from sklearn.utils.sparsefuncs_fast import inplace_csr_row_normalize_l2
 
+from pyfunc_models.kept_beside import KeptBeside
 from pyfunc_models.ledger import CharacterTable, fold_text
 
 # Words that only say how the bank moved the money, not who was paid.
@@ -367,9 +367,8 @@ class LeanPipeline:
         return self.final.predict(self.features.transform(ledger))
 
 
-# Each fitted pipeline's LeanPipeline, made on its first prediction and kept beside it, never in its pickle: a
-# predictor pickled before LeanPipeline existed scores the lean way too, and a logged model stays the fitted pipeline.
-_LEAN = weakref.WeakKeyDictionary()
+# Each fitted pipeline's LeanPipeline or UnionPipeline, made on its first prediction (see kept_beside).
+_LEAN = KeptBeside()
 
 
 class LeanText:
@@ -513,7 +512,4 @@ def lean(fitted):
         kind = UnionPipeline
     else:
         return fitted
-    scorer = _LEAN.get(fitted)
-    if scorer is None:
-        scorer = _LEAN[fitted] = kind(fitted)
-    return scorer
+    return _LEAN.get(fitted, kind)
