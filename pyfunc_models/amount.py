@@ -148,11 +148,6 @@ class AmountPredictor(LedgerPredictor):
         self.calibration_residuals = np.sort(np.abs(calibration_residuals))
         self.default_level = level
 
-    def warm(self) -> None:
-        """Make now what a served model's first request would otherwise wait for (serving.LedgerModel calls it at
-        load): the pipeline's lean scorer (`features.lean`) and a first answer (the made-up example rows)."""
-        self.serve(self.example())
-
     def half_width(self, level: float) -> float:
         """Split-conformal quantile: the ceil((n+1)*level)-th smallest calibration residual."""
         n = len(self.calibration_residuals)

@@ -337,11 +337,6 @@ class AnomalyDetector(LedgerPredictor):
         self.threshold_ = 0.99
         return self
 
-    def warm(self) -> None:
-        """Make now what a served model's first request would otherwise wait for (serving.LedgerModel calls it at
-        load): the statistics lookups, the forest's flat arrays, and a first answer (the made-up example rows)."""
-        self.serve(self.example())
-
     def _lookups(self) -> "StatisticsLookups":
         return _LOOKUPS.get(self, StatisticsLookups)
 

@@ -175,14 +175,10 @@ class CategoryPredictor(LedgerPredictor):
     only_read = True
 
     def warm(self) -> None:
-        """Make now what a served model's first request would otherwise wait for: the encoder's session, the lean
-        scorers (`features.lean`) of the classifier and of word knowledge's text model (about 7 ms each), and a first
-        answer (the first call of each code path costs a few ms more)."""
-        if self.word_knowledge is not None:
-            self.word_knowledge.warm()
-        example = self.prepare(self.example())
-        self.pipeline.predict_proba(example)  # the example's merchants are never seen: the classifier's path too
-        self.predict(example)
+        """LedgerPredictor.warm (the example's merchants are never seen: word knowledge's encoder session and text
+        model, about 7 ms each), then the classifier's own path, which a merchant seen in training takes."""
+        super().warm()
+        self.pipeline.predict_proba(self.prepare(self.example()))
 
     def probabilities(self, rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """(probability of each category, where the answer came from) per row: rows of a merchant seen in training

@@ -64,6 +64,12 @@ class LedgerPredictor:
         The income row shows, in the example and the output schema inferred from it, how income is answered."""
         return EXAMPLE_TRANSACTIONS[[c for c in self.input_columns if c in EXAMPLE_TRANSACTIONS]].copy()
 
+    def warm(self) -> None:
+        """Make now what a served model's first request would otherwise wait for (serving.LedgerModel calls it at
+        load): whatever the predictor makes on first use (lean scorers, lookups, sessions; see kept_beside) and the
+        first call of each code path, by answering the made-up example rows once."""
+        self.serve(self.example())
+
     def serve(self, rows: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         """What the served model answers for request rows: the contract, then `predict` with the params (the
         pyfunc's predict without MLflow; `date_order` is the contract's, the others the model's)."""

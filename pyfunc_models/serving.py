@@ -58,9 +58,7 @@ class LedgerModel(PythonModel):
     def load_context(self, context):
         predictor_path = Path(context.artifacts[PREDICTOR_ARTIFACT])
         self.predictor = joblib.load(predictor_path)
-        warm = getattr(self.predictor, "warm", None)  # e.g. the category model's sentence encoder session
-        if warm is not None:
-            warm()
+        self.predictor.warm()  # the first request then waits for nothing (e.g. the category model's encoder session)
         # The model directory is the artifacts folder's parent; its MLmodel has the params schema.
         signature = Model.load(predictor_path.parent.parent).signature
         if signature is not None and signature.params is not None:

@@ -282,7 +282,3 @@ class WordKnowledge:
     def predict_proba(self, rows: pd.DataFrame) -> np.ndarray:
         sources = self._sources(rows, self.text_, self.log_prior_, self.word_weights_)
         return softmax(sum(w * source for w, source in zip(self.weights_, sources)), axis=1)
-
-    def warm(self) -> None:
-        """Make the encoder's session now (a served model's first request would otherwise pay for it)."""
-        self.encoder.embed(["warm up"])
