@@ -4,7 +4,9 @@ requests through `pyfunc.predict` in this process.
 Every model is served the way the README says (`mlflow models serve -m <uri> --env-manager local`, one
 uvicorn worker) on a free loopback port, all side by side, and stopped by its process group afterwards. The
 floor is a trivial identity pyfunc served the same way in the same run (no signature: the champions log no
-input schema either).
+input schema either), one floor server per champion: each answers only the floor requests sent beside its
+champion, so it is as idle between requests as the champion's server. (One floor server answering for every
+champion ran warmer than any of them and put 0.4 to 2 ms on each champion's distance: benchmarks/PROFILE.md.)
 
 - latency, interleaved: in every round, for each champion, one single-row `dataframe_records` request to the
   floor and one to the champion (which goes first alternates by round), each on its own keep-alive
@@ -237,17 +239,21 @@ def _timed(action) -> float:
     return time.perf_counter() - begin
 
 
-def interleaved(servers: dict, models: dict, bodies: dict, warmup: int) -> dict:
+def interleaved(servers: dict, models: dict, bodies: dict, warmup: int, floors: dict | None = None) -> dict:
     """Seconds per request, served and in process, of every champion and of the floor beside it (see the
-    module docstring): {champion: {"served", "floor_served", "in_process", "floor_in_process": [...]}}."""
-    names = [name for name in servers if name != FLOOR]
+    module docstring): {champion: {"served", "floor_served", "in_process", "floor_in_process": [...]}}.
+    `floors`: the server each champion's floor requests go to (its own, `own_floor`); by default the one FLOOR
+    server answers them all, and is then warmer than any champion's server (benchmarks/PROFILE.md)."""
+    floors = floors or {}
+    names = [name for name in servers if name != FLOOR and name not in floors.values()]
+    floors = {name: floors.get(name, FLOOR) for name in names}
     samples = {name: {"served": [], "floor_served": [], "in_process": [], "floor_in_process": []} for name in names}
     sessions = {name: requests.Session() for name in servers}
     parsed = {name: [_parsed(models[name], body) for body in bodies[name]] for name in servers}
     try:
         for i in range(len(bodies[FLOOR])):
             for name in names:
-                pair = [(FLOOR, "floor_"), (name, "")]
+                pair = [(floors[name], "floor_"), (name, "")]
                 for who, prefix in (pair if i % 2 == 0 else pair[::-1]):
                     url = f"{servers[who].url}/invocations"
                     served = _post(sessions[who].post, url, bodies[who][i])
@@ -265,6 +271,10 @@ def _figures(values: list) -> dict:
     return {"n": len(values), "p50": percentile(values, 0.5), "p99": percentile(values, 0.99)}
 
 
+def own_floor(name: str) -> str:
+    return f"{FLOOR}_for_{name}"
+
+
 def run(workspace: Workspace, model_uris: dict, identity_uris: dict, quick: bool = False,
         workers: bool = True) -> dict:
     from tools.servers import model_server
@@ -274,18 +284,23 @@ def run(workspace: Workspace, model_uris: dict, identity_uris: dict, quick: bool
     warmup = 10 if quick else 30
     batch_requests = 5 if quick else 30
     uris = {FLOOR: identity_uris[FLOOR], **{name: model_uris[name] for name in MODEL_TYPES if name in model_uris}}
+    champions = [name for name in uris if name != FLOOR]
+    floors = {name: own_floor(name) for name in champions}  # each champion's own, as idle between requests as it
+    uris.update({floor: identity_uris[FLOOR] for floor in floors.values()})
     say(f"rest: serving {', '.join(uris)} side by side (load average {load_average()})")
     servers = {name: model_server(uri, cwd=workspace.root, env=workspace.env(), log_dir=workspace.logs,
                                   name=f"serve_{name}") for name, uri in uris.items()}
     models = {name: load_pyfunc(uri) for name, uri in uris.items()}
-    bodies = {name: _payloads(requests_, name, 1, count + warmup) for name in uris}
+    bodies = {name: _payloads(requests_, name, 1, count + warmup) for name in [FLOOR, *champions]}
+    bodies.update({floor: bodies[FLOOR] for floor in floors.values()})
     load = {"before": load_average()}
     with running(*servers.values()):
         say(f"rest: {count} interleaved rounds after {warmup} of warm-up (load average {load_average()})")
-        samples = interleaved(servers, models, bodies, warmup)
+        samples = interleaved(servers, models, bodies, warmup, floors)
         load["after_latency"] = load_average()
         batch = {}
-        for name, server in servers.items():
+        for name in [FLOOR, *champions]:
+            server = servers[name]
             batch[name] = throughput(server.url, _payloads(requests_, name, 1000, batch_requests), 1000)
             say(f"rest: {name}: {batch[name]['rows_per_second']:,.0f} rows/s at 1,000-row requests")
     served = {}
@@ -306,7 +321,8 @@ def run(workspace: Workspace, model_uris: dict, identity_uris: dict, quick: bool
               "rounds": count, "warmup": warmup, "batch_requests": batch_requests, "load_average": load,
               "client_tcp_nodelay": _client_nodelay()}
     if workers:
-        result["workers"] = workers_experiment(workspace, uris, requests_, max(60, count // 2), warmup)
+        result["workers"] = workers_experiment(workspace, {name: uris[name] for name in [FLOOR, *champions]},
+                                               requests_, max(60, count // 2), warmup)
     return result
 
 
@@ -315,11 +331,13 @@ def markdown(result: dict) -> str:
 
     ms = lambda seconds: f"{seconds * 1e3:.2f}"  # noqa: E731
     load = result["load_average"]
-    lines = [f"`mlflow models serve --env-manager local` (1 uvicorn worker each), all five side by side on "
-             f"loopback; one sequential client with a keep-alive `requests.Session` per server. "
+    lines = [f"`mlflow models serve --env-manager local` (1 uvicorn worker each), the champions and a floor server "
+             f"for each of them side by side on loopback; one sequential client with a keep-alive "
+             f"`requests.Session` per server. "
              f"{result['rounds']} interleaved rounds after {result['warmup']} of warm-up: in each, for every "
-             f"champion, one single-row `dataframe_records` request to the floor (`{result['floor']}`, the identity "
-             f"pyfunc served the same way) and one to the champion, the order alternating by round, then the same "
+             f"champion, one single-row `dataframe_records` request to its floor (`{result['floor']}`, the identity "
+             f"pyfunc served the same way, one server per champion so that each is as idle as its champion's) and "
+             f"one to the champion, the order alternating by round, then the same "
              f"two requests through `pyfunc.predict` in the benchmark's process (rows parsed as the server parses "
              f"them). Cash flow's request is a 100-transaction history. Each ratio is the champion's against the "
              f"floor requests sent beside its own. Load average (1, 5, 15 min) {load['before']} before, "
