@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import sklearn
 from sklearn.base import BaseEstimator, RegressorMixin
-from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
+from sklearn.compose import TransformedTargetRegressor
 from sklearn.ensemble import RandomForestRegressor
 from sklearn.linear_model import Ridge
 from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
@@ -22,7 +22,8 @@ from sklearn.utils.extmath import safe_sparse_dot
 from xgboost import XGBRegressor
 
 from pyfunc_models import config
-from pyfunc_models.features import LeanPipeline, lean, merchant_keys, predict_in_one_thread, transaction_features
+from pyfunc_models.features import (LeanPipeline, columns_selected, lean, merchant_keys, predict_in_one_thread,
+                                    transaction_features)
 from pyfunc_models.ledger import LedgerError, request_rows
 from pyfunc_models.predictor import LedgerPredictor, baseline_metrics
 from pyfunc_models.splits import time_split
@@ -102,21 +103,6 @@ def category_of(rows):
 
 def merchant_of(rows):
     return merchant_keys(rows["description"])
-
-
-def columns_selected(pipeline) -> set | None:
-    """The ledger columns a fitted Pipeline(ColumnTransformer, ...) gives its branches (those it drops left out):
-    all it can read. None for any other model: what it reads is not known here."""
-    if not (isinstance(pipeline, Pipeline) and isinstance(pipeline[0], ColumnTransformer)):
-        return None
-    selected = set()
-    for _, transformer, columns in pipeline[0].transformers_:
-        if isinstance(transformer, str) and transformer == "drop":
-            continue
-        if not (isinstance(columns, list) and all(isinstance(column, str) for column in columns)):
-            return None
-        selected.update(columns)
-    return selected
 
 
 class AmountPredictor(LedgerPredictor):

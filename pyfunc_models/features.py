@@ -495,6 +495,22 @@ def columns_read(fitted) -> set | None:
     return {column for part in parts for column in part[0].columns}
 
 
+def columns_selected(pipeline) -> set | None:
+    """The ledger columns a fitted Pipeline(ColumnTransformer, ...) gives its branches (those it drops left out):
+    all it can read. None for any other model: what it reads is not known here. (The amount model's; the category
+    model reads only a description model's columns, `columns_read` above, and every column for any other.)"""
+    if not (isinstance(pipeline, Pipeline) and isinstance(pipeline[0], ColumnTransformer)):
+        return None
+    selected = set()
+    for _, transformer, columns in pipeline[0].transformers_:
+        if isinstance(transformer, str) and transformer == "drop":
+            continue
+        if not (isinstance(columns, list) and all(isinstance(column, str) for column in columns)):
+            return None
+        selected.update(columns)
+    return selected
+
+
 def _is_plain_union(fitted) -> bool:
     return (isinstance(fitted, Pipeline) and len(fitted) == 2 and isinstance(fitted[0], FeatureUnion)
             and fitted[0].transformer_weights is None
