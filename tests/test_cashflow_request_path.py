@@ -17,6 +17,7 @@ from pyfunc_models.cashflow import (BoostedCalendar, CashflowPredictor, Forecast
 from pyfunc_models.generator import generate_ledger
 from pyfunc_models.ledger import load_ledger, prepare_ledger, request_rows
 from tests import real_ledgers
+from tests.sweeps import sweep
 
 HORIZONS = (1, 6, 7, 8, 30, 45, 365)
 
@@ -98,7 +99,7 @@ def test_the_daily_series_is_pandas_reading_in_any_order(ledgers):
                                            check_freq=True, obj=name)
 
 
-@pytest.mark.parametrize("horizon", HORIZONS)
+@pytest.mark.parametrize("horizon", sweep(HORIZONS, fast=4))  # 30, 45 and 365 days: the full suite
 def test_the_forecast_is_the_general_forecast(ledgers, forecaster, horizon):
     # A year ahead on two ledgers only: the general path forecasts it day by day in pandas (seconds a history).
     for name in ledgers if horizon <= 45 else ("generated", "gaps"):

@@ -17,6 +17,7 @@ from pyfunc_models.cashflow import CashflowPredictor, daily_net_flow
 from pyfunc_models.generator import write_ledger
 from pyfunc_models.ledger import LedgerError, prepare_ledger
 from tests import real_ledgers
+from tests.sweeps import sweep
 
 # Cell values per canonical column: what exports and clients write, and what the contract refuses.
 DATE_FAMILIES = {
@@ -193,7 +194,7 @@ def test_a_large_request_with_many_distinct_texts_prepares_the_same():
     assert_fast_equals_general(plain)
 
 
-@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("seed", sweep(range(5)))
 def test_plain_iso_dates_read_by_numpy_are_the_days_pandas_reads(seed):
     """Every YYYY-MM-DD text, real day or not (2023-02-29, month 13, day 00, year 0000), and every text numpy would
     read as a day, reads the same by the fast path (or is sent to the general one) as by pandas."""

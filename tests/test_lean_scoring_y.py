@@ -20,6 +20,7 @@ from pyfunc_models.generator import generate_ledger
 from pyfunc_models.ledger import load_ledger
 from pyfunc_models.training import Candidate, CandidateResult, choose
 from tests import real_ledgers
+from tests.sweeps import sweep
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +65,7 @@ def test_a_single_row_is_a_duplicate_of_nothing_as_the_grouping_says(ledgers):
     assert anomaly.batch_duplicates(pd.concat([row, row], ignore_index=True)).tolist() == [-1, 0]
 
 
-@pytest.mark.parametrize("horizon", [1, 7, 30, 45])
+@pytest.mark.parametrize("horizon", sweep([1, 7, 30, 45], fast=2))
 def test_boosted_calendar_forecast_is_the_general_forecast(ledgers, horizon):
     for name, ledger in ledgers.items():
         series = daily_net_flow(ledger)
