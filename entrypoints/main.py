@@ -19,6 +19,11 @@ from pyfunc_models.task import PER_LEDGER
 from pyfunc_models.training import NotEnoughData
 
 
+# Options of a model type's definition that `main` passes on to it: word knowledge, so that `mlflow run .` can run
+# offline (-P word_knowledge=0), as the encoder's download error says.
+MAIN_OPTIONS = tuple(option for task in TASKS for option in task.options if option.name == "word_knowledge")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="", help="ledger CSV; empty = generate a sample ledger")
@@ -27,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=whole_number, default=42)
     parser.add_argument("--floors", default="", help="absolute gate floors, e.g. category.macro_f1=0.8,anomaly.recall=0.7")
     add_date_order(parser)
+    for option in MAIN_OPTIONS:  # a model type's own option that main also takes, as its train entry point does
+        parser.add_argument(f"--{option.name.replace('_', '-')}", type=whole_number if option.whole else float,
+                            default=option.default, help=option.help)
     return parser
 
 
@@ -46,10 +54,12 @@ def train_and_register_all(args, floors: dict) -> None:
     with tempfile.TemporaryDirectory() as folder, tracking.training_run(args.experiment_name, "main", {}):
         tracking.log_params_once({"data": args.data or f"generated:{args.sample_rows}:{args.seed}",
                                   "sample_rows": args.sample_rows, "seed": args.seed, "floors": args.floors,
-                                  "date_order": args.date_order})
+                                  "date_order": args.date_order,
+                                  **{option.name: getattr(args, option.name) for option in MAIN_OPTIONS}})
         # One ledger for every model, so their figures describe the same data; each trains in a nested run.
         data = str(jobs.obtain_ledger(args.data or None, args.sample_rows, args.seed, Path(folder)))
-        for task in (definition() for definition in TASKS):
+        options = {option.name: getattr(args, option.name) for option in MAIN_OPTIONS}
+        for task in (definition.from_options(**options) for definition in TASKS):
             name = task.registered_name
             try:
                 with access.needing(jobs.TRAINING_NEEDS):

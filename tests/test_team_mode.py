@@ -112,8 +112,11 @@ def test_team_mode_is_authenticated_end_to_end_and_survives_a_server_restart(tmp
             # The training account: the whole pipeline, from a directory it writes nothing to.
             client_dir = tmp_path / "client"
             client_dir.mkdir()
+            # Word knowledge off (-P word_knowledge=0, which main passes on to the category model): this test is
+            # about access, not categories; it also checks that main takes the option.
             trained = run([MLFLOW_CLI, "run", REPO, "--env-manager", "local", "--experiment-name",
-                           config.EXPERIMENT_NAME, "-P", f"data={year_ledger}"], as_user(uri, TRAINER), cwd=client_dir)
+                           config.EXPERIMENT_NAME, "-P", f"data={year_ledger}", "-P", "word_knowledge=0"],
+                          as_user(uri, TRAINER), cwd=client_dir)
             assert trained.returncode == 0, trained.stdout[-3000:] + trained.stderr[-3000:]
             assert not any(client_dir.iterdir()), "the client wrote to its own disk"
 
@@ -124,6 +127,7 @@ def test_team_mode_is_authenticated_end_to_end_and_survives_a_server_restart(tmp
             experiment = admin.get_experiment_by_name(config.EXPERIMENT_NAME)
             runs = admin.search_runs([experiment.experiment_id])
             assert len(runs) >= 5  # main and one training run per model
+            assert {r.data.params["word_knowledge"] for r in runs if "word_knowledge" in r.data.params} == {"0"}
             recorded = json.dumps([(r.data.params, r.data.tags) for r in runs])
             assert not any(password in recorded for password in PASSWORDS), "a password is in a run's params or tags"
 
