@@ -21,3 +21,9 @@ def add_date_order(parser) -> None:
     parser.add_argument("--date-order", default="auto", choices=DATE_ORDERS,
                         help="how to read dates like 03/04/2024 when no date in the column says: dmy (day first), "
                              "mdy (month first), auto (decide from the dates; month first if none says, with a warning)")
+
+
+def add_option(parser, option) -> None:
+    """`--<name>` for a model type's training option (task.Option): its default and help from the definition."""
+    parser.add_argument(f"--{option.name.replace('_', '-')}", type=whole_number if option.whole else float,
+                        default=option.default, help=option.help)

@@ -10,7 +10,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from entrypoints import add_date_order, whole_number
+from entrypoints import add_date_order, add_option, whole_number
 from pyfunc_models import access, config, jobs, registry, tracking
 from pyfunc_models.encoder_build import EncoderUnavailable
 from pyfunc_models.ledger import LedgerError
@@ -33,8 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--floors", default="", help="absolute gate floors, e.g. category.macro_f1=0.8,anomaly.recall=0.7")
     add_date_order(parser)
     for option in MAIN_OPTIONS:  # a model type's own option that main also takes, as its train entry point does
-        parser.add_argument(f"--{option.name.replace('_', '-')}", type=whole_number if option.whole else float,
-                            default=option.default, help=option.help)
+        add_option(parser, option)
     return parser
 
 
@@ -51,14 +50,13 @@ def main(argv=None):
 
 def train_and_register_all(args, floors: dict) -> None:
     summary, skipped, failures = [], {}, {}  # skipped, failures: model type -> why
+    options = {option.name: getattr(args, option.name) for option in MAIN_OPTIONS}
     with tempfile.TemporaryDirectory() as folder, tracking.training_run(args.experiment_name, "main", {}):
         tracking.log_params_once({"data": args.data or f"generated:{args.sample_rows}:{args.seed}",
                                   "sample_rows": args.sample_rows, "seed": args.seed, "floors": args.floors,
-                                  "date_order": args.date_order,
-                                  **{option.name: getattr(args, option.name) for option in MAIN_OPTIONS}})
+                                  "date_order": args.date_order, **options})
         # One ledger for every model, so their figures describe the same data; each trains in a nested run.
         data = str(jobs.obtain_ledger(args.data or None, args.sample_rows, args.seed, Path(folder)))
-        options = {option.name: getattr(args, option.name) for option in MAIN_OPTIONS}
         for task in (definition.from_options(**options) for definition in TASKS):
             name = task.registered_name
             try:

@@ -10,7 +10,7 @@ ledger and log it as a pyfunc model in its own run. Each model type's own option
 
 import argparse
 
-from entrypoints import add_date_order, whole_number
+from entrypoints import add_date_order, add_option, whole_number
 from pyfunc_models import config, jobs
 from pyfunc_models.model_types import TASKS, task_class
 
@@ -24,8 +24,7 @@ def add_training_arguments(parser: argparse.ArgumentParser, task) -> None:
                         help="rows of the generated ledger when no data is given")
     add_date_order(parser)
     for option in task.options:
-        parser.add_argument(f"--{option.name.replace('_', '-')}", type=whole_number if option.whole else float,
-                            default=option.default, help=option.help)
+        add_option(parser, option)
 
 
 def build_parser(model_type: str | None = None) -> argparse.ArgumentParser:
