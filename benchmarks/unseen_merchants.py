@@ -122,10 +122,7 @@ def every_merchant_held_out(expenses: pd.DataFrame, folds: int = 5) -> tuple:
     then holds a tenth of the ledger's merchants, not a tenth of one hold-out's."""
     from sklearn.model_selection import GroupKFold
 
-    from pyfunc_models.category import text_logistic_regression
-    from pyfunc_models.category_glosses import gloss_for
-    from pyfunc_models.encoder_build import sentence_encoder
-    from pyfunc_models.word_knowledge import WordKnowledge
+    from pyfunc_models.category import learn_word_knowledge
 
     y = expenses["category"].to_numpy(dtype=object)
     groups = merchant_groups(expenses["description"])
@@ -133,8 +130,7 @@ def every_merchant_held_out(expenses: pd.DataFrame, folds: int = 5) -> tuple:
     for train, held in GroupKFold(n_splits=folds).split(expenses, y, groups):
         classes = np.unique(y[train])
         held = held[np.isin(y[held], classes)]  # an unseen merchant, not an unseen category
-        words = WordKnowledge(sentence_encoder(), text_logistic_regression()).fit(
-            expenses.iloc[train].reset_index(drop=True), y[train], classes, [gloss_for(c)[0] for c in classes])
+        words = learn_word_knowledge(expenses.iloc[train].reset_index(drop=True), y[train], classes)
         proba = words.predict_proba(expenses.iloc[held].reset_index(drop=True))
         confidence.append(proba.max(1))
         right.append(classes[proba.argmax(1)] == y[held])

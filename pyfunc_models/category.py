@@ -347,12 +347,7 @@ class CategoryTask(RowTask):
         """Word knowledge for merchants `fitted` never saw, learnt from the same past (None when turned off)."""
         if not self.word_knowledge:
             return None
-        from pyfunc_models.category_glosses import gloss_for  # training only: a model carries the gloss vectors
-        from pyfunc_models.encoder_build import sentence_encoder
-
-        classes = np.asarray(fitted.classes_, dtype=object)
-        return WordKnowledge(sentence_encoder(), text_logistic_regression()).fit(
-            past, self.target(past), classes, [gloss_for(category)[0] for category in classes])
+        return learn_word_knowledge(past, self.target(past), fitted.classes_)
 
     def test_predictions(self, predictor: CategoryPredictor, fitted, rows: pd.DataFrame) -> np.ndarray:
         return predictor.predict(rows)["category"].to_numpy(dtype=object)
@@ -438,6 +433,17 @@ def macro_f1(truth, predicted) -> float:
     hits = np.bincount(true_codes[true_codes == predicted_codes], minlength=len(labels))
     totals = np.bincount(true_codes, minlength=len(labels)) + np.bincount(predicted_codes, minlength=len(labels))
     return float(np.mean(2 * hits / np.maximum(totals, 1)))
+
+
+def learn_word_knowledge(rows: pd.DataFrame, y, classes) -> WordKnowledge:
+    """The served model's word knowledge for `classes` (sorted), learnt from `rows` and their categories `y`: the
+    sentence encoder, a description model, and each category's gloss (category_glosses)."""
+    from pyfunc_models.category_glosses import gloss_for  # training only: a model carries the gloss vectors
+    from pyfunc_models.encoder_build import sentence_encoder
+
+    classes = np.asarray(classes, dtype=object)
+    return WordKnowledge(sentence_encoder(), text_logistic_regression()).fit(
+        rows, y, classes, [gloss_for(category)[0] for category in classes])
 
 
 def calibration_bins(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> list:
