@@ -59,9 +59,11 @@ def served_answers(word_knowledge: int, train: pd.DataFrame, held: pd.DataFrame,
     return outcome.predictor.predict(held)
 
 
-def held_out_figures(answers: list, truths: list, helds: list) -> dict:
-    """Pooled over the splits; `calibration_chance_gap`: the worst bin chance gives a calibrated model on these
-    merchants (a merchant held out by two splits counts twice: each split trained its own model)."""
+def held_out_figures(answers: list, helds: list) -> dict:
+    """Each split's answers against its held-out rows' categories, pooled; `calibration_chance_gap`: the worst bin
+    chance gives a calibrated model on these merchants (a merchant held out by two splits counts twice: each split
+    trained its own model)."""
+    truths = [held["category"].to_numpy(dtype=object) for held in helds]
     correct = np.concatenate([a["category"].to_numpy(dtype=object) == t for a, t in zip(answers, truths)])
     confidence = np.concatenate([a["confidence"].to_numpy(dtype=float) for a in answers])
     groups = np.concatenate([[f"{split}:{group}" for group in merchant_groups(held["description"])]
@@ -93,27 +95,24 @@ def grouped(path_writer, word_knowledge: int, seeds: list, share: float) -> dict
     with tempfile.TemporaryDirectory() as folder:
         ledger, _ = load_ledger(path_writer(Path(folder) / "ledger.csv"))
     rows = expenses(ledger)
-    answers, truths, helds = [], [], []
+    answers, helds = [], []
     for seed in seeds:
         known, unseen = merchant_split(rows, share, seed)
         answers.append(served_answers(word_knowledge, known, unseen, seed))
-        truths.append(unseen["category"].to_numpy(dtype=object))
         helds.append(unseen)
-    return held_out_figures(answers, truths, helds)
+    return held_out_figures(answers, helds)
 
 
 def random_rows(path_writer, word_knowledge: int, seeds: list, share: float = 0.2) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         ledger, _ = load_ledger(path_writer(Path(folder) / "ledger.csv"))
     rows = expenses(ledger)
-    answers, truths, helds = [], [], []
+    answers, helds = [], []
     for seed in seeds:
         held = np.random.default_rng(seed).random(len(rows)) < share
-        train = rows[~held].reset_index(drop=True)
         helds.append(rows[held].reset_index(drop=True))
-        answers.append(served_answers(word_knowledge, train, helds[-1], seed))
-        truths.append(helds[-1]["category"].to_numpy(dtype=object))
-    return {"ledger_rows": len(rows), **held_out_figures(answers, truths, helds)}
+        answers.append(served_answers(word_knowledge, rows[~held].reset_index(drop=True), helds[-1], seed))
+    return {"ledger_rows": len(rows), **held_out_figures(answers, helds)}
 
 
 def every_merchant_held_out(expenses: pd.DataFrame, folds: int = 5) -> tuple:
