@@ -131,9 +131,12 @@ def _postgres_programs() -> Path | None:
 
 
 @contextlib.contextmanager
-def postgres_database():
-    """A private PostgreSQL cluster on a free 127.0.0.1 port with one empty database, stopped (by PID)
-    and deleted afterwards. Skips the test, saying why, where PostgreSQL cannot be started."""
+def postgres_database(folder: Path | None = None):
+    """A private PostgreSQL cluster on a free 127.0.0.1 port with a database `mlflow`, stopped (by PID) afterwards;
+    yields the database's URI. Without `folder` the cluster is made in a new temporary folder, deleted afterwards.
+    With one (outside pytest's temporary folders when run as root: they are closed to the `postgres` user) the
+    cluster is made there if the folder is empty, else started again on the data it holds (on a new port), and
+    kept. Skips the test, saying why, where PostgreSQL cannot be started."""
     programs = _postgres_programs()
     if programs is None:
         pytest.skip("PostgreSQL is not installed (no initdb); `.ci/run` installs it: apt-get install postgresql")
@@ -142,21 +145,24 @@ def postgres_database():
     except ImportError:
         pytest.skip("psycopg is not installed; `pip install -r requirements.txt` installs it")
     as_owner = []
-    folder = Path(tempfile.mkdtemp(prefix="titans-postgres-"))
+    temporary = folder is None
+    folder = Path(tempfile.mkdtemp(prefix="titans-postgres-")) if temporary else Path(folder)
+    data = folder / "data"
+    new = not data.exists()
     if os.geteuid() == 0:  # PostgreSQL refuses to run as root: run it as the Debian package's user.
         if shutil.which("runuser") is None or subprocess.run(["id", "postgres"], capture_output=True).returncode:
             pytest.skip("running as root without a 'postgres' user to run PostgreSQL as")
         as_owner = ["runuser", "-u", "postgres", "--"]
         shutil.chown(folder, "postgres")
-    data = folder / "data"
     port = free_port()
     process = log = None
     try:
-        initdb = subprocess.run([*as_owner, str(programs / "initdb"), "-D", str(data), "-U", "titans", "-A", "trust",
-                                 "-E", "UTF8", "--no-sync"], capture_output=True, text=True, timeout=120)
-        if initdb.returncode != 0:
-            pytest.skip(f"PostgreSQL could not be initialised here: {initdb.stderr.strip()[-300:]}")
-        log = open(folder / "postgres.log", "w")
+        if new:
+            initdb = subprocess.run([*as_owner, str(programs / "initdb"), "-D", str(data), "-U", "titans", "-A",
+                                     "trust", "-E", "UTF8", "--no-sync"], capture_output=True, text=True, timeout=120)
+            if initdb.returncode != 0:
+                pytest.skip(f"PostgreSQL could not be initialised here: {initdb.stderr.strip()[-300:]}")
+        log = open(folder / "postgres.log", "a")
         process = subprocess.Popen([*as_owner, str(programs / "postgres"), "-D", str(data), "-h", "127.0.0.1",
                                     "-p", str(port), "-k", str(folder), "-F"],
                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -167,7 +173,7 @@ def postgres_database():
                 pytest.skip(f"PostgreSQL did not start: {(folder / 'postgres.log').read_text()[-300:]}")
             try:
                 with psycopg.connect(admin, autocommit=True, connect_timeout=2) as connection:
-                    connection.execute("CREATE DATABASE mlflow")
+                    connection.execute("CREATE DATABASE mlflow" if new else "SELECT 1")
                 break
             except psycopg.OperationalError:
                 if time.monotonic() > deadline:
@@ -179,7 +185,8 @@ def postgres_database():
             stop_group(process, signal.SIGINT, timeout=30)  # SIGINT: PostgreSQL's "fast shutdown"
         if log is not None:
             log.close()
-        shutil.rmtree(folder, ignore_errors=True)
+        if temporary:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def champion_ledger() -> tuple:

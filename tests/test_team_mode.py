@@ -3,13 +3,23 @@ PostgreSQL, with users and permissions in their own database beside the tracking
 `python -m team_mode.users setup`. Anonymous requests and wrong passwords get 401; the training account runs the
 main pipeline to four champions from a directory it writes nothing to, and no password reaches a run or the output;
 the reader serves the category champion from the registry, cannot read a run, and is refused a promote in one line;
-users, permissions and the registry survive a restart of the server."""
+users, permissions and the registry survive restarts of the server and of PostgreSQL.
+
+The first half (the cluster, the server, `setup` and the trainer's `mlflow run`, a minute of training) is this
+module run as a program, `python -m tests.test_team_mode`, from the session's start in the background
+(tests/early_runs.py); it stops the server and the cluster and keeps the cluster's data. The test starts them again
+on that data and checks what the first half did and everything after it."""
 
 import contextlib
 import json
+import os
 import secrets
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 import requests
@@ -19,6 +29,7 @@ from mlflow.tracking import MlflowClient
 from pyfunc_models import access, config
 from pyfunc_models.model_types import MODEL_NAMES
 from tests.conftest import REPO, invoke, postgres_database, tracking_env, write_champion_ledger
+from tests.early_runs import EarlyRun, starts_early
 from tools.servers import MLFLOW_CLI, Server, free_port, running, served_model
 
 pytestmark = pytest.mark.slow  # a PostgreSQL cluster, two tracking server starts, `mlflow run` and a served model
@@ -31,24 +42,22 @@ READER = ("reader", "reader-" + secrets.token_hex(8))
 PASSWORDS = (ADMIN[1], TRAINER[1], READER[1])
 SECRET_KEY = secrets.token_hex()
 SEARCH = "/api/2.0/mlflow/experiments/search?max_results=1"
+# How the first half gets the session's secrets: the variables the server and `team_mode.users setup` read.
+SECRETS = {"MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN, "TITANS_TRAINER_PASSWORD": TRAINER, "TITANS_READER_PASSWORD": READER}
 
 
-@pytest.fixture(scope="module")
-def year_ledger(tmp_path_factory):
-    """The champions' ledger: long enough for the cash-flow backtest, small enough for a quick run."""
-    path = tmp_path_factory.mktemp("ledger") / "ledger.csv"
-    write_champion_ledger(path)
-    return path
+def auth_database(database: str) -> str:
+    """The URI of the auth app's own database, in the cluster of `database`."""
+    return f"{database.rsplit('/', 1)[0]}/mlflow_auth"
 
 
 def with_auth_database(database: str) -> str:
     """Make the auth app's own database in the cluster of `database`; returns its URI."""
     import psycopg
 
-    cluster = database.rsplit("/", 1)[0]
-    with psycopg.connect(f"{cluster}/postgres", autocommit=True) as connection:
+    with psycopg.connect(f"{database.rsplit('/', 1)[0]}/postgres", autocommit=True) as connection:
         connection.execute("CREATE DATABASE mlflow_auth")
-    return f"{cluster}/mlflow_auth"
+    return auth_database(database)
 
 
 @contextlib.contextmanager
@@ -96,29 +105,78 @@ def status(uri: str, user: tuple | None = None) -> int:
     return requests.get(uri + SEARCH, auth=user, timeout=30).status_code
 
 
-def test_team_mode_is_authenticated_end_to_end_and_survives_a_server_restart(tmp_path, year_ledger, monkeypatch):
-    with postgres_database() as database:
-        auth_database = with_auth_database(database)
-        with team_server(tmp_path / "server", database, auth_database) as uri:
+def train_as_the_trainer(folder: Path, ledger: Path) -> None:
+    """The first half, run as a program in the background: a new cluster (its folder's path in `folder`/cluster), the
+    server, `setup` as the admin and the trainer's `mlflow run` of main; what they answered in `folder`/trainer.json,
+    or why PostgreSQL cannot run here in `folder`/skipped."""
+    cluster = Path(tempfile.mkdtemp(prefix="titans-postgres-"))  # not in pytest's folders: closed to `postgres`
+    (folder / "cluster").write_text(str(cluster))
+    try:
+        with postgres_database(cluster) as database:
+            with team_server(folder / "server", database, with_auth_database(database)) as uri:
+                made = run([sys.executable, "-m", "team_mode.users", "setup"],
+                           as_user(uri, ADMIN, TITANS_TRAINER_PASSWORD=TRAINER[1], TITANS_READER_PASSWORD=READER[1]))
+                # The training account: the whole pipeline, from a directory it writes nothing to.
+                client_dir = folder / "client"
+                client_dir.mkdir()
+                # Word knowledge off (-P word_knowledge=0, which main passes on to the category model): this test is
+                # about access, not categories; it also checks that main takes the option.
+                trained = run([MLFLOW_CLI, "run", REPO, "--env-manager", "local", "--experiment-name",
+                               config.EXPERIMENT_NAME, "-P", f"data={ledger}", "-P", "word_knowledge=0"],
+                              as_user(uri, TRAINER), cwd=client_dir)
+    except BaseException as stopped:  # a skip, a failure or SIGTERM: nobody will start this cluster again
+        shutil.rmtree(cluster, ignore_errors=True)
+        if not isinstance(stopped, pytest.skip.Exception):
+            raise
+        (folder / "skipped").write_text(stopped.msg)
+        return
+    answers = {name: {"returncode": done.returncode, "stdout": done.stdout, "stderr": done.stderr}
+               for name, done in (("setup", made), ("training", trained))}
+    (folder / "trainer.json").write_text(json.dumps(answers))
+
+
+@starts_early("trainer_half")
+def trainer_half_in_the_background(tmp_path_factory) -> dict:
+    """`python -m tests.test_team_mode <folder> <ledger>` on the champions' ledger (long enough for the cash-flow
+    backtest, small enough for a quick run), with the session's secrets; it starts with the session."""
+    folder = tmp_path_factory.mktemp("team-mode")
+    ledger = folder / "ledger.csv"
+    write_champion_ledger(ledger)
+    env = tracking_env("", MLFLOW_FLASK_SERVER_SECRET_KEY=SECRET_KEY,
+                       **{variable: user[1] for variable, user in SECRETS.items()})
+    command = [sys.executable, "-m", "tests.test_team_mode", folder, ledger]
+    return {"trainer": EarlyRun(command, cwd=REPO, env=env, output_dir=folder)}
+
+
+@pytest.fixture(scope="module")
+def trainer_half(early_runs):
+    """The first half's folder and answers, waited for; its cluster's folder is deleted after the module."""
+    run = early_runs[trainer_half_in_the_background]["trainer"]
+    folder = run.output_dir
+    try:
+        run.result()
+        if (folder / "skipped").exists():
+            pytest.skip((folder / "skipped").read_text())
+        yield {"folder": folder, "cluster": Path((folder / "cluster").read_text()),
+               **json.loads((folder / "trainer.json").read_text())}
+    finally:
+        if (folder / "cluster").exists():
+            shutil.rmtree((folder / "cluster").read_text(), ignore_errors=True)
+
+
+def test_team_mode_is_authenticated_end_to_end_and_survives_a_server_restart(trainer_half, monkeypatch):
+    folder = trainer_half["folder"]
+    with postgres_database(trainer_half["cluster"]) as database:  # the first half's cluster, started again
+        with team_server(folder / "server", database, auth_database(database)) as uri:
             assert status(uri) == 401, "an anonymous request was answered"
             assert status(uri, (TRAINER[0], "not-the-password")) == 401
             assert status(uri, ADMIN) == 200
 
-            made = run([sys.executable, "-m", "team_mode.users", "setup"],
-                       as_user(uri, ADMIN, TITANS_TRAINER_PASSWORD=TRAINER[1], TITANS_READER_PASSWORD=READER[1]))
-            assert made.returncode == 0, made.stderr
-            assert "user trainer: created" in made.stdout and "reader: DENY on every run" in made.stdout
-
-            # The training account: the whole pipeline, from a directory it writes nothing to.
-            client_dir = tmp_path / "client"
-            client_dir.mkdir()
-            # Word knowledge off (-P word_knowledge=0, which main passes on to the category model): this test is
-            # about access, not categories; it also checks that main takes the option.
-            trained = run([MLFLOW_CLI, "run", REPO, "--env-manager", "local", "--experiment-name",
-                           config.EXPERIMENT_NAME, "-P", f"data={year_ledger}", "-P", "word_knowledge=0"],
-                          as_user(uri, TRAINER), cwd=client_dir)
-            assert trained.returncode == 0, trained.stdout[-3000:] + trained.stderr[-3000:]
-            assert not any(client_dir.iterdir()), "the client wrote to its own disk"
+            made, trained = trainer_half["setup"], trainer_half["training"]
+            assert made["returncode"] == 0, made["stderr"]
+            assert "user trainer: created" in made["stdout"] and "reader: DENY on every run" in made["stdout"]
+            assert trained["returncode"] == 0, trained["stdout"][-3000:] + trained["stderr"][-3000:]
+            assert not any((folder / "client").iterdir()), "the client wrote to its own disk"
 
             admin = client_as(monkeypatch, uri, ADMIN)
             before = registry_state(admin)
@@ -132,7 +190,7 @@ def test_team_mode_is_authenticated_end_to_end_and_survives_a_server_restart(tmp
             assert not any(password in recorded for password in PASSWORDS), "a password is in a run's params or tags"
 
             # The reader serves the champion from the registry, through the server, from an empty directory.
-            elsewhere = tmp_path / "reader"
+            elsewhere = folder / "reader"
             elsewhere.mkdir()
             champion_uri = f"models:/{MODEL_NAMES['category']}@champion"
             with served_model(champion_uri, cwd=elsewhere, env=as_user(uri, READER)) as server:
@@ -157,7 +215,7 @@ def test_team_mode_is_authenticated_end_to_end_and_survives_a_server_restart(tmp
             assert "(403 Permission denied)" in refused.stderr  # MLflow's own answer to the alias move
             assert registry_state(client_as(monkeypatch, uri, ADMIN)) == before
 
-        with team_server(tmp_path / "server", database, auth_database) as restarted:
+        with team_server(folder / "server", database, auth_database(database)) as restarted:
             assert status(restarted) == 401 and status(restarted, (READER[0], "wrong-password")) == 401
             assert registry_state(client_as(monkeypatch, restarted, ADMIN)) == before
             script = ("import json, sys, mlflow, pandas as pd\n"
@@ -172,3 +230,13 @@ def test_team_mode_is_authenticated_end_to_end_and_survives_a_server_restart(tmp
                           as_user(restarted, TRAINER))
             assert listing.returncode == 0, listing.stderr
             assert "champion" in listing.stdout and MODEL_NAMES["cashflow"] in listing.stdout
+
+
+if __name__ == "__main__":  # the first half, from trainer_half_in_the_background: the secrets are the session's
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stopped early: stop the server and the cluster too
+    ADMIN, TRAINER, READER = (("admin", os.environ.pop("MLFLOW_AUTH_ADMIN_PASSWORD")),
+                              (TRAINER[0], os.environ.pop("TITANS_TRAINER_PASSWORD")),
+                              (READER[0], os.environ.pop("TITANS_READER_PASSWORD")))
+    PASSWORDS = (ADMIN[1], TRAINER[1], READER[1])
+    SECRET_KEY = os.environ.pop("MLFLOW_FLASK_SERVER_SECRET_KEY")
+    train_as_the_trainer(Path(sys.argv[1]), Path(sys.argv[2]))
