@@ -39,9 +39,10 @@ def test_a_version_is_followed_from_training_to_production_and_back_through_a_ro
     for target in ("staging", "production"):
         environments.promote_env("category", target)
 
-    # A second dev version, through staging to production; then production rolls back to the first.
-    trained = jobs.train_model(CategoryTask(word_knowledge=0), str(champions["ledger"]),
-                               experiment_name=config.EXPERIMENT_NAME)
+    # A second dev version, through staging to production; then production rolls back to the first. Its one
+    # candidate trains in 7 s where all six took 20: what it is made of, lineage does not read.
+    trained = jobs.train_model(CategoryTask(only=["text_logistic_regression"], word_knowledge=0),
+                               str(champions["ledger"]), experiment_name=config.EXPERIMENT_NAME)
     second, _, _ = registry.register("category", trained.run_id)
     registry.promote("category", second.version, force=True)
     for target in ("staging", "production"):
