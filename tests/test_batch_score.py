@@ -3,7 +3,9 @@
 day; cash flow per ledger); and what it cannot do, it refuses in one line.
 
 Real models, trained or logged in a store of this module's own: the anomaly detector and a ridge-only amount
-model by the shared training job, a cash-flow predictor (seasonal naive) logged as training logs it.
+model by the shared training job, a cash-flow predictor (seasonal naive) logged as training logs it. The anomaly
+detector is trained, registered and scored by `mlflow run . -e batch_score` from the session's start, in the
+background (tests/early_runs.py): the store is that run's.
 
 Spark runs on Java (pyspark 4 needs 17 or newer): where there is none, the tests that start Spark are skipped and
 say so, as the team-mode test is without PostgreSQL. Only the absence of Java skips; with Java present, Spark
@@ -23,17 +25,18 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from mlflow.tracking import MlflowClient
 
 from pyfunc_models import batch, config, jobs, tracking
 from pyfunc_models.amount import AmountTask
-from pyfunc_models.anomaly import AnomalyTask
 from pyfunc_models.batch import shipping
 from pyfunc_models.batch.model import declared_inputs
 from pyfunc_models.cashflow import CashflowPredictor, CashflowTask, SeasonalNaive
 from pyfunc_models.category import CategoryTask
+from pyfunc_models.generator import write_ledger
 from pyfunc_models.ledger import LedgerError
-from tests.conftest import REPO, python_module, tracking_env
+from pyfunc_models.model_types import MODEL_NAMES
+from tests.conftest import REPO, SMALL_LEDGER_ROWS, python_module, tracking_env
+from tests.early_runs import EarlyRun, starts_early
 
 pytestmark = pytest.mark.slow  # through the mlflow CLI, a served model or a tracking server
 
@@ -81,20 +84,45 @@ def log_cashflow_model() -> str:
         return tracking.log_predictor(predictor, example, CashflowTask.serving_params, "cashflow").model_uri
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory, small_ledger) -> dict:
+ANOMALY_MODEL = f"models:/{MODEL_NAMES['anomaly']}/1"  # the first version registered in the module's store
+
+
+@starts_early("store")
+def scored_in_the_background(tmp_path_factory) -> dict:
+    """In a store of the module's own (artifacts in its folder, not ./mlruns): the anomaly detector trained by the
+    shared training job on the small ledger (the same rows as the `small_ledger` fixture's) and registered, then
+    `mlflow run . -e batch_score` of it on local[2], the CSV read as several partitions; from the session's start."""
     folder = tmp_path_factory.mktemp("batch")
-    uri = f"sqlite:///{folder}/mlflow.db"
+    ledger = folder / "ledger.csv"
+    write_ledger(ledger, rows=SMALL_LEDGER_ROWS, seed=7)
+    several_partitions = "--conf spark.sql.files.maxPartitionBytes=65536 pyspark-shell"
+    env = tracking_env(f"sqlite:///{folder}/mlflow.db", PYSPARK_SUBMIT_ARGS=several_partitions)
+    store = [MLFLOW, "experiments", "create", "-n", config.EXPERIMENT_NAME, "-l", (folder / "artifacts").as_uri()]
+    train = [sys.executable, "-m", "entrypoints.train", "anomaly", "--data", ledger]
+    register = [sys.executable, "-m", "entrypoints.register", "--model-type", "anomaly"]
+    score = [MLFLOW, "run", ".", "-e", "batch_score", "--env-manager", "local", "--experiment-name",
+             config.EXPERIMENT_NAME, "-P", f"model_uri={ANOMALY_MODEL}", "-P", f"data={ledger}",
+             "-P", f"output={folder / 'anomalies.parquet'}", "-P", "master=local[2]"]
+    commands = (store, train, register, score) if MISSING_JAVA is None else (store, train, register)
+    return {"scored": EarlyRun(*commands, cwd=REPO, env=env, output_dir=folder, timeout=600)}
+
+
+@pytest.fixture(scope="module")
+def store(early_runs, small_ledger) -> dict:
+    """The background run's store, with the other models trained or logged in it."""
+    run = early_runs[scored_in_the_background]["scored"]
+    done = run.result(check=False)
+    if done.args != run.commands[-1]:
+        raise AssertionError(f"{' '.join(done.args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    uri = run.env["MLFLOW_TRACKING_URI"]
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", uri)
-        # Artifacts inside the test's folder, not ./mlruns of wherever pytest runs.
-        MlflowClient().create_experiment(config.EXPERIMENT_NAME, artifact_location=(folder / "artifacts").as_uri())
-        uris = {"anomaly": jobs.train_model(AnomalyTask(), str(small_ledger)).model_uri,
+        uris = {"anomaly": ANOMALY_MODEL,
                 "category": jobs.train_model(CategoryTask(only=["text_logistic_regression"], word_knowledge=0),
                                              str(small_ledger)).model_uri,
                 "amount": jobs.train_model(RidgeOnlyAmount(), str(small_ledger)).model_uri,
                 "cashflow": log_cashflow_model()}
-    return {"uri": uri, **uris}
+    return {"uri": uri, "scored": done, "folder": run.output_dir, **uris}
 
 
 @pytest.fixture
@@ -133,22 +161,18 @@ def assert_ledger_kept(written: pd.DataFrame, raw: pd.DataFrame) -> None:
 # --- through the real CLI ---------------------------------------------------------------------------
 
 @needs_java
-def test_mlflow_run_scores_anomalies_like_in_process_predict(in_store, small_ledger, tmp_path):
-    """`mlflow run . -e batch_score` on local[2], the CSV read as several partitions: every answer equals
-    in-process predict on the whole file, duplicates found across partitions and named by input row."""
-    output = tmp_path / "anomalies.parquet"
-    several_partitions = "--conf spark.sql.files.maxPartitionBytes=65536 pyspark-shell"
-    env = tracking_env(in_store["uri"], PYSPARK_SUBMIT_ARGS=several_partitions)
-    command = [MLFLOW, "run", ".", "-e", "batch_score",
-               "--env-manager", "local", "--experiment-name", config.EXPERIMENT_NAME,
-               "-P", f"model_uri={in_store['anomaly']}", "-P", f"data={small_ledger}", "-P", f"output={output}",
-               "-P", "master=local[2]"]
-    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+def test_mlflow_run_scores_anomalies_like_in_process_predict(in_store, small_ledger):
+    """`mlflow run . -e batch_score` on local[2] (in the background, scored_in_the_background), the CSV read as
+    several partitions: every answer equals in-process predict on the whole file, duplicates found across
+    partitions and named by input row."""
+    result = in_store["scored"]
     assert result.returncode == 0, result.stdout + result.stderr
     assert "each day's rows together" in result.stdout and "wrote 3000 rows" in result.stdout
 
-    raw = raw_ledger(small_ledger)
-    written = pd.read_parquet(output)
+    ledger = in_store["folder"] / "ledger.csv"
+    assert ledger.read_bytes() == small_ledger.read_bytes()
+    raw = raw_ledger(ledger)
+    written = pd.read_parquet(in_store["folder"] / "anomalies.parquet")
     expected = predicted_in_process(in_store["anomaly"], raw)
     assert_ledger_kept(written, raw)
     assert_same_answers(written, expected)
