@@ -10,8 +10,8 @@ refit, word knowledge) on part of a ledger and asks its served predictor about t
   titans     a ~130-row ledger in the Titans export's shape (tests/real_ledgers.titans_export), random 80/20 row
              splits, one per seed
   every_merchant  calibration of word knowledge alone: every merchant group of a 12,000-row generated ledger
-             held out once (5 folds grouped by merchant), pooled, per --ledger-seeds; beside it the same
-             confidences made over- (power 0.25) and underconfident (power 3)
+             held out once (5 folds grouped by merchant), pooled, per --ledger-seeds and over all of them; beside
+             it the same confidences made over- (power 0.25) and underconfident (power 3)
   latency    single-row in-process predict (the served predictor's `serve` on one raw row, as the pyfunc does)
              of a model trained on a generated ledger: a seen merchant, and a merchant never seen with word
              knowledge and without it (the same predictor with its word knowledge removed: today's answer),
@@ -138,16 +138,23 @@ def every_merchant_held_out(expenses: pd.DataFrame, folds: int = 5) -> tuple:
 
 
 def every_merchant(ledger_seeds: list, rows: int = 12_000) -> dict:
-    figures = {}
+    """Per ledger seed, and pooled over them (`pooled`: a decile then holds a tenth of all their merchants)."""
+    figures, pooled = {}, []
     for seed in ledger_seeds:
         confidence, right, groups = every_merchant_held_out(expenses(prepare_ledger(generate_ledger(rows, seed))[0]))
-        figures[f"ledger seed {seed}"] = {
-            "accuracy": round(float(right.mean()), 4), "rows": int(len(right)), "merchants": len(np.unique(groups)),
+        pooled.append((confidence, right, np.array([f"{seed}:{group}" for group in groups], dtype=object)))
+        figures[f"ledger seed {seed}"] = calibration_figures(confidence, right, groups)
+    if len(pooled) > 1:
+        figures["pooled"] = calibration_figures(*map(np.concatenate, zip(*pooled)))
+    return figures
+
+
+def calibration_figures(confidence: np.ndarray, right: np.ndarray, groups: np.ndarray) -> dict:
+    return {"accuracy": round(float(right.mean()), 4), "rows": int(len(right)), "merchants": len(np.unique(groups)),
             **{name: round(value, 4) for name, value in calibration(confidence, right).items()},
             "calibration_chance_gap": round(calibration_noise(confidence, groups), 4),
             "overconfident_max_gap": round(calibration(confidence ** 0.25, right)["calibration_max_gap"], 4),
             "underconfident_max_gap": round(calibration(confidence ** 3, right)["calibration_max_gap"], 4)}
-    return figures
 
 
 def latency(rows: int, repeats: int) -> dict:

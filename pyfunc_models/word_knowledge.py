@@ -9,6 +9,8 @@ the answer blends, in log space:
   - the best cosine between the description and one phrase of the gloss ('pet hospital' is close to the phrase
     'animal hospital', less so to a gloss that also lists pet food and pet stores),
   - a TF-IDF logistic regression on the description (spellings this ledger shares across merchants),
+  - how likely the row's amount is under each category's amounts in this ledger (`AmountDensity`: a fuel stop
+    costs what the other fuel stops cost, a meal what the meals cost),
   - the ledger's category shares (how common each category is),
 with weights learnt where they will be used: on merchants held out within the training ledger (folds grouped by
 merchant), by log-loss. So the weights are also the calibration: the confidence of an unseen merchant's answer is
@@ -34,9 +36,10 @@ from pyfunc_models.ledger import fold_text
 from pyfunc_models.splits import merchant_groups
 
 FLOOR = 1e-4  # probability of a category a fold's text model never saw (log space needs a floor)
+MIN_AMOUNT_BANDWIDTH = 0.05  # log-amount kernel width at least: 5%, however alike a ledger's amounts are
 INFORMATIVE_SHARE = 0.5  # a word is read when at least this share of the merchants showing it share a category
-SOURCES = ("prior", "text", "gloss", "gloss_phrase")
-DEFAULT_WEIGHTS = (1.0, 1.0, 10.0, 10.0)  # when the ledger has too few merchants to learn them on
+SOURCES = ("prior", "text", "gloss", "gloss_phrase", "amount")
+DEFAULT_WEIGHTS = (1.0, 1.0, 10.0, 10.0, 0.5)  # when the ledger has too few merchants to learn them on
 
 
 # --- BERT uncased WordPiece tokenizer (the encoder's tokenizer.json), pure Python ----------------------------
@@ -195,9 +198,47 @@ def gloss_phrases(gloss: str) -> list:
     return [name, *(phrase.strip() for phrase in phrases.split(",") if phrase.strip())]
 
 
+class AmountDensity:
+    """How likely an amount is under each category's amounts: a Gaussian kernel density over log(1 + |amount|) of
+    each category's latest `points` training rows, one bandwidth for all (Silverman's rule over every row's amount),
+    tabulated at fit on a grid a tenth of the bandwidth apart and read by linear interpolation (a row costs the same
+    whatever the ledger's size). `log_likelihood` is relative to a row's likeliest category (0 there, down to
+    log(FLOOR) below it); a row without an amount, an amount far from every category's, or a model fitted on no
+    amounts is 0 throughout: no evidence either way."""
+
+    def __init__(self, points: int = 500, steps_per_bandwidth: int = 10):
+        self.points = points
+        self.steps_per_bandwidth = steps_per_bandwidth
+
+    def fit(self, amounts, y: np.ndarray, classes: np.ndarray):
+        x = np.log1p(np.abs(np.asarray(amounts, dtype=float)))
+        known = ~np.isnan(x)
+        spread = float(np.std(x[known])) if known.sum() > 1 else 0.0
+        bandwidth = max(1.06 * spread * known.sum() ** -0.2, MIN_AMOUNT_BANDWIDTH) if spread else 1.0
+        low, high = (x[known].min() - 5 * bandwidth, x[known].max() + 5 * bandwidth) if known.any() else (0.0, 1.0)
+        self.grid_ = np.arange(low, high + bandwidth, bandwidth / self.steps_per_bandwidth)
+        density = np.full((len(classes), len(self.grid_)), FLOOR)
+        for k, category in enumerate(classes):
+            points = x[known & (y == category)][-self.points:]
+            if len(points):
+                kernel = np.exp(-0.5 * ((self.grid_[:, None] - points[None, :]) / bandwidth) ** 2).mean(1)
+                density[k] = np.maximum(kernel, FLOOR)
+        self.log_density_ = np.log(density)
+        return self
+
+    def log_likelihood(self, amounts) -> np.ndarray:
+        x = np.log1p(np.abs(np.asarray(amounts, dtype=float)))
+        inside = (x >= self.grid_[0]) & (x < self.grid_[-1])  # False for NaN
+        at = np.clip(np.searchsorted(self.grid_, np.where(inside, x, self.grid_[0]), side="right") - 1, 0,
+                     len(self.grid_) - 2)
+        share = ((np.where(inside, x, self.grid_[0]) - self.grid_[at]) / (self.grid_[at + 1] - self.grid_[at]))[:, None]
+        logs = self.log_density_[:, at].T * (1 - share) + self.log_density_[:, at + 1].T * share
+        return np.where(inside[:, None], logs - logs.max(1, keepdims=True), 0.0)
+
+
 class WordKnowledge:
-    """Category probabilities for merchants never seen: gloss cosine + TF-IDF + prior, blended by weights learnt
-    on merchants held out within the training ledger. Fitted once on a trained model's past rows (the latest
+    """Category probabilities for merchants never seen: gloss cosine + TF-IDF + amount + prior, blended by weights
+    learnt on merchants held out within the training ledger. Fitted once on a trained model's past rows (the latest
     `max_rows`); the category model asks it only about rows whose merchant its training rows did not have."""
 
     def __init__(self, encoder: SentenceEncoder, text_model, max_rows: int = 5_000, folds: int = 3):
@@ -209,27 +250,27 @@ class WordKnowledge:
     def _texts(self, rows: pd.DataFrame, weights: dict) -> list:
         return [informative(embedding_text(d), weights) for d in rows["description"]]
 
-    def _sources(self, rows, text_model, log_prior, weights) -> list:
+    def _sources(self, rows, text_model, log_prior, weights, amounts) -> list:
         text = np.full((len(rows), len(self.classes_)), FLOOR)
         text[:, np.searchsorted(self.classes_, text_model.classes_)] = lean(text_model).predict_proba(rows)
         vectors = self.encoder.embed(self._texts(rows, weights))
         best_phrase = np.maximum.reduceat(vectors @ self.phrase_vectors_.T, self.phrase_starts_, axis=1)
         return [np.tile(log_prior, (len(rows), 1)), np.log(np.maximum(text, 1e-12)), vectors @ self.gloss_vectors_.T,
-                best_phrase]
+                best_phrase, amounts.log_likelihood(rows["amount"])]
 
     def _log_prior(self, y) -> np.ndarray:
         counts = (y[:, None] == self.classes_[None, :]).sum(0) + 1.0  # one pseudo-row each: no category is impossible
         return np.log(counts / counts.sum())
 
     def _part(self, rows: pd.DataFrame, y: np.ndarray):
-        """(text model, log prior, word weights) learnt from `rows`."""
+        """(text model, log prior, word weights, amount density) learnt from `rows`."""
         weights = word_weights([embedding_text(d) for d in rows["description"]], y,
                                merchant_groups(rows["description"]))
         with warnings.catch_warnings():  # scikit-learn's guess on a tiny ledger (see training.fit_candidate)
             warnings.filterwarnings("ignore", message="The number of unique classes is greater than 50%",
                                     category=UserWarning)
             text_model = clone(self.text_model).fit(rows, y)
-        return text_model, self._log_prior(y), weights
+        return text_model, self._log_prior(y), weights, AmountDensity().fit(rows["amount"], y, self.classes_)
 
     def fit(self, rows: pd.DataFrame, y, classes, glosses: list):
         """`classes`: the served model's categories (sorted); `glosses`: the text describing each."""
@@ -243,7 +284,7 @@ class WordKnowledge:
         phrases = [gloss_phrases(gloss) for gloss in self.glosses_]
         self.phrase_vectors_ = self.encoder.embed([phrase for owned in phrases for phrase in owned])
         self.phrase_starts_ = np.cumsum([0] + [len(owned) for owned in phrases[:-1]])  # each category's first
-        self.text_, self.log_prior_, self.word_weights_ = self._part(rows, y)
+        self.text_, self.log_prior_, self.word_weights_, self.amounts_ = self._part(rows, y)
         self.weights_, self.blend_rows_ = self._learn_weights(rows, y)
         return self
 
@@ -280,5 +321,5 @@ class WordKnowledge:
         return fitted.x, int(usable.sum())
 
     def predict_proba(self, rows: pd.DataFrame) -> np.ndarray:
-        sources = self._sources(rows, self.text_, self.log_prior_, self.word_weights_)
+        sources = self._sources(rows, self.text_, self.log_prior_, self.word_weights_, self.amounts_)
         return softmax(sum(w * source for w, source in zip(self.weights_, sources)), axis=1)

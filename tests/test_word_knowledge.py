@@ -15,7 +15,7 @@ from pyfunc_models.encoder_build import sentence_encoder
 from pyfunc_models.features import UnionPipeline, lean
 from pyfunc_models.generator import generate_ledger
 from pyfunc_models.ledger import prepare_ledger
-from pyfunc_models.word_knowledge import embedding_text, gloss_phrases, informative, word_weights
+from pyfunc_models.word_knowledge import AmountDensity, embedding_text, gloss_phrases, informative, word_weights
 
 # Merchants no ledger here has, named the way a bank shows a small business's card payments.
 INVENTED = [("VOXTREJIN YACHT CHARTER MONACO", "travel"), ("QUORVEX PETROL STATION 17 DULUTH MN", "fuel"),
@@ -81,6 +81,24 @@ def test_what_the_encoder_reads_of_a_description():
     assert gloss_phrases("Dog grooming") == ["Dog grooming"]
 
 
+def test_an_amount_is_read_against_each_categorys_amounts():
+    """Fuel stops cost 40 to 60, coffees 3 to 6: a 48.00 row is likeliest fuel, a 4.50 row coffee; debits
+    (negative) read as their size. A category without amounts is least likely; a row without an amount, an amount
+    no category comes near, or a model fitted on no amounts is no evidence either way."""
+    rng = np.random.default_rng(0)
+    amounts = np.concatenate([rng.uniform(40, 60, 50), -rng.uniform(3, 6, 50), [np.nan, np.nan]])
+    y = np.array(["fuel"] * 50 + ["coffee"] * 50 + ["gifts"] * 2, dtype=object)
+    classes = np.array(["coffee", "fuel", "gifts"], dtype=object)
+    density = AmountDensity().fit(amounts, y, classes)
+    scores = density.log_likelihood(np.array([-48.0, 4.5, np.nan, 5_000.0]))
+    assert scores[0].argmax() == 1 and scores[1].argmax() == 0 and (scores[:2].max(1) == 0).all()
+    assert scores[0, 0] < np.log(0.01) and scores[1, 1] < np.log(0.01)
+    assert (scores[:2, 2] == scores[:2].min(1)).all()
+    assert (scores[2] == 0).all() and (scores[3] == 0).all() and np.isfinite(scores).all()
+    nothing = AmountDensity().fit(np.full(3, np.nan), np.array(["fuel"] * 3, dtype=object), classes)
+    assert (nothing.log_likelihood(np.array([10.0, np.nan])) == 0).all()
+
+
 @pytest.mark.slow  # word knowledge fitted on a 3,000-row ledger (seconds)
 def test_a_merchant_never_seen_is_answered_from_its_words(predictor, classifier, expenses):
     rows = predictor.prepare(pd.DataFrame(
@@ -113,24 +131,30 @@ def test_the_worst_bin_chance_allows_grows_as_merchants_get_fewer():
     assert calibration_noise(confidence, np.arange(2000)) == one_row_each  # seeded: the same figure each time
 
 
-@pytest.mark.slow  # word knowledge fitted five times on 5,000 rows (about 50 s)
+@pytest.mark.slow  # word knowledge fitted five times on each of three 4,000-row ledgers (about 60 s)
 def test_on_merchants_held_out_confidence_tracks_accuracy():
-    """Every merchant of a 12,000-row generated ledger held out once (five folds grouped by merchant, 190 merchant
-    groups); each fit learns its blend weights on merchants held out within its own training rows only. The pooled
-    answers' confidence tracks their accuracy within 0.1 in every decile (issue 17), and within what chance gives a
-    perfectly calibrated model on these merchants (`calibration_noise`: a decile is about 20 merchants, each right
-    or wrong as a block). Confidences made over- or underconfident fail the same check, so it can fail.
-    Other ledger seeds, same protocol: seed 42 worst decile 0.090, seed 7 0.207 (chance's 95th percentile there
-    0.30): the 0.1 is met here, and chance's bound on all three."""
-    expenses = CategoryTask().training_rows(prepare_ledger(generate_ledger(12_000, seed=11))[0])
-    confidence, correct, held_groups = every_merchant_held_out(expenses)
-    assert correct.mean() > 0.6
+    """Every merchant of three 4,000-row generated ledgers (seeds 11, 42, 7; 160 merchant groups each) held out once
+    (five folds grouped by merchant); each fit learns its blend weights on merchants held out within its own
+    training rows only. Pooled over the three ledgers, the answers' confidence tracks their accuracy within 0.1 in
+    every decile (issue 17): a decile holds about 48 merchants, each right or wrong as a block. Each ledger alone,
+    where a decile is 16 merchants, is held to what chance gives a perfectly calibrated model on its merchants
+    (`calibration_noise`). Confidences made over- or underconfident fail the same checks, so they can fail.
+    The benchmark's 12,000-row ledgers (`--protocols every_merchant`): pooled worst decile 0.087 (chance 0.138);
+    per ledger 0.169, 0.064, 0.136 (chance 0.26, 0.24, 0.23)."""
+    pooled = []
+    for seed in (11, 42, 7):
+        expenses = CategoryTask().training_rows(prepare_ledger(generate_ledger(4_000, seed=seed))[0])
+        confidence, correct, groups = every_merchant_held_out(expenses)
+        assert correct.mean() > 0.6
+        assert calibration(confidence, correct)["calibration_max_gap"] <= calibration_noise(confidence, groups)
+        pooled.append((confidence, correct, np.array([f"{seed}:{group}" for group in groups], dtype=object)))
+    confidence, correct, groups = map(np.concatenate, zip(*pooled))
     figures = calibration(confidence, correct)
     assert figures["calibration_error"] <= 0.1, figures
     assert figures["calibration_max_gap"] <= 0.1, figures
-    assert figures["calibration_max_gap"] <= calibration_noise(confidence, held_groups), figures
+    assert figures["calibration_max_gap"] <= calibration_noise(confidence, groups), figures
     for distorted in (confidence ** 0.25, confidence ** 3):  # over- and underconfident
-        assert calibration(distorted, correct)["calibration_max_gap"] > calibration_noise(distorted, held_groups)
+        assert calibration(distorted, correct)["calibration_max_gap"] > max(0.1, calibration_noise(distorted, groups))
 
 
 def test_the_description_model_scores_the_same_without_feature_unions_dispatch():
