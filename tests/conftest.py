@@ -36,9 +36,21 @@ SMALL_LEDGER_ROWS = 3000
 HELD_BACK_DAYS = 30
 
 
+@pytest.fixture(scope="session")
+def _empty_store(tmp_path_factory) -> Path:
+    """A sqlite tracking store with MLflow's tables made and nothing in them, made once: each test gets a copy
+    (a few milliseconds) instead of running MLflow's migrations on a new file (most of a second)."""
+    from mlflow.tracking import MlflowClient
+
+    path = tmp_path_factory.mktemp("empty-store") / "mlflow.db"
+    MlflowClient(f"sqlite:///{path}").search_experiments()
+    return path
+
+
 @pytest.fixture(autouse=True)
-def _temporary_tracking(tmp_path, monkeypatch):
+def _temporary_tracking(tmp_path, monkeypatch, _empty_store):
     """No test ever touches a real mlflow.db: in-process MLflow calls go to a store of the test's own."""
+    shutil.copyfile(_empty_store, tmp_path / "mlflow.db")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
     monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
     monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
