@@ -55,9 +55,10 @@ def with_auth_database(database: str) -> str:
     """Make the auth app's own database in the cluster of `database`; returns its URI."""
     import psycopg
 
-    with psycopg.connect(f"{database.rsplit('/', 1)[0]}/postgres", autocommit=True) as connection:
-        connection.execute("CREATE DATABASE mlflow_auth")
-    return auth_database(database)
+    cluster, name = auth_database(database).rsplit("/", 1)
+    with psycopg.connect(f"{cluster}/postgres", autocommit=True) as connection:
+        connection.execute(f"CREATE DATABASE {name}")
+    return f"{cluster}/{name}"
 
 
 @contextlib.contextmanager
@@ -234,9 +235,7 @@ def test_team_mode_is_authenticated_end_to_end_and_survives_a_server_restart(tra
 
 if __name__ == "__main__":  # the first half, from trainer_half_in_the_background: the secrets are the session's
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stopped early: stop the server and the cluster too
-    ADMIN, TRAINER, READER = (("admin", os.environ.pop("MLFLOW_AUTH_ADMIN_PASSWORD")),
-                              (TRAINER[0], os.environ.pop("TITANS_TRAINER_PASSWORD")),
-                              (READER[0], os.environ.pop("TITANS_READER_PASSWORD")))
+    ADMIN, TRAINER, READER = ((user[0], os.environ.pop(variable)) for variable, user in SECRETS.items())
     PASSWORDS = (ADMIN[1], TRAINER[1], READER[1])
     SECRET_KEY = os.environ.pop("MLFLOW_FLASK_SERVER_SECRET_KEY")
     train_as_the_trainer(Path(sys.argv[1]), Path(sys.argv[2]))
