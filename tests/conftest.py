@@ -33,6 +33,9 @@ from tools.servers import MLFLOW_CLI, free_port, model_server, running, stop_gro
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL_LEDGER_ROWS = 3000
+# Where a sqlite store puts the artifacts of the experiments it makes: MLflow reads this variable (its server sets
+# it) and otherwise takes ./mlruns of the working directory, which for the tests' commands is the repository.
+ARTIFACT_ROOT_VARIABLE = "_MLFLOW_SERVER_ARTIFACT_ROOT"
 HELD_BACK_DAYS = 30
 
 
@@ -43,15 +46,19 @@ def _empty_store(tmp_path_factory) -> Path:
     from mlflow.tracking import MlflowClient
 
     path = tmp_path_factory.mktemp("empty-store") / "mlflow.db"
-    MlflowClient(f"sqlite:///{path}").search_experiments()
+    with pytest.MonkeyPatch.context() as patch:  # its Default experiment's artifacts go beside it, in every copy
+        patch.setenv(ARTIFACT_ROOT_VARIABLE, str(path.parent / "mlruns"))
+        MlflowClient(f"sqlite:///{path}").search_experiments()
     return path
 
 
 @pytest.fixture(autouse=True)
 def _temporary_tracking(tmp_path, monkeypatch, _empty_store):
-    """No test ever touches a real mlflow.db: in-process MLflow calls go to a store of the test's own."""
+    """No test ever touches a real mlflow.db, nor the ./mlruns beside it: in-process MLflow calls go to a store of
+    the test's own, and the artifacts of the experiments made in it into the test's folder."""
     shutil.copyfile(_empty_store, tmp_path / "mlflow.db")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    monkeypatch.setenv(ARTIFACT_ROOT_VARIABLE, str(tmp_path / "mlruns"))
     monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
     monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
     # mlflow.set_experiment remembers the experiment's id, in MLFLOW_EXPERIMENT_ID (for subprocesses) and in its
@@ -99,6 +106,8 @@ def tracking_env(uri: str, **extra) -> dict:
     # `mlflow run --env-manager local` runs `python` from PATH: make it this interpreter's.
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PATH": path, **extra}
+    if uri.startswith("sqlite:///"):  # artifacts beside the store, not in the ./mlruns of the repository it runs in
+        env[ARTIFACT_ROOT_VARIABLE] = str(Path(uri.removeprefix("sqlite:///")).parent / "mlruns")
     env.pop("MLFLOW_RUN_ID", None)
     env.pop("MLFLOW_EXPERIMENT_ID", None)  # mlflow.set_experiment in this process exports it; another store lacks it
     return env
