@@ -89,6 +89,33 @@ def early_runs(request, tmp_path_factory) -> dict:
 
 
 @pytest.fixture(scope="session")
+def seven_expenses() -> pd.DataFrame:
+    """The category model's training rows of a 3,000-row generated ledger (seed 7), and below the models fitted on
+    them, made once for the modules that read them (tests/test_category_reads.py, tests/test_word_knowledge.py)."""
+    from pyfunc_models.category import CategoryTask
+    from pyfunc_models.ledger import prepare_ledger
+
+    return CategoryTask().training_rows(prepare_ledger(generate_ledger(3000, seed=7))[0])
+
+
+@pytest.fixture(scope="session")
+def seven_classifier(seven_expenses):
+    """The description's text model in a merchant memory, fitted on `seven_expenses` (a few seconds)."""
+    from pyfunc_models.category import MerchantMemory, text_logistic_regression
+
+    return MerchantMemory(text_logistic_regression()).fit(seven_expenses,
+                                                          seven_expenses["category"].to_numpy(dtype=object))
+
+
+@pytest.fixture(scope="session")
+def seven_word_knowledge(seven_classifier, seven_expenses):
+    """Word knowledge learnt beside `seven_classifier` (the sentence encoder built once per machine; seconds)."""
+    from pyfunc_models.category import CategoryTask
+
+    return CategoryTask().learn_words(seven_classifier, seven_expenses)
+
+
+@pytest.fixture(scope="session")
 def small_ledger(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("ledgers") / "ledger.csv"
     write_ledger(path, rows=SMALL_LEDGER_ROWS, seed=7)

@@ -36,6 +36,7 @@ def requests_10k() -> pd.DataFrame:
 
 
 # --- routing --------------------------------------------------------------------------------------------------
+@pytest.mark.slow  # 10,000 generated rows through the contract (seconds)
 @pytest.mark.parametrize("share", [0.1, 0.3])
 def test_share_is_within_two_points_on_10000_rows(requests_10k, share):
     by_reference = np.mean(row_points(requests_10k) < share)
@@ -43,6 +44,7 @@ def test_share_is_within_two_points_on_10000_rows(requests_10k, share):
     assert abs(by_reference - share) <= 0.02 and abs(by_row - share) <= 0.02, (by_reference, by_row)
 
 
+@pytest.mark.slow  # 10,000 generated rows, and a second interpreter
 def test_the_same_row_gets_the_same_point_in_any_request_and_any_process(requests_10k):
     rows = requests_10k.head(200)
     points = row_points(rows)

@@ -71,6 +71,7 @@ def batches(rows: pd.DataFrame) -> list:
     return [batch.reset_index(drop=True) for batch in picked]
 
 
+@pytest.mark.slow  # a detector fitted on each ledger (seconds)
 def test_isolation_scores_are_score_samples_on_both_sides_of_the_flat_walk(ledgers):
     for name, ledger in ledgers.items():
         fitted, scored = ledger.iloc[: len(ledger) // 2], ledger.iloc[len(ledger) // 2:].reset_index(drop=True)

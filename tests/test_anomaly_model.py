@@ -135,6 +135,7 @@ def test_gate_metrics_on_an_unlabelled_ledger_are_repeatable_and_match_the_run(t
     assert first["baseline_category_zscore_flagged_rate"] == pytest.approx(first["flagged_rate"])  # as many rows
 
 
+@pytest.mark.slow  # logs and loads a model through MLflow (seconds)
 def test_gate_scores_a_logged_model_against_the_baseline_it_was_trained_beside(trained_unlabelled):
     task, outcome = trained_unlabelled
     with mlflow.start_run():

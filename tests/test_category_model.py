@@ -91,6 +91,7 @@ def test_predictor_top_k_and_bad_top_k(ledger):
         predictor.predict(rows.head(1), top_k=0)
 
 
+@pytest.mark.slow  # fits the category task's random forest (seconds)
 def test_a_served_forest_predicts_on_one_thread_with_the_same_answers(ledger):
     """n_jobs=-1 makes a one-row request wait in joblib's polling sleeps; the served model uses one thread."""
     rows = ledger[ledger["category"] != ""]

@@ -13,32 +13,23 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
-from pyfunc_models.category import (CategoryPredictor, CategoryTask, MerchantMemory, MerchantLookup,
+from pyfunc_models.category import (CategoryPredictor, MerchantMemory, MerchantLookup,
                                     text_logistic_regression)
-from pyfunc_models.encoder_build import sentence_encoder
 from pyfunc_models.features import columns_read, transaction_features
-from pyfunc_models.generator import generate_ledger
-from pyfunc_models.ledger import prepare_ledger, request_rows
+from pyfunc_models.ledger import request_rows
 from tests.request_kinds import answers_to, assert_as_when_every_column_is_read, refused, request_kinds
 
 
-@pytest.fixture(scope="module")
-def expenses():
-    return CategoryTask().training_rows(prepare_ledger(generate_ledger(3000, seed=7))[0])
+@pytest.fixture
+def expenses(seven_expenses):
+    return seven_expenses
 
 
-@pytest.fixture(scope="module")
-def predictors(expenses) -> dict:
-    classifier = MerchantMemory(text_logistic_regression()).fit(expenses, expenses["category"].to_numpy(dtype=object))
-    sentence_encoder()  # built once per machine (the word knowledge tests build it too)
-    return {"classifier alone": CategoryPredictor(classifier),
-            "word knowledge": CategoryPredictor(classifier,
-                                                word_knowledge=CategoryTask().learn_words(classifier, expenses))}
-
-
-@pytest.mark.parametrize("name", ["classifier alone", "word knowledge"])
-def test_reading_fewer_columns_changes_no_answer(predictors, tmp_path, monkeypatch, name):
-    predictor = predictors[name]
+@pytest.mark.parametrize("with_words", [pytest.param(False, id="classifier alone"),
+                                        pytest.param(True, marks=pytest.mark.slow, id="word knowledge")])  # seconds
+def test_reading_fewer_columns_changes_no_answer(seven_classifier, request, tmp_path, monkeypatch, with_words):
+    words = request.getfixturevalue("seven_word_knowledge") if with_words else None
+    predictor = CategoryPredictor(seven_classifier, word_knowledge=words)
     assert predictor.read_columns == ("date", "type", "description", "amount")
     requests = request_kinds(tmp_path, drop=("category",), titans_drop=("Category",))
     ledger = requests["a ledger's rows"]
@@ -53,6 +44,7 @@ def test_reading_fewer_columns_changes_no_answer(predictors, tmp_path, monkeypat
     assert_as_when_every_column_is_read(predictor, requests, params, answers, monkeypatch)
 
 
+@pytest.mark.slow  # fits two more category models (seconds)
 def test_any_other_model_reads_every_column(expenses):
     categories = expenses["category"].to_numpy(dtype=object)
     assert columns_read(text_logistic_regression().fit(expenses, categories)) == {"description"}

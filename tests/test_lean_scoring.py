@@ -50,7 +50,7 @@ def ledgers(tmp_path_factory) -> dict:
     split = {}
     for name in LEDGERS:
         if name == "generated":
-            ledger = prepare_ledger(generate_ledger(rows=10_000, seed=3))[0]
+            ledger = prepare_ledger(generate_ledger(rows=4_000, seed=3))[0]
         else:
             ledger = load_ledger(getattr(real_ledgers, name)(folder / f"{name}.csv"))[0]
         past, future = time_split(ledger, 0.3)
@@ -107,6 +107,7 @@ def fitted_models(ledgers) -> dict:
     }
 
 
+@pytest.mark.slow  # four models fitted on a 2,800-row past (seconds)
 @pytest.mark.parametrize("name", ["category forest", "category linear", "amount ridge", "amount forest"])
 def test_predictors_answer_as_the_fitted_pipelines(fitted_models, ledgers, name, monkeypatch):
     predictor = fitted_models[name]
@@ -119,6 +120,7 @@ def test_predictors_answer_as_the_fitted_pipelines(fitted_models, ledgers, name,
         pd.testing.assert_frame_equal(answers, predictor.predict(batch), check_exact=True)
 
 
+@pytest.mark.slow  # the four models of `fitted_models` (seconds)
 def test_the_forest_is_scored_through_the_lean_path(fitted_models):
     pipeline = fitted_models["category forest"].pipeline.estimator_
     assert isinstance(lean(pipeline), LeanPipeline) and lean(pipeline) is lean(pipeline)  # made once
@@ -135,6 +137,7 @@ def test_predictors_predict_on_the_calling_thread():
     assert (classifier.n_jobs, regressor.n_jobs) == (1, 1)
 
 
+@pytest.mark.slow  # the four models of `fitted_models` (seconds)
 def test_a_predictor_pickled_before_the_lean_path_scores_the_lean_way(fitted_models, ledgers):
     """Scoring adds nothing to the pickle, so a pickle made before the lean path existed is the same as one made now:
     it loads, builds its lean path on its first prediction, and answers as before."""

@@ -37,6 +37,7 @@ def ledgers(tmp_path_factory) -> dict:
     return {name: load_ledger(path)[0] for name, path in paths.items()}
 
 
+@pytest.mark.slow  # a detector fitted on each ledger (seconds)
 def test_isolation_scores_are_score_samples(ledgers):
     for name, ledger in ledgers.items():
         detector = anomaly.AnomalyDetector(seed=1).fit(ledger)
@@ -45,6 +46,7 @@ def test_isolation_scores_are_score_samples(ledgers):
                               detector.forest_.score_samples(features)), name
 
 
+@pytest.mark.slow  # a detector fitted on each ledger (seconds)
 def test_anomaly_answers_are_todays_for_one_row_and_for_a_batch(ledgers, monkeypatch):
     for name, ledger in ledgers.items():
         fitted, scored = ledger.iloc[: len(ledger) // 2], ledger.iloc[len(ledger) // 2:].reset_index(drop=True)

@@ -141,6 +141,7 @@ def text_model(past_and_requests):
     return text_logistic_regression().fit(past, past["category"])
 
 
+@pytest.mark.slow  # fits the category's text model (seconds)
 def test_union_pipeline_scores_as_the_fitted_pipeline(past_and_requests, text_model):
     _, requests = past_and_requests
     scorer = UnionPipeline(text_model)
@@ -182,6 +183,7 @@ def served_json(frame: pd.DataFrame) -> str:
     return out.getvalue()
 
 
+@pytest.mark.slow  # fits the category's text model in a merchant memory (seconds)
 def test_category_predictor_answers_as_the_fitted_pipeline(past_and_requests, text_model, monkeypatch):
     """The served answers, lean and through scikit-learn, exactly: known and never-seen merchants, income rows,
     odd text, every top_k; the frame and the JSON MLflow makes of it as the previous way of building it made them."""
@@ -206,6 +208,7 @@ def test_category_predictor_answers_as_the_fitted_pipeline(past_and_requests, te
     assert answered["category"].isna().any() and answered["category"].notna().any()  # income rows and expenses
 
 
+@pytest.mark.slow  # the category's text model of `text_model` (seconds)
 def test_lean_scorer_is_built_once_and_not_pickled(text_model):
     import pickle
 

@@ -37,6 +37,7 @@ def test_a_model_ships_its_entry_serving_and_its_own_module_but_nothing_for_trai
     assert all(model_code.module_file(f"pyfunc_models.{name}") for name in names - {"pyfunc_models"})
 
 
+@pytest.mark.slow  # a fresh interpreter importing the four model types (seconds)
 def test_the_modules_read_from_the_source_are_the_ones_python_imports():
     """In a fresh interpreter, importing the entry file and the four model types' modules loads exactly the union
     of their shipped modules, and nothing for plotting."""

@@ -168,6 +168,7 @@ def test_a_40_row_ledger_trains_with_a_warning_on_the_terminal_and_the_run(tmp_p
     assert tags[jobs.SMALL_SPLIT_TAG] == warning
 
 
+@pytest.mark.slow  # trains the anomaly and cash-flow tasks (seconds)
 def test_anomaly_and_cash_flow_warn_on_their_test_windows():
     ledger = prepare_ledger(generate_ledger(rows=300, seed=5, days=130))[0]
     anomaly = AnomalyTask()

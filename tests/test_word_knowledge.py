@@ -9,7 +9,7 @@ import pytest
 
 from benchmarks.unseen_merchants import every_merchant_held_out
 from pyfunc_models.category import (DESCRIPTION_WORDS, MERCHANT_HISTORY, CategoryPredictor, CategoryTask,
-                                    MerchantMemory, calibration, calibration_noise, text_logistic_regression)
+                                    calibration, calibration_noise, text_logistic_regression)
 from pyfunc_models.category_glosses import gloss_for
 from pyfunc_models.encoder_build import sentence_encoder
 from pyfunc_models.features import UnionPipeline, lean
@@ -27,19 +27,19 @@ def encoder():
     return sentence_encoder()
 
 
-@pytest.fixture(scope="module")
-def expenses():
-    return CategoryTask().training_rows(prepare_ledger(generate_ledger(3000, seed=7))[0])
+@pytest.fixture
+def expenses(seven_expenses):
+    return seven_expenses
 
 
-@pytest.fixture(scope="module")
-def classifier(expenses):
-    return MerchantMemory(text_logistic_regression()).fit(expenses, expenses["category"].to_numpy(dtype=object))
+@pytest.fixture
+def classifier(seven_classifier):
+    return seven_classifier
 
 
-@pytest.fixture(scope="module")
-def predictor(classifier, expenses, encoder):
-    return CategoryPredictor(classifier, word_knowledge=CategoryTask().learn_words(classifier, expenses))
+@pytest.fixture
+def predictor(seven_classifier, seven_word_knowledge):
+    return CategoryPredictor(seven_classifier, word_knowledge=seven_word_knowledge)
 
 
 def test_the_tokenizer_reads_like_bert_uncased(encoder):
@@ -112,9 +112,8 @@ def test_a_merchant_never_seen_is_answered_from_its_words(predictor, classifier,
     assert alone["category"].tolist()[:-1] != answers["category"].tolist()[:-1]
 
 
-def test_a_model_without_word_knowledge_says_its_classifier_answered(expenses):
-    y = expenses["category"].to_numpy(dtype=object)
-    predictor = CategoryPredictor(MerchantMemory(text_logistic_regression()).fit(expenses, y))
+def test_a_model_without_word_knowledge_says_its_classifier_answered(classifier):
+    predictor = CategoryPredictor(classifier)
     rows = predictor.prepare(pd.DataFrame([{"date": "2024-05-02", "description": "VOXTREJIN YACHT", "amount": -8.0}]))
     assert predictor.predict(rows)["answered_from"].tolist() == ["classifier"]
 
