@@ -39,6 +39,14 @@ MIN_TRAINING_ROWS = 50  # past, test and a calibration slice each need a few row
 CALIBRATION_FRACTION = 0.2  # the latest share of the training past, held back to calibrate the interval
 
 
+def signed_by_type(amount: np.ndarray, kinds: np.ndarray) -> np.ndarray:
+    """Amounts signed as the model learns and answers them, money out negative, whatever sign the ledger wrote: an
+    export may write every amount positive and let `type` say the direction (the Titans export does). An expense is
+    -|amount|, income +|amount|; any other type (none after the contract, which takes it from the sign) as written."""
+    magnitude = np.abs(amount)
+    return np.where(kinds == "expense", -magnitude, np.where(kinds == "income", magnitude, amount))
+
+
 def signed_log(amount):
     return np.sign(amount) * np.log1p(np.abs(amount))
 
@@ -149,11 +157,12 @@ class AmountPredictor(LedgerPredictor):
         unknown = kinds == config.UNKNOWN
         if unknown.any():  # no type and no amount: the sign would be a guess; the ledger's usual type is a better one
             transactions = transactions.assign(type=np.where(unknown, self.usual_type, kinds))
-        center = signed_log(expected_amounts(self.pipeline, transactions))
+        # In float64: a forest's float32 answer rounded to cents as float32 is -31.649999618530273 in the JSON.
+        center = signed_log(np.asarray(expected_amounts(self.pipeline, transactions), dtype=float))
         width = self.half_width(float(level))
         predicted = np.round(signed_exp(center), 2)
         lower, upper = np.round(signed_exp(center - width), 2), np.round(signed_exp(center + width), 2)
-        actual = transactions["amount"].to_numpy(dtype=float)
+        actual = signed_by_type(transactions["amount"].to_numpy(dtype=float), kinds)  # as sent: an unknown type's too
         missing = np.isnan(actual)
         deviation = np.where(missing, 0.0, np.round(actual - predicted, 2))
         outside = (actual < lower) | (actual > upper)
@@ -293,8 +302,11 @@ class AmountTask(RowTask):
 
 
 def scored_rows(ledger: pd.DataFrame) -> pd.DataFrame:
-    """The rows an amount model learns from and is scored on: those that moved a non-zero amount."""
-    return ledger[ledger["amount"] != 0].reset_index(drop=True)
+    """The rows an amount model learns from and is scored on: those that moved a non-zero amount, signed by their
+    type (`signed_by_type`)."""
+    rows = ledger[ledger["amount"] != 0]
+    signed = signed_by_type(rows["amount"].to_numpy(dtype=float), rows["type"].to_numpy(dtype=object))
+    return rows.assign(amount=signed).reset_index(drop=True)
 
 
 def gate_metrics(predict, ledger: pd.DataFrame) -> dict:

@@ -12,7 +12,8 @@ import pytest
 import sklearn
 
 from pyfunc_models import config
-from pyfunc_models.amount import AmountPredictor, AmountTask, expected_amounts, signed_exp, signed_log
+from pyfunc_models.amount import (AmountPredictor, AmountTask, expected_amounts, scored_rows, signed_exp,
+                                  signed_log)
 from pyfunc_models.features import predict_in_one_thread
 from pyfunc_models.generator import generate_ledger
 from pyfunc_models.ledger import prepare_ledger, request_rows
@@ -95,6 +96,24 @@ def test_answers_are_the_listed_answers(pipelines, split, name):
         for level in (None, 0.5, 0.99):
             expected = listed_answers(predictor, batch, predictor.default_level if level is None else level)
             pd.testing.assert_frame_equal(predictor.predict(batch, level=level), expected, check_exact=True)
+
+
+def test_an_amount_written_positive_is_read_by_its_type(split):
+    """An export may write every amount positive and let `type` say the direction (the Titans export): trained on
+    and asked that way, the model learns and answers money out negative, as from a signed ledger."""
+    past, test = split
+    rows = pd.concat([test[test["type"] == kind].head(20) for kind in ("expense", "income")], ignore_index=True)
+    written_positive = rows.assign(amount=rows["amount"].abs())
+    booster = fitted("xgboost", past, regressor__regressor__n_estimators=20)  # answers in float32
+    predictor = AmountPredictor(booster, np.linspace(0.05, 1.5, 40), usual_type="expense")
+    answers = predictor.predict(rows)
+    pd.testing.assert_frame_equal(predictor.predict(written_positive), answers, check_exact=True)
+    assert (answers["predicted_amount"][rows["type"] == "expense"] < 0).all()
+    assert answers["outside_interval"].mean() < 0.5  # an expense written positive is not off by twice its amount
+    pd.testing.assert_frame_equal(scored_rows(past.assign(amount=past["amount"].abs())), scored_rows(past))
+    # Cents in float64: a forest answers float32, which rounded as float32 is -31.649999618530273 in the JSON.
+    cents = answers[["predicted_amount", "lower", "upper"]].to_numpy() * 100
+    assert np.abs(cents - np.round(cents)).max() < 1e-6
 
 
 def test_a_served_request_without_amounts_answers_nulls(pipelines, split):
