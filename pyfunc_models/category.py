@@ -195,7 +195,8 @@ class CategoryPredictor(LedgerPredictor):
         probabilities[~seen] = self.word_knowledge.predict_proba(rows.iloc[np.flatnonzero(~seen)])
         return probabilities, answered_from
 
-    def predict(self, transactions: pd.DataFrame, top_k: int = DEFAULT_TOP_K) -> pd.DataFrame:
+    def predict(self, transactions: pd.DataFrame, top_k: int | None = DEFAULT_TOP_K) -> pd.DataFrame:
+        top_k = DEFAULT_TOP_K if top_k is None else top_k  # a null param is the default, as for the other models
         if not 1 <= int(top_k) <= MAX_TOP_K:
             raise LedgerError(f"param 'top_k' is {top_k}; expected a whole number from 1 to {MAX_TOP_K}")
         top_k = min(int(top_k), len(self.categories))

@@ -28,6 +28,8 @@ DATE_ORDERS = ("auto", "dmy", "mdy")
 IMPLAUSIBLE_DATE_ACTIONS = ("refuse", "drop")
 EARLIEST_PLAUSIBLE_DATE = np.datetime64("1970-01-01", "D")
 PLAUSIBLE_DAYS_AHEAD = 365
+# Larger is a typo or a sentinel (9.99e307), not a transaction; sums of such amounts would overflow to infinity.
+MAX_PLAUSIBLE_AMOUNT = 1e12
 # Dates with one reading, tried after ISO 8601 (2024-03-15, 2024/03/15); a day/month-first date
 # (15/03/2024, 03/15/2024, 15.03.2024) is read in the order its whole column decides (`_day_month_order`).
 DATE_FORMATS = ("%Y.%m.%d", "%d %b %Y", "%d %B %Y", "%d-%b-%Y", "%b %d, %Y", "%B %d, %Y", "%b %d %Y")
@@ -36,6 +38,8 @@ DATE_FORMATS = ("%Y.%m.%d", "%d %b %Y", "%d %B %Y", "%d-%b-%Y", "%b %d, %Y", "%B
 TWO_DIGIT_YEAR_PIVOT = 70
 _DAY_MONTH = (r"^(?P<first>\d{1,2})(?P<separator>[./-])(?P<second>\d{1,2})[./-](?P<year>\d{4}|\d{2})"
               r"(?:[ T]+\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:\s*[AaPp]\.?[Mm]\.?)?)?$")
+# Year, month and day (2024-03-05, 2024/3/5, 20240305), perhaps a time after them.
+_WHOLE_ISO_DATE = r"^([0-9]{8}|[0-9]{4}[-/][0-9]{1,2}[-/][0-9]{1,2})([^0-9]|$)"
 _PLAIN_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # fullmatch; \d would take any script's digits
 # A transaction happened on its own wall-clock date: a UTC offset after the time is cut off, never applied.
 _UTC_OFFSET = r"^(\d{4}-?\d{2}-?\d{2}[T ]\d{1,2}(?::?\d{2}){0,2}(?:[.,]\d+)?)\s*(?:Z|UTC|GMT|[+-]\d{2}(?::?\d{2})?)$"
@@ -219,10 +223,11 @@ def _refuse_nested(values: pd.Series, column: str, source: str | None) -> None:
     """A request can carry a list or an object where a cell belongs: refused by row, never stringified."""
     if values.dtype != object:
         return
-    nested = np.flatnonzero([isinstance(value, (list, tuple, dict, set, bytes)) for value in values])
+    nested = np.flatnonzero([isinstance(value, (list, tuple, dict, set, bytes, np.ndarray)) for value in values])
     if nested.size:
-        raise LedgerError(_problems_message(column, nested, values.iloc[nested],
-                                            "is not a single value; expected text or a number", source))
+        shown = [value.tolist() if isinstance(value, np.ndarray) else value for value in values.iloc[nested]]
+        raise LedgerError(_problems_message(column, nested, shown, "is not a single value; expected text or a number",
+                                            source))
 
 
 def _shown(value):
@@ -233,8 +238,9 @@ def _shown(value):
 def parse_amounts(values: pd.Series, column: str = "amount", source: str | None = None,
                   missing_ok: bool = False) -> np.ndarray:
     """Amounts as floats; '12,50', 'abc', infinity (and, unless `missing_ok`, empty or null) are refused by row."""
-    if pd.api.types.is_bool_dtype(values):
-        raise LedgerError(f"column '{column}' holds true/false values; expected numbers like -12.50")
+    if pd.api.types.is_bool_dtype(values):  # every cell true or false: named by row, as one such cell would be
+        raise LedgerError(_problems_message(column, range(len(values)), values.iloc[:MAX_PROBLEMS_SHOWN].tolist(),
+                                            "is not a finite number; expected an amount like -12.50", source))
     if pd.api.types.is_numeric_dtype(values):
         amounts = np.array(values.to_numpy(dtype=float, na_value=np.nan))
     else:
@@ -260,6 +266,11 @@ def parse_amounts(values: pd.Series, column: str = "amount", source: str | None 
                 source,
             )
         )
+    huge = np.flatnonzero(np.abs(amounts) > MAX_PLAUSIBLE_AMOUNT)  # NaN (a missing amount, where allowed) is not
+    if huge.size:
+        raise LedgerError(_problems_message(column, huge, [_shown(v) for v in values.iloc[huge]],
+                                            f"is not a plausible amount; expected at most {MAX_PLAUSIBLE_AMOUNT:,.0f} "
+                                            f"in size", source))
     return amounts
 
 
@@ -343,6 +354,8 @@ def _distinct_dates(distinct: np.ndarray, codes: np.ndarray, values: pd.Series, 
         iso = pc.replace_substring_regex(text, _UTC_OFFSET, r"\1").to_numpy(zero_copy_only=False)
     days = pd.to_datetime(iso, format="ISO8601", errors="coerce", utc=True).tz_localize(None).to_numpy()
     days = days.astype("datetime64[D]")
+    # pandas' ISO reading also takes 'now', 'today', '2024' and '2023-12': a transaction's date names its day.
+    days[~np.asarray(pc.match_substring_regex(text, _WHOLE_ISO_DATE))] = np.datetime64("NaT")
     order, guessed = ("iso" if written.any() else None), False
     todo = np.isnat(days) & written
     if todo.any():
@@ -365,6 +378,7 @@ def _distinct_dates(distinct: np.ndarray, codes: np.ndarray, values: pd.Series, 
         parsed = pd.to_datetime(distinct[todo], format=date_format, errors="coerce")
         days[todo] = parsed.to_numpy().astype("datetime64[D]")
         todo &= np.isnat(days)
+    days[~np.asarray(pc.match_substring_regex(text, "[0-9]"))] = np.datetime64("NaT")  # pandas reads 'now' any format
     return days, order, guessed
 
 
@@ -576,6 +590,9 @@ def prepare_ledger(
     _check_choice("date_order", date_order, DATE_ORDERS)
     _check_choice("implausible_dates", implausible_dates, IMPLAUSIBLE_DATE_ACTIONS)
     report = LedgerReport(rows=len(raw))
+    repeated = raw.columns[raw.columns.duplicated()]
+    if len(repeated):
+        raise LedgerError(f"column {str(repeated[0])!r} appears more than once; keep only one")
     seen = {}
     for original, canonical in canonical_column_names(raw.columns).items():
         if canonical is None:
@@ -679,7 +696,16 @@ def as_frame(model_input) -> pd.DataFrame:
     if isinstance(model_input, pd.DataFrame):
         return model_input
     if isinstance(model_input, dict):
-        return pd.DataFrame({column: np.atleast_1d(values) for column, values in model_input.items()})
+        columns = {column: np.atleast_1d(values) for column, values in model_input.items()}
+        for column, values in columns.items():
+            if values.ndim > 1:
+                raise LedgerError(f"column {column!r} holds lists, not one value per row; expected text or a number "
+                                  f"in each cell")
+        lengths = {column: len(values) for column, values in columns.items()}
+        if len(set(lengths.values())) > 1:
+            shown = ", ".join(f"{column!r} {length}" for column, length in lengths.items())
+            raise LedgerError(f"the columns have different lengths ({shown}); expected one value per row in each")
+        return pd.DataFrame(columns)
     if isinstance(model_input, list) and all(isinstance(row, dict) for row in model_input):
         return pd.DataFrame([{column: value.item() if isinstance(value, np.ndarray) and value.ndim == 0 else value
                               for column, value in row.items()} for row in model_input])

@@ -1,5 +1,6 @@
 """The ledger contract: what it accepts, how it normalises, and how it refuses."""
 
+import re
 from collections import Counter
 
 import numpy as np
@@ -8,7 +9,7 @@ import pytest
 
 from pyfunc_models import config
 from pyfunc_models.features import clean_text, merchant_key
-from pyfunc_models.ledger import LedgerError, _normalise_name, load_ledger, prepare_ledger, read_ledger
+from pyfunc_models.ledger import LedgerError, _normalise_name, as_frame, load_ledger, prepare_ledger, read_ledger
 
 ENUMERATIONS = {
     "type": (config.TRANSACTION_TYPES, config.TYPE_ALIASES),
@@ -326,3 +327,34 @@ def test_category_names_in_any_script_are_kept():
     raw = pd.concat([titans_rows(Category=c) for c in ["Продукты", "Café & Bar", "Cafe & Bar", "餐饮"]])
     assert prepare_ledger(raw.reset_index(drop=True))[0]["category"].tolist() == [
         "продукты", "cafe_bar", "cafe_bar", "餐饮"]
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({"date": ["now"]}, "row 0, column 'date': 'now' is not a date"),  # pandas reads 'now' and 'today', any format
+    ({"date": ["today"]}, "row 0, column 'date': 'today' is not a date"),
+    ({"date": ["2024"]}, "row 0, column 'date': '2024' is not a date"),  # and a year or a month as its first day
+    ({"date": ["2023-12"]}, "row 0, column 'date': '2023-12' is not a date"),
+    ({"amount": [1e300]}, "row 0, column 'amount': 1e+300 is not a plausible amount; expected at most "
+                          "1,000,000,000,000 in size"),
+    ({"amount": ["-2,000,000,000,000"]}, "row 0, column 'amount': '-2,000,000,000,000' is not a plausible amount"),
+    ({"amount": [True]}, "row 0, column 'amount': True is not a finite number"),  # a column of booleans, by row too
+])
+def test_what_only_looks_like_a_date_or_an_amount_is_refused(raw, message):
+    row = {"date": ["2024-03-15"], "description": ["SHELL OIL"], "amount": [-3.0], **raw}
+    with pytest.raises(LedgerError, match=re.escape(message)):
+        prepare_ledger(pd.DataFrame(row))
+    assert prepare_ledger(pd.DataFrame({**row, **{"date": ["2024/3/5"], "amount": [-1e12]}}))[0]["amount"][0] == -1e12
+
+
+def test_a_request_that_is_no_table_of_single_values_is_refused_by_column():
+    with pytest.raises(LedgerError, match="column 'date' appears more than once; keep only one"):
+        prepare_ledger(pd.DataFrame([["2024-03-15", "2024-03-16", "SHELL", -3.0]],
+                                    columns=["date", "date", "description", "amount"]))
+    with pytest.raises(LedgerError, match=re.escape("the columns have different lengths ('date' 2, 'description' 1,")):
+        as_frame({"date": np.array(["2024-03-15", "2024-03-16"]), "description": np.array(["SHELL"]),
+                  "amount": np.array([-3.0, -4.0])})
+    with pytest.raises(LedgerError, match="column 'date' holds lists, not one value per row"):
+        as_frame({"date": np.array([["2024-03-15"]]), "description": np.array([["SHELL"]]), "amount": np.array([[-3]])})
+    records = as_frame([{"date": np.array("2024-03-15"), "description": np.array(["a", "b"]), "amount": np.array(-3)}])
+    with pytest.raises(LedgerError, match=re.escape("row 0, column 'description': ['a', 'b'] is not a single value")):
+        prepare_ledger(records)

@@ -213,6 +213,33 @@ BAD_CASES = {
         lambda t, rows: records(with_row(rows, 1, date="2099-01-05")),
         ["row 1, column 'date': '2099-01-05' is not a plausible date"],
     ),
+    "a word for a date": (
+        lambda t, rows: records(with_row(rows, 1, date="now")),  # pandas reads 'now' and 'today' as dates
+        ["row 1, column 'date': 'now' is not a date; expected e.g. 2024-03-15"],
+    ),
+    "an implausibly large amount": (
+        lambda t, rows: records(with_row(rows, 1, amount=1e300)),
+        ["row 1, column 'amount': 1e+300 is not a plausible amount; expected at most 1,000,000,000,000 in size"],
+    ),
+    "a column sent twice": (
+        lambda t, rows: {"dataframe_split": {"columns": [*rows[0], "date"],
+                                             "data": [[*row.values(), row["date"]] for row in rows]}},
+        ["column 'date' appears more than once; keep only one"],
+    ),
+    "inputs columns of unequal length": (
+        lambda t, rows: {"inputs": {column: [row.get(column) for row in rows][:1 if column == "date" else None]
+                                    for column in rows[0]}},
+        ["the columns have different lengths", "expected one value per row in each"],
+    ),
+    "a list in an inputs record": (
+        lambda t, rows: {"inputs": with_row(rows, 1, date=["2024-01-05", "2024-01-06"])},
+        ["row 1, column 'date': ['2024-01-05', '2024-01-06'] is not a single value"],
+    ),
+    "null params are the defaults": (
+        lambda t, rows: {**records(rows), "params": {"category": {"top_k": None}, "amount": {"level": None},
+                                                     "anomaly": {"threshold": None}, "cashflow": {"horizon": None}}[t]},
+        {t: None for t in (*ROW_MODELS, "cashflow")},
+    ),
     "empty batch": (
         lambda t, rows: {"dataframe_split": {"columns": list(rows[0]), "data": []}},
         ["no transactions: expected at least one row"],
