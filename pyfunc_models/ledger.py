@@ -590,8 +590,9 @@ def prepare_ledger(
     _check_choice("date_order", date_order, DATE_ORDERS)
     _check_choice("implausible_dates", implausible_dates, IMPLAUSIBLE_DATE_ACTIONS)
     report = LedgerReport(rows=len(raw))
-    repeated = raw.columns[raw.columns.duplicated()]
-    if len(repeated):
+    repeated = [name for name, canonical in canonical_column_names(raw.columns[raw.columns.duplicated()]).items()
+                if canonical is not None]  # one the contract reads: which of them would it be?
+    if repeated:
         raise LedgerError(f"column {str(repeated[0])!r} appears more than once; keep only one")
     seen = {}
     for original, canonical in canonical_column_names(raw.columns).items():
