@@ -13,7 +13,7 @@ from pathlib import Path
 from entrypoints import add_date_order, add_option, whole_number
 from pyfunc_models import access, config, jobs, registry, tracking
 from pyfunc_models.encoder_build import EncoderUnavailable
-from pyfunc_models.ledger import LedgerError
+from pyfunc_models.ledger import LedgerError, canonical_column_names, read_ledger
 from pyfunc_models.model_types import TASKS, task_class
 from pyfunc_models.task import PER_LEDGER
 from pyfunc_models.training import NotEnoughData
@@ -57,8 +57,20 @@ def train_and_register_all(args, floors: dict) -> None:
                                   "date_order": args.date_order, **options})
         # One ledger for every model, so their figures describe the same data; each trains in a nested run.
         data = str(jobs.obtain_ledger(args.data or None, args.sample_rows, args.seed, Path(folder)))
-        for task in (definition.from_options(**options) for definition in TASKS):
+        header = read_ledger(data).columns
+        present = set(canonical_column_names(header).values())
+        tasks = [definition.from_options(**options) for definition in TASKS]
+        lacking = {task.model_type: [column for column in task.training_columns if column not in present]
+                   for task in tasks}
+        for task in tasks:
             name = task.registered_name
+            # A ledger without a column one model needs (descriptions: cash flow needs none) trains the others;
+            # one that no model can train on fails each run with the contract's message.
+            if lacking[task.model_type] and not all(lacking.values()):
+                skipped[task.model_type] = (f"needs column(s) {', '.join(map(repr, lacking[task.model_type]))}; the "
+                                            f"ledger has {', '.join(map(str, header))}")
+                print(f"skipped: {name}: {skipped[task.model_type]}", flush=True)
+                continue
             try:
                 with access.needing(jobs.TRAINING_NEEDS):
                     trained = jobs.train_model(task, data, args.experiment_name, args.seed, date_order=args.date_order)

@@ -502,6 +502,7 @@ class CashflowTask(ModelTask):
 
     model_type = "cashflow"
     registered_name = "titans-finance-cashflow-forecasting"
+    training_columns = CashflowPredictor.required_columns  # dated amounts; a ledger without descriptions will do
     purpose = Purpose(
         question="What will daily net cash flow (income minus expenses) be over the next days?",
         answer="one row per future day after the history sent, for `horizon` days: the date, the forecast and an "

@@ -81,7 +81,7 @@ def train_model(task: ModelTask, data: str | None, experiment_name: str = config
         path = obtain_ledger(data, sample_rows, seed, Path(folder))
         tracking.log_params_once({"data": str(data or f"generated:{sample_rows}:{seed}"), "seed": seed,
                                   "test_fraction": test_fraction, "date_order": date_order})
-        ledger, report = load_ledger(path, date_order=date_order)
+        ledger, report = load_ledger(path, required=task.training_columns, date_order=date_order)
         report_ledger(report)
 
         outcome = task.train(ledger, seed=seed, test_fraction=test_fraction, on_candidate=tracking.log_candidate)

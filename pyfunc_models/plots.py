@@ -40,7 +40,10 @@ def predicted_vs_actual(actual, predicted, lower, upper, level):
     figure, axes = _figure(7, 7)
     sample = np.random.default_rng(0).choice(len(actual), size=min(400, len(actual)), replace=False)
     axes.errorbar(predicted[sample], actual[sample],
-                  xerr=[predicted[sample] - low[sample], high[sample] - predicted[sample]],
+                  # Clipped at 0: a prediction is not rounded to cents as its interval is, so it can lie a hair
+                  # outside a zero-width interval (a fixed price), and matplotlib refuses a negative bar.
+                  xerr=[np.maximum(predicted[sample] - low[sample], 0),
+                        np.maximum(high[sample] - predicted[sample], 0)],
                   fmt="none", ecolor="lightgray", alpha=0.6, label=f"{level:.0%} interval (sample)")
     axes.scatter(predicted, actual, s=4, alpha=0.4, label="test rows")
     span = [max(0.5, min(actual.min(), predicted.min())), max(actual.max(), predicted.max())]

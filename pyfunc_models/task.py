@@ -136,6 +136,7 @@ class ModelTask(abc.ABC):
     model_type: ClassVar[str]  # "category": the model_type tag, `-P model_type=`, the `train_<type>` entry point
     registered_name: ClassVar[str]  # "titans-finance-category-prediction"
     target_column: ClassVar[str | None] = None  # the ledger column it learns to predict, if any (mlflow.log_input)
+    training_columns: ClassVar[tuple] = ("date", "description", "amount")  # a training ledger's required columns
     report_metrics: ClassVar[tuple]  # test metrics printed beside the baselines' after training
     gate: ClassVar[Gate]
     purpose: ClassVar[Purpose]

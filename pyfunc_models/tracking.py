@@ -111,6 +111,11 @@ def failure_recorded():
     except (LedgerError, EncoderUnavailable) as error:
         mlflow.set_tags({"error": str(error)[:5000], NOTE_TAG: f"Failed: {error}"})
         raise
+    except Exception as error:  # a bug, not the ledger: its traceback is on the terminal, its line on the run
+        why = f"{type(error).__name__}: {error}".splitlines()[0] if str(error) else type(error).__name__
+        mlflow.set_tags({"error": f"unexpected error (a bug, not your ledger): {why}"[:5000],
+                         NOTE_TAG: f"Failed with an unexpected error: {why}"})
+        raise
 
 
 @contextlib.contextmanager

@@ -23,7 +23,7 @@ from pyfunc_models.features import AmountBand, LogAmount
 from pyfunc_models.generator import generate_ledger
 from pyfunc_models.ledger import prepare_ledger
 from pyfunc_models.model_types import MODEL_NAMES, task_class
-from tests.conftest import REPO, invoke, tracking_env
+from tests.conftest import REPO, invoke, python_module, tracking_env
 from tests.early_runs import EarlyRun, starts_early
 from tools.servers import MLFLOW_CLI, served_model
 
@@ -120,6 +120,23 @@ def test_the_main_run_carries_its_summary():
     assert "serve: mlflow models serve -m models:/titans-finance-category-prediction@champion" in summary
     assert "skipped (not enough data): titans-finance-cashflow-forecasting" in summary
     assert "warning: category: 8 test rows" in summary
+
+
+@pytest.mark.slow  # trains the cash-flow model through the main entry point (seconds)
+def test_a_ledger_of_dated_amounts_alone_trains_cash_flow_and_skips_the_others(tmp_path):
+    """A bank export with no description column (Posted Date, Transaction Amount): cash flow needs none, so it is
+    trained and registered; the three models that read descriptions are skipped, saying so, and the run succeeds."""
+    ledger = generate_ledger(rows=1500, seed=3, days=200)[["Date", "Amount"]]
+    ledger.rename(columns={"Date": "Posted Date", "Amount": "Transaction Amount"}).to_csv(tmp_path / "bank.csv",
+                                                                                           index=False)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    result = python_module("entrypoints.main", "--data", str(tmp_path / "bank.csv"), uri=uri)
+    for model_type in ("category", "amount", "anomaly"):
+        assert (f"skipped (not enough data): {MODEL_NAMES[model_type]}: needs column(s) 'description'; the ledger "
+                f"has Posted Date, Transaction Amount") in result.stdout
+    champion = MlflowClient(uri).get_model_version_by_alias(MODEL_NAMES["cashflow"], config.CHAMPION)
+    assert MlflowClient(uri).get_run(champion.run_id).info.status == "FINISHED"
+    assert [m.name for m in MlflowClient(uri).search_registered_models()] == [MODEL_NAMES["cashflow"]]
 
 
 @pytest.mark.parametrize("model_type", list(MODEL_NAMES))
