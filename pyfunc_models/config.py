@@ -76,11 +76,18 @@ TYPE_ALIASES = {
     "refund": "income",
     "reimbursement": "income",
     "revenue": "income",
+    "transfer_in": "income",
     # money out
     "debit": "expense",
     "dr": "expense",
     "withdrawal": "expense",
-    "payment": "expense",
+    # Not "payment": on a card statement (Chase: Type Payment, +1500.00) it is money in, on a bank statement money
+    # out; left unknown, the amount's sign says which.
+    "sale": "expense",  # a card purchase (Chase)
+    "pos": "expense",  # point of sale
+    "direct_debit": "expense",
+    "standing_order": "expense",
+    "transfer_out": "expense",
     "outflow": "expense",
     "outgoing": "expense",
     "money_out": "expense",

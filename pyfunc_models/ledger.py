@@ -230,6 +230,11 @@ def _refuse_nested(values: pd.Series, column: str, source: str | None) -> None:
                                             source))
 
 
+def _empty_column(values: pd.Series) -> bool:
+    """Every cell empty: null, NaN or blank text (what an export writes for a column it never fills)."""
+    return bool(values.isna().all() or (as_text(values) == "").all())
+
+
 def _shown(value):
     # How a refused cell is quoted in a message: null for a missing one, else its text.
     return None if value is None or value is pd.NA or value != value else value
@@ -598,8 +603,15 @@ def prepare_ledger(
     for original, canonical in canonical_column_names(raw.columns).items():
         if canonical is None:
             report.dropped_columns.append(str(original))
-        elif canonical in seen:
-            raise LedgerError(f"columns {seen[canonical]!r} and {original!r} both mean '{canonical}'; keep only one")
+        elif canonical in seen:  # two names for one column (Description and Memo): an empty one is left out
+            if _empty_column(raw[original]):
+                report.dropped_columns.append(str(original))
+            elif _empty_column(raw[seen[canonical]]):
+                report.dropped_columns.append(str(seen[canonical]))
+                seen[canonical] = original
+            else:
+                raise LedgerError(f"columns {seen[canonical]!r} and {original!r} both mean '{canonical}'; keep only "
+                                  f"one")
         else:
             seen[canonical] = original
     if columns is not None:

@@ -38,6 +38,19 @@ def test_titans_header_and_other_spellings_map_to_canonical_columns():
     assert ledger.loc[0, "payment_method"] == "cash"
 
 
+def test_a_second_name_for_a_column_is_left_out_when_it_is_empty():
+    """Chase's card export has Description and a Memo it never fills: both mean 'description'."""
+    chase = pd.DataFrame({"Transaction Date": ["05/30/2025", "05/31/2025"], "Post Date": ["06/01/2025"] * 2,
+                          "Description": ["STARBUCKS STORE 10432", "SHELL OIL 57444"], "Category": ["Food & Drink"] * 2,
+                          "Type": ["Sale"] * 2, "Amount": [-6.92, -40.0], "Memo": [np.nan, np.nan]})
+    for columns in (list(chase.columns), ["Memo", *chase.columns[:-1]]):  # the empty one first or last
+        ledger, report = prepare_ledger(chase[columns])
+        assert ledger["description"].tolist() == ["STARBUCKS STORE 10432", "SHELL OIL 57444"]
+        assert "Memo" in report.dropped_columns
+    with pytest.raises(LedgerError, match="columns 'Description' and 'Memo' both mean 'description'; keep only one"):
+        prepare_ledger(chase.assign(Memo=["", "card 1234"]))
+
+
 def test_types_income_expense_and_credit_debit_are_understood():
     raw = pd.concat([titans_rows(Type=t) for t in ["Income", "expense", "credit", "DEBIT", "Expnse", ""]])
     ledger, report = prepare_ledger(raw.reset_index(drop=True))
