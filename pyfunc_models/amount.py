@@ -106,7 +106,10 @@ class GroupMedian(BaseEstimator, RegressorMixin):
 
 
 def category_of(rows):
-    return np.where(rows["category"].to_numpy() != "", rows["category"].to_numpy(), "(none)")
+    # No category is no group (None: groupby leaves it out): such a row gets its type's median. A group of its own
+    # would mix income (never categorised) with an uncategorised expense, which got the payroll's median.
+    categories = rows["category"].to_numpy(dtype=object)
+    return np.where(categories != "", categories, None)
 
 
 def merchant_of(rows):

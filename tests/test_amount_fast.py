@@ -116,6 +116,15 @@ def test_an_amount_written_positive_is_read_by_its_type(split):
     assert np.abs(cents - np.round(cents)).max() < 1e-6
 
 
+def test_the_category_median_answers_a_row_without_category_by_its_type(pipelines, split):
+    """Income is never categorised: an expense sent without its category gets the expenses' median, not income's."""
+    past, test = split
+    expenses = test[test["type"] == "expense"].head(5).assign(category="")
+    answers = AmountPredictor(pipelines["category_median"], np.linspace(0.05, 1.5, 40)).predict(expenses)
+    expected = round(float(np.median(past.loc[past["type"] == "expense", "amount"])), 2)
+    assert (answers["predicted_amount"] == expected).all() and expected < 0
+
+
 def test_a_served_request_without_amounts_answers_nulls(pipelines, split):
     predictor = AmountPredictor(pipelines["ridge"], np.linspace(0.05, 1.5, 40))
     raw = request_rows(split[1].iloc[:3], drop=("amount",))
