@@ -173,10 +173,13 @@ def test_a_list_or_object_in_a_cell_is_refused_not_stringified(cell):
 
 def test_amount_formats_and_category_spelling():
     raw = pd.concat([titans_rows(Amount=a, Category=c) for a, c in
-                     [("$1,234.56", "Meals & Entertainment"), ("(12.50)", " fuel "), ("7", "")]])
+                     [("$1,234.56", "Meals & Entertainment"), ("(12.50)", " fuel "), ("7", ""),
+                      ("$-27.08", "fuel"), ("-$27.08", "fuel")]])
     ledger, _ = prepare_ledger(raw.reset_index(drop=True))
-    assert ledger["amount"].tolist() == [1234.56, -12.5, 7.0]
-    assert ledger["category"].tolist() == ["meals_entertainment", "fuel", ""]
+    assert ledger["amount"].tolist() == [1234.56, -12.5, 7.0, -27.08, -27.08]
+    assert ledger["category"].tolist() == ["meals_entertainment", "fuel", "", "fuel", "fuel"]
+    with pytest.raises(LedgerError, match="row 0, column 'amount': '-\\$-27.08' is not a finite number"):
+        prepare_ledger(titans_rows(Amount="-$-27.08"))
 
 
 def test_dates_in_common_formats_become_days():
