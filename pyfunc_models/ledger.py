@@ -158,7 +158,10 @@ def read_ledger(path) -> pd.DataFrame:
     """Read a ledger CSV as text, every column kept; the contract is applied by `prepare_ledger`."""
     path = Path(path)
     if not path.is_file():
-        raise LedgerError(f"ledger file {str(path)!r} does not exist")
+        looked = "" if path.is_absolute() else (
+            f" (looked for {path.resolve()}: `mlflow run` starts its command in the project's folder, so a relative "
+            f"path is read from there; pass an absolute one, e.g. -P data=$PWD/{path})")
+        raise LedgerError(f"ledger file {str(path)!r} does not exist{looked}")
     if path.stat().st_size == 0:
         raise LedgerError(f"{path.name} is empty; expected a header line and at least one transaction")
     try:
