@@ -206,8 +206,10 @@ def _baseline_value(name: str, key: str, candidate: dict, run_metrics: dict):
 
 
 def gate(model_type: str, candidate: dict, run_metrics: dict, champion: dict | None, floors: dict | None = None,
-         champion_version: str | None = None) -> list:
-    """Every rule of the model type's gate (task.Gate), checked: a list of 'ok: ...' and 'failed: ...' lines."""
+         champion_version: str | None = None, chosen: str | None = None) -> list:
+    """Every rule of the model type's gate (task.Gate), checked: a list of 'ok: ...' and 'failed: ...' lines.
+    `chosen`: the candidate training chose; when it is a baseline the model must beat, it cannot beat itself (its
+    figures equal the baseline's but for rounding, which must not decide)."""
     rules = task_class(model_type).gate
     key, sign = rules.key_metric, (1.0 if rules.greater_is_better else -1.0)
     value = candidate[key]
@@ -222,6 +224,9 @@ def gate(model_type: str, candidate: dict, run_metrics: dict, champion: dict | N
         reference = _baseline_value(name, key, candidate, run_metrics)
         if reference is None:  # a rule that cannot be checked is not passed
             checks.append((False, f"the {name} baseline's {key} was not measured on the evaluation data"))
+        elif name in rules.beat and name == chosen:
+            checks.append((False, f"the chosen model is the {name} baseline itself (no trained candidate beat it on "
+                                  f"validation), so it cannot beat it"))
         elif name in rules.beat:
             ok = sign * (value - reference) > 0
             checks.append((ok, f"{key} {value:.4g} {'beats' if ok else 'does not beat'} the {name} baseline "
@@ -349,7 +354,8 @@ def evaluate_against_champion(model_type: str, version: str, eval_data: str | No
         same_rows = {"horizon": int(candidate["horizon"])} if "horizon" in candidate else {}
         champion = score(model_type, f"models:/{name}/{champion_version.version}", ledger, **same_rows)
     compared_with = str(champion_version.version) if champion is not None else None
-    rules = gate(model_type, candidate, run.data.metrics, champion, floors, compared_with)
+    rules = gate(model_type, candidate, run.data.metrics, champion, floors, compared_with,
+                 chosen=run.data.tags.get("chosen_candidate"))
     reasons = [rule.removeprefix("failed: ") for rule in rules if rule.startswith("failed: ")]
     return GateDecision(not reasons, reasons, candidate, champion, compared_with, rules)
 

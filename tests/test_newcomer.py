@@ -122,6 +122,17 @@ def test_the_main_run_carries_its_summary():
     assert "warning: category: 8 test rows" in summary
 
 
+def test_a_baseline_chosen_by_training_is_not_promoted_for_beating_itself_by_rounding():
+    """The gate's 'beats the baseline' rule, when training chose that baseline: its figures are the baseline's but
+    for rounding (11.4221 against 11.42227), which must not decide whether it is promoted."""
+    candidate = {"mae": 11.4221, "baseline_category_median_mae": 11.42227, "r2": 0.5}
+    as_chosen = registry.gate("amount", candidate, {}, None, chosen="category_median")
+    assert ("failed: the chosen model is the category_median baseline itself (no trained candidate beat it on "
+            "validation), so it cannot beat it") in as_chosen
+    assert "ok: mae 11.42 beats the category_median baseline (11.42)" in registry.gate("amount", candidate, {}, None,
+                                                                                       chosen="ridge")
+
+
 @pytest.mark.slow  # trains the cash-flow model through the main entry point (seconds)
 def test_a_ledger_of_dated_amounts_alone_trains_cash_flow_and_skips_the_others(tmp_path):
     """A bank export with no description column (Posted Date, Transaction Amount): cash flow needs none, so it is
