@@ -166,8 +166,22 @@ def read_ledger(path) -> pd.DataFrame:
         raise LedgerError(f"{path.name} is empty; expected a header line and at least one transaction")
     try:
         raw = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as error:
+    except UnicodeDecodeError:
+        data = path.read_bytes()
+        try:
+            data.decode("utf-8")
+            raise LedgerError(f"{path.name} is not UTF-8 text; save it as UTF-8 (in Excel: CSV UTF-8)") from None
+        except UnicodeDecodeError as error:  # where, in the whole file (pandas reads it in chunks)
+            line = data.count(b"\n", 0, error.start) + 1
+            raise LedgerError(
+                f"{path.name} is not UTF-8 text: line {line} has the byte 0x{data[error.start]:02x}, as Windows-1252 "
+                f"or Latin-1 write an accented letter; save the file as UTF-8 (in Excel: CSV UTF-8)") from None
+    except (pd.errors.EmptyDataError, pd.errors.ParserError) as error:
         raise LedgerError(f"{path.name} is not a readable CSV file: {error}") from None
+    if len(raw.columns) == 1 and any(separator in str(raw.columns[0]) for separator in ";\t|"):
+        separator = next(s for s in ";\t|" if s in str(raw.columns[0]))
+        raise LedgerError(f"{path.name} has one column, {str(raw.columns[0])!r}: its fields are separated by "
+                          f"{separator!r}, not commas; save it as comma-separated CSV")
     if raw.empty:
         raise LedgerError(f"{path.name} has a header but no transactions; expected at least one row")
     return raw

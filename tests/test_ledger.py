@@ -377,3 +377,15 @@ def test_a_request_that_is_no_table_of_single_values_is_refused_by_column():
     records = as_frame([{"date": np.array("2024-03-15"), "description": np.array(["a", "b"]), "amount": np.array(-3)}])
     with pytest.raises(LedgerError, match=re.escape("row 0, column 'description': ['a', 'b'] is not a single value")):
         prepare_ledger(records)
+
+
+def test_a_file_in_another_encoding_or_with_another_separator_says_how_to_save_it(tmp_path):
+    (tmp_path / "latin.csv").write_bytes("Date,Description,Amount\n2024-03-15,CAFÉ MONDE,-3\n".encode("cp1252"))
+    with pytest.raises(LedgerError, match=re.escape("latin.csv is not UTF-8 text: line 2 has the byte 0xc9, as "
+                                                    "Windows-1252 or Latin-1 write an accented letter; save the file "
+                                                    "as UTF-8")):
+        read_ledger(tmp_path / "latin.csv")
+    (tmp_path / "semi.csv").write_text("Date;Description;Amount\n2024-03-15;SHELL;-3,00\n")
+    with pytest.raises(LedgerError, match=re.escape("semi.csv has one column, 'Date;Description;Amount': its fields "
+                                                    "are separated by ';', not commas")):
+        read_ledger(tmp_path / "semi.csv")
