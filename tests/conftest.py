@@ -39,6 +39,14 @@ ARTIFACT_ROOT_VARIABLE = "_MLFLOW_SERVER_ARTIFACT_ROOT"
 HELD_BACK_DAYS = 30
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _artifacts_outside_the_repository(tmp_path_factory):
+    """A store a module or session fixture makes (before any test's own) puts its artifacts here, not in ./mlruns."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(ARTIFACT_ROOT_VARIABLE, str(tmp_path_factory.mktemp("artifacts") / "mlruns"))
+        yield
+
+
 @pytest.fixture(scope="session")
 def _empty_store(tmp_path_factory) -> Path:
     """A sqlite tracking store with MLflow's tables made and nothing in them, made once: each test gets a copy
