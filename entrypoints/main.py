@@ -57,7 +57,7 @@ def train_and_register_all(args, floors: dict) -> None:
                                   "date_order": args.date_order, **options})
         # One ledger for every model, so their figures describe the same data; each trains in a nested run.
         data = str(jobs.obtain_ledger(args.data or None, args.sample_rows, args.seed, Path(folder)))
-        header = read_ledger(data).columns
+        header = read_ledger(data, header_only=True).columns
         present = set(canonical_column_names(header).values())
         tasks = [definition.from_options(**options) for definition in TASKS]
         lacking = {task.model_type: [column for column in task.training_columns if column not in present]

@@ -154,8 +154,9 @@ def _problems_message(column: str, positions, values, expected: str, source: str
     return "; ".join(shown)
 
 
-def read_ledger(path) -> pd.DataFrame:
-    """Read a ledger CSV as text, every column kept; the contract is applied by `prepare_ledger`."""
+def read_ledger(path, header_only: bool = False) -> pd.DataFrame:
+    """Read a ledger CSV as text, every column kept; the contract is applied by `prepare_ledger`. With
+    `header_only`, just its columns (a frame of no rows), with the same errors for a file that cannot be read."""
     path = Path(path)
     if not path.is_file():
         looked = "" if path.is_absolute() else (
@@ -165,7 +166,8 @@ def read_ledger(path) -> pd.DataFrame:
     if path.stat().st_size == 0:
         raise LedgerError(f"{path.name} is empty; expected a header line and at least one transaction")
     try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True,
+                          nrows=0 if header_only else None)
     except UnicodeDecodeError:
         data = path.read_bytes()
         try:
@@ -182,7 +184,7 @@ def read_ledger(path) -> pd.DataFrame:
         separator = next(s for s in ";\t|" if s in str(raw.columns[0]))
         raise LedgerError(f"{path.name} has one column, {str(raw.columns[0])!r}: its fields are separated by "
                           f"{separator!r}, not commas; save it as comma-separated CSV")
-    if raw.empty:
+    if raw.empty and not header_only:
         raise LedgerError(f"{path.name} has a header but no transactions; expected at least one row")
     return raw
 
