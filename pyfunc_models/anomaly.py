@@ -4,8 +4,9 @@ Evidence, with every statistic learned from the training ledger:
 
 - amount: a robust (median/MAD, mean-deviation fallback) z-score of log |amount|
   against the merchant's history, or its category's (or type's) when the merchant
-  is new or rare, read as a tail share of the training rows; a merchant never seen
-  multiplies it by how often rare merchants occur in this ledger;
+  is new, read as a tail share of the training rows; a merchant with a few rows is
+  read between its own amounts and its group's (`few_rows_center`); a merchant never
+  seen multiplies it by how often rare merchants occur in this ledger;
 - an IsolationForest on those engineered features (z-scores, merchant history),
   combined with the amount evidence by Fisher's method;
 - duplicates inside the scored batch: same day, same description, same amount
@@ -299,10 +300,62 @@ class StatisticsLookups:
 _LOOKUPS = KeptBeside()
 
 
+def pooled_within_scale(merchant_stats: pd.DataFrame, floor: float) -> float:
+    """How much one merchant's log amounts vary around its own median, pooled over the ledger's merchants with at
+    least two rows: the root of their scales' squares weighted by rows - 1 (a pooled variance), at least `floor`."""
+    repeated = merchant_stats[merchant_stats["count"] >= 2]
+    weights = (repeated["count"] - 1).to_numpy(dtype=float)
+    scales = _filled(repeated["scale"].to_numpy(dtype=float), 0.0)
+    if weights.sum() == 0:
+        return floor
+    return max(float(np.sqrt((weights * scales ** 2).sum() / weights.sum())), floor)
+
+
+def others_median(values: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each value, the median of the other values of its key and how many there are (NaN and 0 when none)."""
+    codes = pd.factorize(keys)[0]
+    order = np.lexsort((values, codes))  # by key, then by value
+    ordered, ordered_codes = values[order], codes[order]
+    sizes = np.bincount(codes)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])[ordered_codes]
+    rank, others = np.arange(len(values)) - starts, sizes[ordered_codes] - 1
+
+    def other(k):  # the k-th smallest of the others: the k-th of the key's values, one further once past the row
+        return ordered[np.minimum(starts + k + (k >= rank), len(values) - 1)]
+
+    median = np.where(others > 0, (other((others - 1) // 2) + other(others // 2)) / 2, np.nan)
+    medians, counts = np.empty(len(values)), np.empty(len(values))
+    medians[order], counts[order] = median, others
+    return medians, counts
+
+
+def few_rows_center(own_median, rows, group_median, group_scale, within_scale: float):
+    """Where a merchant with few rows is centred, and how far its next amount may stray, in log amount.
+
+    The normal-normal model: the merchant's centre is drawn from its group's amounts (mean `group_median`, spread
+    `group_scale`) and each of its rows strays from that centre by `within_scale` (`pooled_within_scale`). Its
+    `rows` rows, at median `own_median`, give the centre's posterior, and the next amount's spread is the pooled one
+    plus the centre's uncertainty. A few identical rents sit at their own amount; one odd row moves it little.
+
+    The pooled spread is that of the ledger's typical merchant; with a few rows it is not known that this merchant is
+    as steady, so its spread is never below its group's shrunk by sqrt(rows + 1) (a fuel station with three visits
+    may vary as fuel does). A group scale of inf is a group never seen: the merchant's own rows alone."""
+    known = np.isfinite(group_scale)
+    prior_precision = np.where(known, 1.0 / np.square(group_scale), 0.0)
+    data_precision = rows / within_scale ** 2
+    precision = prior_precision + data_precision
+    center = (prior_precision * np.where(known, group_median, 0.0)
+              + data_precision * np.where(rows > 0, own_median, 0.0)) / precision
+    spread = np.maximum(np.sqrt(within_scale ** 2 + 1.0 / precision),
+                        np.where(known, group_scale, 0.0) / np.sqrt(rows + 1))
+    return center, spread
+
+
 class AnomalyDetector(LedgerPredictor):
     """Fitted statistics + IsolationForest + threshold; scores raw transactions with a reason each."""
 
     baseline_: CategoryZscore | None = None  # set by fit; None in a detector pickled before it carried one
+    within_scale_: float | None = None  # set by fit; None in a detector pickled before it read merchants with few rows
     # What the contract parses of a request: what the statistics, the forest's features and the duplicate check
     # read. Payment method, status, reference and receipt URL are neither parsed nor kept (0.1 ms of a one-row
     # request); an enumeration never refuses a row, so the answers and refusals are those of parsing every column,
@@ -326,10 +379,11 @@ class AnomalyDetector(LedgerPredictor):
         positive = pd.concat([self.merchant_stats_["scale"], self.group_stats_["scale"]])
         # Groups whose amounts never vary (a fixed subscription) still need a scale: a tenth of the typical one.
         self.scale_floor_ = float(positive[positive > 0].median() * 0.1) if (positive > 0).any() else 0.01
+        self.within_scale_ = pooled_within_scale(self.merchant_stats_, self.scale_floor_)
         counts = self.first_word_stats_["count"]
         # How ordinary a rare or new merchant is in this ledger: the share of rows from rare merchants.
         self.novelty_rate_ = float(counts[counts < MIN_HISTORY].sum() / counts.sum())
-        features, z_reference, _ = self._features(rows)
+        features, z_reference, _ = self._features(rows, held_out=True)
         self.z_reference_ = np.sort(z_reference)
         self.forest_ = IsolationForest(n_estimators=200, random_state=self.seed).fit(features)
         self.forest_reference_ = np.sort(-self.forest_.score_samples(features))
@@ -340,7 +394,11 @@ class AnomalyDetector(LedgerPredictor):
     def _lookups(self) -> "StatisticsLookups":
         return _LOOKUPS.get(self, StatisticsLookups)
 
-    def _features(self, rows: pd.DataFrame):
+    def _features(self, rows: pd.DataFrame, held_out: bool = False):
+        """The forest's features, each row's amount z-score and what its reason quotes. `held_out` (the training
+        rows themselves): a merchant with few rows reads each of its rows against its other rows only, as its next
+        row will be read; against a centre that includes the row itself, its z-scores would all be near 0 and make
+        every later row look rarer than it is."""
         log_amount = np.log1p(np.abs(rows["amount"].to_numpy(dtype=float)))
         merchants = merchant_keys(rows["description"])
         lookups = self._lookups()
@@ -348,7 +406,8 @@ class AnomalyDetector(LedgerPredictor):
         named = by_name[:, COUNT] >= MIN_HISTORY  # NaN (never seen) compares False
         merchant = np.where(named[:, None], by_name, by_first_word)
         count = _filled(by_first_word[:, COUNT], 0.0)
-        trusted = merchant[:, COUNT] >= MIN_HISTORY
+        own_rows = _filled(merchant[:, COUNT], 0.0)
+        trusted = own_rows >= MIN_HISTORY
         groups = amount_groups(rows)
         group = lookups.group(groups)
         # A category with fewer than MIN_HISTORY rows (the MAD of two amounts is about 0, so any amount would look
@@ -367,10 +426,22 @@ class AnomalyDetector(LedgerPredictor):
         z_merchant = (log_amount - merchant[:, MEDIAN]) / np.maximum(_filled(merchant[:, SCALE], self.scale_floor_),
                                                                       self.scale_floor_)
         z_reference = np.where(trusted, z_merchant, z_group)
+        reference_median = np.where(trusted, merchant[:, MEDIAN], group_median)
+        # A merchant with a few rows (a monthly rent in a four-month ledger) is read between its own amounts and its
+        # group's, by how many rows it has (see few_rows_center).
+        few = (own_rows > 0) & ~trusted & (self.within_scale_ is not None)
+        if few.any():
+            own_median, own_count = merchant[few, MEDIAN], own_rows[few]
+            if held_out:
+                own_median, own_count = others_median(log_amount[few], _first_words(merchants[few]))
+            known_group = ~np.isnan(group[few, MEDIAN])  # an unknown group says nothing about the merchant
+            center, spread = few_rows_center(own_median, own_count, group_median[few],
+                                             np.where(known_group, group_scale[few], np.inf), self.within_scale_)
+            z_reference[few] = (log_amount[few] - center) / np.maximum(spread, self.scale_floor_)
+            reference_median[few] = center
         # Relative features only: a large amount that is usual for its merchant is not odd.
         features = np.column_stack([np.clip(z_reference, -50, 50), np.clip(z_group, -50, 50), np.log1p(count)])
-        reference_median = np.where(trusted, merchant[:, MEDIAN], group_median)
-        context = {"merchants": merchants, "count": count, "trusted": trusted,
+        context = {"merchants": merchants, "count": count, "trusted": trusted | few,
                    "reference_median": reference_median, "groups": groups}
         return features, z_reference, context
 

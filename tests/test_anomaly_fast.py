@@ -30,7 +30,8 @@ def ledgers(tmp_path_factory) -> dict:
 
 
 def pandas_features(detector: AnomalyDetector, rows: pd.DataFrame):
-    """AnomalyDetector._features as it was before issue 18 (statistics reindexed with pandas): the reference."""
+    """AnomalyDetector._features as it was before issue 18 (statistics reindexed with pandas): the reference. A
+    merchant with few rows goes through the same few_rows_center: what is compared is how statistics are looked up."""
     log_amount = np.log1p(np.abs(rows["amount"].to_numpy(dtype=float)))
     merchants = merchant_keys(rows["description"])
     by_name = detector.merchant_stats_.reindex(merchants)
@@ -56,9 +57,17 @@ def pandas_features(detector: AnomalyDetector, rows: pd.DataFrame):
     z_merchant = (log_amount - merchant["median"].astype(float).to_numpy()) / np.maximum(
         merchant["scale"].astype(float).fillna(detector.scale_floor_).to_numpy(), detector.scale_floor_)
     z_reference = np.where(trusted, z_merchant, z_group)
-    features = np.column_stack([np.clip(z_reference, -50, 50), np.clip(z_group, -50, 50), np.log1p(count)])
     reference_median = np.where(trusted, merchant["median"].astype(float).to_numpy(), group_median)
-    context = {"merchants": merchants, "count": count, "trusted": trusted,
+    few = (merchant["count"].astype(float).fillna(0).to_numpy() > 0) & ~trusted  # read by few_rows_center
+    if few.any():
+        known_group = group["median"].notna().to_numpy()[few]
+        center, spread = anomaly.few_rows_center(
+            merchant["median"].astype(float).to_numpy()[few], merchant["count"].astype(float).to_numpy()[few],
+            group_median[few], np.where(known_group, group_scale[few], np.inf), detector.within_scale_)
+        z_reference[few] = (log_amount[few] - center) / np.maximum(spread, detector.scale_floor_)
+        reference_median[few] = center
+    features = np.column_stack([np.clip(z_reference, -50, 50), np.clip(z_group, -50, 50), np.log1p(count)])
+    context = {"merchants": merchants, "count": count, "trusted": trusted | few,
                "reference_median": reference_median, "groups": groups}
     return features, z_reference, context
 

@@ -257,3 +257,59 @@ def test_reasons_quote_the_description_as_the_user_wrote_it(unlabelled):
     assert f"the usual for {' '.join(usual['description'].split())}" in reasons[1]
     long_name = f"({'ÉPICERIE MÜLLER & SÖHNE FEINKOST ' + 'X' * (anomaly.REASON_TEXT_LENGTH - 36)}...);"
     assert long_name in reasons[2]
+
+
+def four_months_with_a_rent(seed: int = 3) -> pd.DataFrame:
+    """A four-month bank export, unlabelled: everyday merchants every week, and three merchants with one row a month
+    (a rent, a phone bill and a salary), so that each has three rows before the fourth month."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for day in pd.date_range("2025-02-01", "2025-05-31", freq="D"):
+        for merchant, median, share in (("TRADER JOE'S #552", 70, 0.35), ("UBER *TRIP", 20, 0.3),
+                                        ("STARBUCKS 0331", 7, 0.4), ("SHELL OIL 5741", 45, 0.15)):
+            if rng.random() < share:
+                rows.append((day, "expense", merchant, -round(median * rng.lognormal(0, 0.3), 2)))
+        if day.day == 3:
+            rows += [(day, "expense", "ZELLE TO JOHN SMITH RENT", -2400.0), (day, "expense", "T-MOBILE BILL", -85.0),
+                     (day, "income", "ACME CORP PAYROLL", 4100.0)]
+    raw = pd.DataFrame(rows, columns=["date", "type", "description", "amount"])
+    return prepare_ledger(raw.assign(date=raw["date"].dt.strftime("%Y-%m-%d")))[0]
+
+
+def test_a_monthly_rent_in_a_four_month_ledger_is_read_against_the_earlier_rents():
+    ledger = four_months_with_a_rent()
+    outcome = AnomalyTask().train(ledger, log=quiet)
+    detector = outcome.predictor
+    may_bills = ledger[(ledger["date"] == "2025-05-03") & ledger["description"].isin(
+        ["ZELLE TO JOHN SMITH RENT", "T-MOBILE BILL", "ACME CORP PAYROLL"])].reset_index(drop=True)
+    assert sorted(may_bills["description"]) == ["ACME CORP PAYROLL", "T-MOBILE BILL", "ZELLE TO JOHN SMITH RENT"]
+    usual = detector.predict(may_bills)
+    # Compared with every expense, as before, the usual rent scored 0.986 against a threshold of 0.992 (on a bank's
+    # four-month export it was flagged: "amount 61.0x the usual for expense"), ten times the phone bill was not
+    # flagged and ten times the rent was "926.9x the usual for expense".
+    assert not usual["is_anomaly"].any(), usual
+    # Its own few rows are its reference: ten times each is flagged, and the reason names the merchant itself.
+    spike = detector.predict(may_bills.assign(amount=may_bills["amount"] * 10))
+    assert spike["is_anomaly"].all(), spike
+    rent = may_bills.index[may_bills["description"] == "ZELLE TO JOHN SMITH RENT"][0]
+    assert re.fullmatch(r"amount 1\d\.\dx the usual for ZELLE TO JOHN SMITH RENT", spike.loc[rent, "reason"])
+
+
+def test_few_rows_center_sits_at_a_steady_merchants_own_amount_and_weighs_its_rows():
+    group_median, group_scale, within = np.log1p(50.0), 1.2, 0.3
+    center, spread = anomaly.few_rows_center(np.array([np.log1p(2400.0)] * 3), np.array([1.0, 3.0, 0.0]),
+                                             np.full(3, group_median), np.full(3, group_scale), within)
+    off = np.abs(center - np.log1p(2400.0))
+    assert off[1] < 0.1 < off[0] < 0.25  # one row moves the centre most of the way from its group's; three, nearly all
+    assert center[2] == pytest.approx(group_median)  # no rows: the group's
+    assert spread[2] == pytest.approx(np.sqrt(within ** 2 + group_scale ** 2))
+    assert spread[1] == pytest.approx(group_scale / 2)  # never steadier than its group's spread over sqrt(rows + 1)
+    never_seen_group = anomaly.few_rows_center(np.array([3.0]), np.array([2.0]), np.array([9.0]), np.array([np.inf]),
+                                               within)
+    assert never_seen_group[0][0] == pytest.approx(3.0)
+
+
+def test_others_median_leaves_each_row_out():
+    medians, counts = anomaly.others_median(np.array([1.0, 2.0, 9.0, 5.0, 7.0]), np.array(["a", "a", "a", "b", "c"]))
+    assert medians[:3].tolist() == [5.5, 5.0, 1.5] and counts.tolist() == [2, 2, 2, 0, 0]
+    assert np.isnan(medians[3:]).all()
