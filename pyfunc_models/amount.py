@@ -24,7 +24,7 @@ from xgboost import XGBRegressor
 from pyfunc_models import config
 from pyfunc_models.features import (LeanPipeline, columns_selected, lean, merchant_keys, predict_in_one_thread,
                                     transaction_features)
-from pyfunc_models.ledger import LedgerError, request_rows
+from pyfunc_models.ledger import LedgerError, request_rows, signed_by_type
 from pyfunc_models.predictor import LedgerPredictor, baseline_metrics
 from pyfunc_models.splits import time_split
 from pyfunc_models.task import Gate, Monitoring, Option, Purpose, Sample, Watch, Watched
@@ -37,14 +37,6 @@ DEFAULT_MAX_TREE_ROWS = 50_000
 DEFAULT_MAX_SEARCH_ROWS = 100_000  # candidates are compared on at most this many recent training rows
 MIN_TRAINING_ROWS = 50  # past, test and a calibration slice each need a few rows
 CALIBRATION_FRACTION = 0.2  # the latest share of the training past, held back to calibrate the interval
-
-
-def signed_by_type(amount: np.ndarray, kinds: np.ndarray) -> np.ndarray:
-    """Amounts signed as the model learns and answers them, money out negative, whatever sign the ledger wrote: an
-    export may write every amount positive and let `type` say the direction (the Titans export does). An expense is
-    -|amount|, income +|amount|; any other type (none after the contract, which takes it from the sign) as written."""
-    magnitude = np.abs(amount)
-    return np.where(kinds == "expense", -magnitude, np.where(kinds == "income", magnitude, amount))
 
 
 def signed_log(amount):
@@ -156,7 +148,8 @@ class AmountPredictor(LedgerPredictor):
         if not LEVEL_RANGE[0] <= float(level) <= LEVEL_RANGE[1]:
             raise LedgerError(f"param 'level' is {level}; expected a coverage between {LEVEL_RANGE[0]} and "
                               f"{LEVEL_RANGE[1]}, e.g. 0.9")
-        kinds = transactions["type"].to_numpy(dtype=object)
+        types = transactions["type"]
+        kinds = types.to_numpy(dtype=object)
         unknown = kinds == config.UNKNOWN
         if unknown.any():  # no type and no amount: the sign would be a guess; the ledger's usual type is a better one
             transactions = transactions.assign(type=np.where(unknown, self.usual_type, kinds))
@@ -165,7 +158,7 @@ class AmountPredictor(LedgerPredictor):
         width = self.half_width(float(level))
         predicted = np.round(signed_exp(center), 2)
         lower, upper = np.round(signed_exp(center - width), 2), np.round(signed_exp(center + width), 2)
-        actual = signed_by_type(transactions["amount"].to_numpy(dtype=float), kinds)  # as sent: an unknown type's too
+        actual = signed_by_type(transactions["amount"].to_numpy(dtype=float), types)  # as sent: unknown too
         missing = np.isnan(actual)
         deviation = np.where(missing, 0.0, np.round(actual - predicted, 2))
         outside = (actual < lower) | (actual > upper)
@@ -308,7 +301,7 @@ def scored_rows(ledger: pd.DataFrame) -> pd.DataFrame:
     """The rows an amount model learns from and is scored on: those that moved a non-zero amount, signed by their
     type (`signed_by_type`)."""
     rows = ledger[ledger["amount"] != 0]
-    signed = signed_by_type(rows["amount"].to_numpy(dtype=float), rows["type"].to_numpy(dtype=object))
+    signed = signed_by_type(rows["amount"].to_numpy(dtype=float), rows["type"])
     return rows.assign(amount=signed).reset_index(drop=True)
 
 

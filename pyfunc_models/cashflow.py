@@ -51,7 +51,7 @@ except ImportError:  # another pandas: the public call, same numbers
     _roll_mean = None
 
 from pyfunc_models import config
-from pyfunc_models.ledger import LedgerError, among, request_rows, text_column
+from pyfunc_models.ledger import LedgerError, among, request_rows, signed_by_type, text_column
 from pyfunc_models.predictor import LedgerPredictor
 from pyfunc_models.task import PER_LEDGER, Gate, ModelTask, Monitoring, Option, Purpose, Sample, Watch, Watched
 from pyfunc_models.training import MIN_SCORED_ROWS, CandidateResult, NotEnoughData, TrainingOutcome
@@ -76,8 +76,7 @@ def daily_net_flow(ledger: pd.DataFrame) -> pd.Series:
     if not moved.any():
         raise LedgerError(f"no transactions that moved money (every one is "
                           f"{' or '.join(config.NO_MONEY_MOVED_STATUSES)}); expected dated amounts")
-    magnitude = np.abs(ledger["amount"].to_numpy(dtype=float)[moved])
-    flow = np.where(among(ledger["type"], ("income",))[moved], magnitude, -magnitude)
+    flow = signed_by_type(ledger["amount"].to_numpy(dtype=float), ledger["type"])[moved]
     dates = ledger["date"].to_numpy()[moved]
     if dates.dtype.kind == "M" and np.isfinite(flow).all():
         days = dates.astype("datetime64[D]")

