@@ -1,13 +1,17 @@
 """Monitoring's statistics and decision rules, without a model or MLflow (fast tier)."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.metrics import f1_score
 
 from pyfunc_models import config
 from pyfunc_models.category import macro_f1
 from pyfunc_models.monitoring import statistics as st
-from pyfunc_models.monitoring.profile import OK, RETRAIN, WARN, _judge_distribution, _judge_metric, _rate_check
+from pyfunc_models.cashflow import daily_net_flow
+from pyfunc_models.ledger import prepare_ledger
+from pyfunc_models.monitoring.profile import (OK, RETRAIN, WARN, _daily_totals, _judge_distribution, _judge_metric,
+                                             _rate_check, history_rows)
 from pyfunc_models.task import Sample
 
 T = config.MONITORING
@@ -102,3 +106,22 @@ def test_since_splits_a_whole_export_into_history_and_the_period():
     assert len(whole) == 90 and nothing.empty
     with pytest.raises(LedgerError, match="no transaction on or after since=2027-01-01"):
         split_period(ledger, "2027-01-01")
+
+
+def test_the_kept_daily_totals_give_the_daily_series_of_the_rows_they_stand_for():
+    """A monitoring profile keeps a forecaster's history as daily totals per type and status; read back, they must
+    give the daily net flow of the rows themselves, whatever sign the ledger wrote (the Titans export writes every
+    amount positive and lets the type say the direction) and for a row whose type is unknown."""
+    raw = pd.DataFrame({"date": ["2024-03-01", "2024-03-01", "2024-03-02", "2024-03-02", "2024-03-04", "2024-03-04"],
+                        "description": ["rent", "salary", "coffee", "transfer", "fuel", "cancelled"],
+                        "amount": ["1200", "3000", "-4.5", "-20", "-60", "99"],
+                        "type": ["Expense", "Income", "", "", "expense", "expense"],
+                        "status": ["paid", "received", "completed", "completed", "pending", "cancelled"]})
+    rows = prepare_ledger(raw)[0]
+    rows.loc[3, "type"] = config.UNKNOWN  # a hand-made ledger may hold any type: the amount's sign decides
+    kept = {"history": _daily_totals(rows)}
+    expected = pd.Series([1800.0, -24.5, 0.0, -60.0], index=pd.date_range("2024-03-01", periods=4, freq="D"))
+    pd.testing.assert_series_equal(daily_net_flow(rows), expected, check_names=False, check_freq=False,
+                                  check_index_type=False)
+    pd.testing.assert_series_equal(daily_net_flow(history_rows(kept)), expected, check_names=False, check_freq=False,
+                                  check_index_type=False)

@@ -20,7 +20,7 @@ import pandas as pd
 
 from pyfunc_models import config
 from pyfunc_models.features import merchant_keys
-from pyfunc_models.ledger import LedgerError
+from pyfunc_models.ledger import LedgerError, signed_by_type
 from pyfunc_models.monitoring import statistics as st
 from pyfunc_models.task import ModelTask, Sample
 
@@ -95,9 +95,11 @@ def _distribution(values, bins: int) -> dict:
 
 
 def _daily_totals(rows: pd.DataFrame) -> list:
-    """[date, type, status, sum of |amount|] per day: all a model reading only those columns needs of a history."""
+    """[date, type, status, sum of its amounts signed by type] per day: all a model reading only those columns needs
+    of a history. (A profile written before kept sums of |amount|; `history_rows` reads both.)"""
     frame = pd.DataFrame({"date": pd.DatetimeIndex(rows["date"]).strftime("%Y-%m-%d"), "type": rows["type"],
-                          "status": rows["status"], "amount": np.abs(rows["amount"].to_numpy(dtype=float))})
+                          "status": rows["status"],
+                          "amount": signed_by_type(rows["amount"].to_numpy(dtype=float), rows["type"])})
     totals = frame.groupby(["date", "type", "status"], sort=True)["amount"].sum().round(2)
     return [[date, kind, status, float(amount)] for (date, kind, status), amount in totals.items()]
 
@@ -107,7 +109,7 @@ def history_rows(profile: dict) -> pd.DataFrame:
     records = profile.get("history") or []
     frame = pd.DataFrame(records, columns=["date", "type", "status", "amount"])
     frame["date"] = pd.to_datetime(frame["date"])
-    frame["amount"] = np.where(frame["type"] == "expense", -frame["amount"], frame["amount"]).astype(float)
+    frame["amount"] = signed_by_type(frame["amount"].to_numpy(dtype=float), frame["type"])
     for column in config.COLUMNS:
         if column not in frame:
             frame[column] = "daily total" if column == "description" else ""
