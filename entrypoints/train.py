@@ -53,7 +53,7 @@ def main(argv=None):
     trained = jobs.run_entry_point(jobs.train_model, configured, args.data or None, args.experiment_name, args.seed,
                                    args.sample_rows, date_order=args.date_order)
     print(f"\nmodel: {trained.model_uri}  (run {trained.run_id})")
-    print(jobs.metrics_table(trained, task.report_metrics))
+    print(jobs.metrics_table(trained, configured.report_metrics))  # the task trained: it may name others
 
 
 if __name__ == "__main__":

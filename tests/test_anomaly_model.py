@@ -15,6 +15,8 @@ from pyfunc_models.anomaly import (AnomalyDetector, AnomalyTask, batch_duplicate
 from pyfunc_models.generator import generate_ledger
 from pyfunc_models.ledger import prepare_ledger, request_rows
 from pyfunc_models.training import NotEnoughData
+from tests import real_ledgers
+from tests.conftest import python_module
 
 
 def quiet(message):
@@ -173,6 +175,15 @@ def test_a_ledger_of_130_rows_trains_with_a_sane_threshold(small):
     assert outcome.metrics["recall_planted_duplicate"] == 1.0
     assert outcome.metrics["flag_rate_untouched"] <= 0.2
     assert set(gate_metrics(in_process(outcome.predictor), outcome.test)) >= {"f1", "baseline_category_zscore_f1"}
+
+
+@pytest.mark.slow  # a training process (about 10 s)
+def test_train_anomaly_on_an_unlabelled_ledger_prints_the_planted_metrics_it_was_judged_on(tmp_path):
+    ledger = real_ledgers.tiny(tmp_path / "ledger.csv")
+    printed = python_module("entrypoints.train", "anomaly", "--data", str(ledger),
+                            uri=f"sqlite:///{tmp_path}/mlflow.db").stdout
+    table = printed[printed.index("\nmetric "):]
+    assert "recall_planted_spike" in table and "recall_spike" not in table and " nan" not in table, printed
 
 
 def test_too_small_a_ledger_says_so_in_numbers(small):
