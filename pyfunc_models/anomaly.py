@@ -398,7 +398,8 @@ class AnomalyDetector(LedgerPredictor):
         """The forest's features, each row's amount z-score and what its reason quotes. `held_out` (the training
         rows themselves): a merchant with few rows reads each of its rows against its other rows only, as its next
         row will be read; against a centre that includes the row itself, its z-scores would all be near 0 and make
-        every later row look rarer than it is."""
+        every later row look rarer than it is. (A merchant with MIN_HISTORY rows or more is read with the row
+        included, as before: the row moves its median and scale less.)"""
         log_amount = np.log1p(np.abs(rows["amount"].to_numpy(dtype=float)))
         merchants = merchant_keys(rows["description"])
         lookups = self._lookups()
@@ -406,8 +407,7 @@ class AnomalyDetector(LedgerPredictor):
         named = by_name[:, COUNT] >= MIN_HISTORY  # NaN (never seen) compares False
         merchant = np.where(named[:, None], by_name, by_first_word)
         count = _filled(by_first_word[:, COUNT], 0.0)
-        own_rows = _filled(merchant[:, COUNT], 0.0)
-        trusted = own_rows >= MIN_HISTORY
+        trusted = merchant[:, COUNT] >= MIN_HISTORY  # NaN (never seen) compares False
         groups = amount_groups(rows)
         group = lookups.group(groups)
         # A category with fewer than MIN_HISTORY rows (the MAD of two amounts is about 0, so any amount would look
@@ -427,13 +427,15 @@ class AnomalyDetector(LedgerPredictor):
                                                                       self.scale_floor_)
         z_reference = np.where(trusted, z_merchant, z_group)
         reference_median = np.where(trusted, merchant[:, MEDIAN], group_median)
-        # A merchant with a few rows (a monthly rent in a four-month ledger) is read between its own amounts and its
-        # group's, by how many rows it has (see few_rows_center).
+        # A merchant with a few rows of its own name (a monthly rent in a four-month ledger) is read between its own
+        # amounts and its group's, by how many rows it has (see few_rows_center). Only its own name's: a new name
+        # that shares a first word with a few rows ("ACME HARDWARE" after three "ACME CORP PAYROLL") is new.
+        own_rows = _filled(by_name[:, COUNT], 0.0)
         few = (own_rows > 0) & ~trusted & (self.within_scale_ is not None)
         if few.any():
-            own_median, own_count = merchant[few, MEDIAN], own_rows[few]
+            own_median, own_count = by_name[few, MEDIAN], own_rows[few]
             if held_out:
-                own_median, own_count = others_median(log_amount[few], _first_words(merchants[few]))
+                own_median, own_count = others_median(log_amount[few], merchants[few])
             known_group = ~np.isnan(group[few, MEDIAN])  # an unknown group says nothing about the merchant
             center, spread = few_rows_center(own_median, own_count, group_median[few],
                                              np.where(known_group, group_scale[few], np.inf), self.within_scale_)

@@ -58,11 +58,11 @@ def pandas_features(detector: AnomalyDetector, rows: pd.DataFrame):
         merchant["scale"].astype(float).fillna(detector.scale_floor_).to_numpy(), detector.scale_floor_)
     z_reference = np.where(trusted, z_merchant, z_group)
     reference_median = np.where(trusted, merchant["median"].astype(float).to_numpy(), group_median)
-    few = (merchant["count"].astype(float).fillna(0).to_numpy() > 0) & ~trusted  # read by few_rows_center
+    few = (by_name["count"].fillna(0).to_numpy() > 0) & ~trusted  # its own name's few rows: few_rows_center
     if few.any():
         known_group = group["median"].notna().to_numpy()[few]
         center, spread = anomaly.few_rows_center(
-            merchant["median"].astype(float).to_numpy()[few], merchant["count"].astype(float).to_numpy()[few],
+            by_name["median"].to_numpy()[few], by_name["count"].to_numpy()[few],
             group_median[few], np.where(known_group, group_scale[few], np.inf), detector.within_scale_)
         z_reference[few] = (log_amount[few] - center) / np.maximum(spread, detector.scale_floor_)
         reference_median[few] = center

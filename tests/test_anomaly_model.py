@@ -306,6 +306,19 @@ def test_a_monthly_rent_in_a_four_month_ledger_is_read_against_the_earlier_rents
     assert re.fullmatch(r"amount 1\d\.\dx the usual for ZELLE TO JOHN SMITH RENT", spike.loc[rent, "reason"])
 
 
+def test_a_new_name_that_shares_a_first_word_with_a_few_rows_is_a_new_merchant():
+    """Only a merchant's own name's few rows are its history: the first word is a coarser key, trusted from
+    MIN_HISTORY rows on. Three salary rows of ACME CORP PAYROLL say nothing of what ACME HARDWARE charges."""
+    ledger = four_months_with_a_rent()
+    detector = AnomalyTask().train(ledger, log=quiet).predictor
+    payroll = ledger[ledger["description"] == "ACME CORP PAYROLL"].iloc[[-1]].reset_index(drop=True)
+    hardware = payroll.assign(description="ACME HARDWARE", type="expense", amount=-4100.0)
+    answer = detector.predict(hardware)
+    # Compared with the expenses, as it was before few-row merchants were read; read as ACME CORP PAYROLL's next row
+    # it scored 0.90, not flagged.
+    assert answer["is_anomaly"][0] and answer["reason"][0].endswith("x the usual for expense"), answer
+
+
 def test_few_rows_center_sits_at_a_steady_merchants_own_amount_and_weighs_its_rows():
     group_median, group_scale, within = np.log1p(50.0), 1.2, 0.3
     center, spread = anomaly.few_rows_center(np.array([np.log1p(2400.0)] * 3), np.array([1.0, 3.0, 0.0]),

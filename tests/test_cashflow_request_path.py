@@ -23,7 +23,8 @@ HORIZONS = (1, 6, 7, 8, 30, 45, 365)
 
 
 def plain_daily_net_flow(ledger: pd.DataFrame) -> pd.Series:
-    """The daily series as pandas reads it: the code the numpy path replaces."""
+    """The daily series as pandas reads it, signed as `ledger.signed_by_type` signs it: what the numpy path must
+    give."""
     moved = ~ledger["status"].isin(config.NO_MONEY_MOVED_STATUSES).to_numpy()
     amount, kinds = ledger["amount"].to_numpy()[moved], ledger["type"].to_numpy()[moved]
     flow = np.where(kinds == "income", np.abs(amount), np.where(kinds == "expense", -np.abs(amount), amount))

@@ -229,8 +229,9 @@ def test_the_prepared_frame_is_what_pandas_makes_of_its_columns():
 
 
 def _plain_daily_net_flow(ledger: pd.DataFrame) -> pd.Series:
-    """`daily_net_flow` as it was written before it read only its columns: the reference it must equal. A type
-    other than income or expense keeps its amount's sign, as the contract reads a row without a type."""
+    """`daily_net_flow` written the plain pandas way (the whole ledger filtered, then grouped): the reference it
+    must equal. A type other than income or expense keeps its amount's sign, as the contract reads a row without
+    a type (`ledger.signed_by_type`)."""
     moved = ledger[~ledger["status"].isin(config.NO_MONEY_MOVED_STATUSES)]
     magnitude, kinds = moved["amount"].abs().to_numpy(), moved["type"].to_numpy()
     flow = np.where(kinds == "income", magnitude, np.where(kinds == "expense", -magnitude, moved["amount"].to_numpy()))

@@ -112,15 +112,16 @@ def test_the_kept_daily_totals_give_the_daily_series_of_the_rows_they_stand_for(
     """A monitoring profile keeps a forecaster's history as daily totals per type and status; read back, they must
     give the daily net flow of the rows themselves, whatever sign the ledger wrote (the Titans export writes every
     amount positive and lets the type say the direction) and for a row whose type is unknown."""
-    raw = pd.DataFrame({"date": ["2024-03-01", "2024-03-01", "2024-03-02", "2024-03-02", "2024-03-04", "2024-03-04"],
-                        "description": ["rent", "salary", "coffee", "transfer", "fuel", "cancelled"],
-                        "amount": ["1200", "3000", "-4.5", "-20", "-60", "99"],
-                        "type": ["Expense", "Income", "", "", "expense", "expense"],
-                        "status": ["paid", "received", "completed", "completed", "pending", "cancelled"]})
+    raw = pd.DataFrame({"date": ["2024-03-01", "2024-03-01", "2024-03-02", "2024-03-02", "2024-03-03", "2024-03-04",
+                                 "2024-03-04"],
+                        "description": ["rent", "salary", "coffee", "transfer", "transfer", "fuel", "cancelled"],
+                        "amount": ["1200", "3000", "-4.5", "-20", "20", "-60", "99"],
+                        "type": ["Expense", "Income", "", "", "", "expense", "expense"],
+                        "status": ["paid", "received", "completed", "completed", "completed", "pending", "cancelled"]})
     rows = prepare_ledger(raw)[0]
-    rows.loc[3, "type"] = config.UNKNOWN  # a hand-made ledger may hold any type: the amount's sign decides
+    rows.loc[[3, 4], "type"] = config.UNKNOWN  # a hand-made ledger may hold any type: the amount's sign decides
     kept = {"history": _daily_totals(rows)}
-    expected = pd.Series([1800.0, -24.5, 0.0, -60.0], index=pd.date_range("2024-03-01", periods=4, freq="D"))
+    expected = pd.Series([1800.0, -24.5, 20.0, -60.0], index=pd.date_range("2024-03-01", periods=4, freq="D"))
     pd.testing.assert_series_equal(daily_net_flow(rows), expected, check_names=False, check_freq=False,
                                   check_index_type=False)
     pd.testing.assert_series_equal(daily_net_flow(history_rows(kept)), expected, check_names=False, check_freq=False,
