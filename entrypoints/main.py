@@ -13,7 +13,7 @@ from pathlib import Path
 from entrypoints import add_date_order, add_option, whole_number
 from pyfunc_models import access, config, jobs, registry, tracking
 from pyfunc_models.encoder_build import EncoderUnavailable
-from pyfunc_models.ledger import LedgerError, canonical_column_names, read_ledger
+from pyfunc_models.ledger import LedgerError, read_ledger, readable_columns
 from pyfunc_models.model_types import TASKS, task_class
 from pyfunc_models.task import PER_LEDGER
 from pyfunc_models.training import NotEnoughData
@@ -58,7 +58,7 @@ def train_and_register_all(args, floors: dict) -> None:
         # One ledger for every model, so their figures describe the same data; each trains in a nested run.
         data = str(jobs.obtain_ledger(args.data or None, args.sample_rows, args.seed, Path(folder)))
         header = read_ledger(data, header_only=True).columns
-        present = set(canonical_column_names(header).values())
+        present = readable_columns(header)
         tasks = [definition.from_options(**options) for definition in TASKS]
         lacking = {task.model_type: [column for column in task.training_columns if column not in present]
                    for task in tasks}

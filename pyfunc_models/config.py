@@ -58,6 +58,14 @@ COLUMN_ALIASES = {
     "anomaly": ANOMALY_LABEL,
 }
 
+# An export without an amount column may write each amount in one of two columns, money out and money in (Debit
+# and Credit, Paid out and Paid in, YNAB's Outflow and Inflow); the contract reads the pair as one signed amount.
+# Names normalised as above; a currency code may follow ("Debit (EUR)": debit_eur).
+MONEY_OUT_COLUMNS = ("debit", "debits", "debit_amount", "withdrawal", "withdrawals", "withdrawal_amount", "paid_out",
+                     "money_out", "outflow", "amount_out")
+MONEY_IN_COLUMNS = ("credit", "credits", "credit_amount", "deposit", "deposits", "deposit_amount", "paid_in",
+                    "money_in", "inflow", "amount_in")
+
 # The enumerated columns: each has its canonical values and one table mapping every other spelling seen in
 # exports (the Titans export and its sample, bank exports) onto one of them. Keys are normalised like column
 # names (accents folded, lower case, words joined by "_"). A value that is none of these, nor a close typo,

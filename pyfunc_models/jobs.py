@@ -55,6 +55,9 @@ def report_ledger(report) -> None:
     """What reading the ledger did, on the terminal and on the run: corrections, unknown values, dropped rows,
     and a day/month order that had to be guessed."""
     mlflow.log_dict(report.as_dict(), "ledger/normalisation_report.json")
+    if report.amount_columns:
+        money_out, money_in = report.amount_columns
+        print(f"amount: column {money_in!r} minus column {money_out!r} (the ledger writes money in and out apart)")
     if report.corrected or report.unknown:
         print(f"normalised enumerations: {json.dumps({**report.corrected, **{'unknown': report.unknown}})}")
     for why, dropped in report.dropped_rows.items():

@@ -76,6 +76,7 @@ class LedgerReport:
     # True when the order was a guess: date_order='auto' and no date in the column could be read one way only.
     date_order_ambiguous: bool = False
     dropped_rows: dict = field(default_factory=dict)  # reason -> {"count": n, "examples": [raw values]}
+    amount_columns: list | None = None  # [money out, money in] when the amount was read from two columns
 
     def as_dict(self) -> dict:
         return {
@@ -87,6 +88,7 @@ class LedgerReport:
             "date_order": self.date_order,
             "date_order_ambiguous": self.date_order_ambiguous,
             "dropped_rows": self.dropped_rows,
+            "amount_columns": self.amount_columns,
         }
 
 
@@ -112,6 +114,7 @@ class CharacterTable(dict):
 
 _COMBINING_MARKS = CharacterTable(lambda c: "" if unicodedata.combining(c) else c)
 _NAME_SEPARATORS = re.compile(r"[^0-9a-z]+")
+_CURRENCY_SUFFIX = re.compile(r"_[a-z]{3}$")  # "Debit (EUR)" is a debit column
 _NON_ASCII_NAME_SEPARATORS = CharacterTable(
     lambda c: c if c.isalnum() or unicodedata.category(c).startswith("M") else "_")
 
@@ -126,6 +129,35 @@ def _normalise_name(name) -> str:
 def canonical_column_names(columns) -> dict:
     """Map each given column name to its canonical name (unknown names map to None)."""
     return {column: _canonical_name(str(column)) for column in columns}
+
+
+def split_amount_columns(columns) -> tuple | None:
+    """The (money out, money in) columns of an export that writes each amount in one of two columns (Debit and
+    Credit, Paid out and Paid in), or None if it has no such pair; refused if either kind is named twice."""
+    return _split_amount_columns(tuple(columns))
+
+
+@functools.lru_cache(maxsize=256)  # an amount model's every request has no amount column: its header, once
+def _split_amount_columns(columns: tuple) -> tuple | None:
+    found = {}
+    for column in columns:
+        name = _normalise_name(str(column))
+        spellings = {name, _CURRENCY_SUFFIX.sub("", name)}
+        for kind, names in (("money out", config.MONEY_OUT_COLUMNS), ("money in", config.MONEY_IN_COLUMNS)):
+            if spellings & set(names):
+                if kind in found:
+                    raise LedgerError(f"columns {found[kind]!r} and {column!r} both mean {kind}; keep only one")
+                found[kind] = column
+    return (found["money out"], found["money in"]) if len(found) == 2 else None
+
+
+def readable_columns(columns) -> set:
+    """The canonical columns the contract reads from a table with these column names: an amount from a pair of
+    money out / money in columns too."""
+    present = set(canonical_column_names(columns).values()) - {None}
+    if "amount" not in present and split_amount_columns(columns):
+        present.add("amount")
+    return present
 
 
 @functools.lru_cache(maxsize=256)  # a served model sees the same few headers request after request
@@ -309,6 +341,24 @@ def parse_amounts(values: pd.Series, column: str = "amount", source: str | None 
         raise LedgerError(_problems_message(column, huge, [_shown(v) for v in values.iloc[huge]],
                                             f"is not a plausible amount; expected at most {MAX_PLAUSIBLE_AMOUNT:,.0f} "
                                             f"in size", source))
+    return amounts
+
+
+def split_amounts(money_out: pd.Series, money_in: pd.Series, source: str | None = None,
+                  missing_ok: bool = False) -> np.ndarray:
+    """One signed amount a row from an export's two columns, money in minus money out (either written with or
+    without its sign); a row with both empty is refused, naming both columns, unless `missing_ok`."""
+    out = np.abs(parse_amounts(money_out, str(money_out.name), source, missing_ok=True))
+    into = np.abs(parse_amounts(money_in, str(money_in.name), source, missing_ok=True))
+    amounts = np.where(np.isnan(into), 0.0, into) - np.where(np.isnan(out), 0.0, out)
+    neither = np.isnan(out) & np.isnan(into)
+    amounts[neither] = np.nan
+    if neither.any() and not missing_ok:
+        empty = np.flatnonzero(neither)
+        rows = ", ".join(_row_name(int(p), source) for p in empty[:MAX_PROBLEMS_SHOWN])
+        more = f" and {len(empty) - MAX_PROBLEMS_SHOWN} more row(s)" if len(empty) > MAX_PROBLEMS_SHOWN else ""
+        raise LedgerError(f"{rows}{more}: columns {money_out.name!r} and {money_in.name!r} are both empty; "
+                          f"expected the amount in one of them")
     return amounts
 
 
@@ -649,8 +699,14 @@ def prepare_ledger(
             seen[canonical] = original
     if columns is not None:
         seen = {canonical: original for canonical, original in seen.items() if canonical in columns}
+    split = None  # (money out, money in): an export that writes each amount in one of two columns
+    if "amount" not in seen and (columns is None or "amount" in columns):
+        split = split_amount_columns(raw.columns)
+        if split:
+            report.dropped_columns = [c for c in report.dropped_columns if c not in map(str, split)]
+            report.amount_columns = [str(c) for c in split]
     made = [c for c in config.COLUMNS if not only_read or columns is None or c in columns or c in nonempty]
-    missing = [column for column in required if column not in seen]
+    missing = [column for column in required if column not in seen and not (column == "amount" and split)]
     if missing:
         found = ", ".join(map(str, raw.columns)) or "none"
         raise LedgerError(
@@ -664,6 +720,9 @@ def prepare_ledger(
 
     for column, values in given.items():
         _refuse_nested(values, column, source)
+    if split:
+        for column in split:
+            _refuse_nested(raw[column], str(column), source)
 
     # Text columns are Arrow string arrays until the frame is made (`_frame_column`): pandas keeps text as
     # Arrow, so a request's text never goes through Python objects and back.
@@ -683,6 +742,7 @@ def prepare_ledger(
     ledger = {
         "date": dates,
         "amount": parse_amounts(given["amount"], source=source, missing_ok=missing_amount_ok) if "amount" in given
+        else split_amounts(raw[split[0]], raw[split[1]], source, missing_amount_ok) if split
         else np.full(rows, np.nan),
     }
     for column in ("description", "reference", "receipt_url"):

@@ -15,6 +15,7 @@ tuned to any model.
     bank_style             a bank's export: 'Posted Date', signed amounts, MEMO-style merchants, a year
     personal_finance       another tool's history: lower-case categories, extra columns, ISO dates
     tiny                   four months with an all-empty column and whole-number amounts
+    uk_bank                a UK bank's current account: 'Paid out' and 'Paid in' columns, £, day-first dates
 """
 
 from __future__ import annotations
@@ -434,10 +435,58 @@ def tiny(path, seed: int = 55) -> Path:
     return _write(path, TINY_HEADER, lines)
 
 
+# --- a UK bank's current account: money out and money in in two columns -------------------------------------
+
+UK_BANK_HEADER = ("Date", "Transaction type", "Description", "Paid out", "Paid in", "Balance")
+_UK_EVERYDAY = (  # (merchant, transaction type, rows over the half year)
+    (Merchant(("TESCO STORES 3217", "TESCO EXPRESS 2041"), "groceries", 34.0, 0.45), "Contactless payment", 40),
+    (Merchant(("SAINSBURYS S/MKTS",), "groceries", 52.0, 0.4), "Visa purchase", 18),
+    (Merchant(("PRET A MANGER", "COSTA COFFEE"), "eating out", 6.4, 0.25), "Contactless payment", 45),
+    (Merchant(("TFL TRAVEL CH",), "transport", 8.1, 0.35), "Contactless payment", 50),
+    (Merchant(("AMAZON.CO.UK*{n}",), "shopping", 23.0, 0.7), "Visa purchase", 12),
+    (Merchant(("BOOTS 1142",), "health", 11.5, 0.5), "Contactless payment", 8),
+)
+_UK_BILLS = (  # (merchant, transaction type, day of the month)
+    (Merchant(("LANDLORD J PATEL RENT",), "rent", 1350.0, 0.0), "Standing order", 1),
+    (Merchant(("COUNCIL TAX LBH",), "bills", 142.0, 0.0), "Direct debit", 3),
+    (Merchant(("OCTOPUS ENERGY",), "bills", 96.0, 0.15), "Direct debit", 12),
+    (Merchant(("VIRGIN MEDIA",), "bills", 45.0, 0.0), "Direct debit", 18),
+)
+
+
+def uk_bank(path, seed: int = 66) -> Path:
+    """A UK current account over half a year (2024-01-01 to 2024-06-30), unlabelled and uncategorised:
+    `Date,Transaction type,Description,Paid out,Paid in,Balance` with day-first dates (DD/MM/YYYY), each amount in
+    `Paid out` or `Paid in` with a pound sign and the other cell empty, a running balance, and the bank's own
+    transaction types (Contactless payment, Direct debit, Standing order, Bank credit), most of which are neither
+    income nor expense to the contract, so the column the amount sits in decides."""
+    rng = np.random.default_rng(seed)
+    start, end = date(2024, 1, 1), date(2024, 6, 30)
+    rows = []  # (date, merchant, transaction type, money in?)
+    for merchant, kind, count in _UK_EVERYDAY:
+        rows += [(day, merchant, kind, False) for day in _some_days(rng, start, end, count)]
+    for merchant, kind, day_of_month in _UK_BILLS:
+        rows += [(day, merchant, kind, False) for day in _monthly(start, end, day_of_month)]
+    salary = Merchant(("ACME LTD SALARY",), "income", 2650.0, 0.01)
+    rows += [(day, salary, "Bank credit", True) for day in _monthly(start, end, 25)]
+    refund = Merchant(("AMAZON.CO.UK REFUND",), "refunds", 19.0, 0.5)
+    rows += [(day, refund, "Bank credit", True) for day in _some_days(rng, start, end, 3)]
+    rows.sort(key=lambda row: (row[0], row[1].spellings[0]))
+    balance, lines = 3200.0, []
+    for day, merchant, kind, money_in in rows:
+        amount = _amount(rng, merchant)
+        balance += amount if money_in else -amount
+        paid = f"£{amount:,.2f}"
+        lines.append((day.strftime("%d/%m/%Y"), kind, _describe(rng, merchant), "" if money_in else paid,
+                      paid if money_in else "", f"£{balance:,.2f}"))
+    return _write(path, UK_BANK_HEADER, lines)
+
+
 LEDGERS = {
     "titans_export": titans_export,
     "titans_sample_export": titans_sample_export,
     "bank_style": bank_style,
     "personal_finance": personal_finance,
     "tiny": tiny,
+    "uk_bank": uk_bank,
 }

@@ -9,7 +9,9 @@ import pytest
 
 from pyfunc_models import config
 from pyfunc_models.features import clean_text, merchant_key
-from pyfunc_models.ledger import LedgerError, _normalise_name, as_frame, load_ledger, prepare_ledger, read_ledger
+from tests import real_ledgers
+from pyfunc_models.ledger import (LedgerError, _normalise_name, as_frame, load_ledger, prepare_ledger, read_ledger,
+                                  readable_columns, split_amount_columns)
 
 ENUMERATIONS = {
     "type": (config.TRANSACTION_TYPES, config.TYPE_ALIASES),
@@ -389,3 +391,44 @@ def test_a_file_in_another_encoding_or_with_another_separator_says_how_to_save_i
     with pytest.raises(LedgerError, match=re.escape("semi.csv has one column, 'Date;Description;Amount': its fields "
                                                     "are separated by ';', not commas")):
         read_ledger(tmp_path / "semi.csv")
+
+
+def test_an_export_with_paid_out_and_paid_in_columns_reads_one_signed_amount(tmp_path):
+    """A UK bank writes each amount in `Paid out` or `Paid in` (with a pound sign), no amount column: the contract
+    reads money in minus money out, and the bank's running balance is the opening one plus those amounts."""
+    path = real_ledgers.uk_bank(tmp_path / "uk.csv")
+    raw = pd.read_csv(path)
+    ledger, report = load_ledger(path)
+    assert report.amount_columns == ["Paid out", "Paid in"] and report.dropped_columns == ["Balance"]
+    balance = raw["Balance"].str.replace("[£,]", "", regex=True).astype(float).to_numpy()
+    opening = balance[0] - ledger["amount"].iloc[0]
+    assert np.allclose(opening + ledger["amount"].cumsum().to_numpy(), balance)
+    assert (ledger.loc[raw["Paid in"].notna().to_numpy(), "type"] == "income").all()
+    assert (ledger.loc[raw["Paid out"].notna().to_numpy(), "type"] == "expense").all()
+    assert readable_columns(raw.columns) == {"date", "type", "description", "amount"}  # what `main` checks
+
+
+@pytest.mark.parametrize("out, into", [("Debit", "Credit"), ("Withdrawals", "Deposits"), ("Outflow", "Inflow"),
+                                       ("Money Out", "Money In"), ("Debit (EUR)", "Credit (EUR)")])
+def test_money_out_and_money_in_columns_of_other_names(out, into):
+    raw = pd.DataFrame({"Date": ["2024-03-01", "2024-03-02", "2024-03-03"], "Description": ["a", "b", "c"],
+                        out: ["12.50", "", "-3"], into: ["", "$1,000.00", "1"]})  # some banks sign their debits
+    prepared = prepare_ledger(raw)[0]
+    assert prepared["amount"].tolist() == [-12.5, 1000.0, -2.0]  # both written: money in minus money out
+
+
+def test_an_amount_column_wins_and_a_row_with_neither_side_is_refused_by_row_and_columns():
+    both = pd.DataFrame({"date": ["2024-03-01"], "description": ["a"], "amount": ["-5"], "debit": ["5"],
+                         "credit": [""]})
+    prepared, report = prepare_ledger(both)
+    assert prepared["amount"].tolist() == [-5.0] and report.amount_columns is None
+    assert {"debit", "credit"} <= set(report.dropped_columns)
+    empty = pd.DataFrame({"date": ["2024-03-01", "2024-03-02"], "description": ["a", "b"], "Paid out": ["5", ""],
+                          "Paid in": ["", None]})
+    with pytest.raises(LedgerError, match=r"^row 1 \(line 3 of x.csv\): columns 'Paid out' and 'Paid in' are both "
+                                          r"empty; expected the amount in one of them$"):
+        prepare_ledger(empty, source="x.csv")
+    assert np.isnan(prepare_ledger(empty, missing_amount_ok=True)[0]["amount"][1])
+    with pytest.raises(LedgerError, match="columns 'Debit' and 'Withdrawals' both mean money out; keep only one"):
+        split_amount_columns(["Debit", "Credit", "Withdrawals"])
+    assert split_amount_columns(["Debit/Credit", "Credit Limit", "Debit"]) is None  # a type column, not a pair
