@@ -57,7 +57,12 @@ def report_ledger(report) -> None:
     mlflow.log_dict(report.as_dict(), "ledger/normalisation_report.json")
     if report.amount_columns:
         money_out, money_in = report.amount_columns
-        print(f"amount: column {money_in!r} minus column {money_out!r} (the ledger writes money in and out apart)")
+        read = " minus ".join(f"column {c!r}" for c in (money_in, money_out) if c)
+        read = read if money_in else f"minus {read}"
+        print(f"amount: {read} (the ledger writes money in and money out in columns of their own)")
+        if report.type_from_amount_columns:
+            print(f"warning: {report.type_from_amount_columns} row(s) whose type says the other direction than the "
+                  f"column of their amount: read by the column")
     if report.corrected or report.unknown:
         print(f"normalised enumerations: {json.dumps({**report.corrected, **{'unknown': report.unknown}})}")
     for why, dropped in report.dropped_rows.items():

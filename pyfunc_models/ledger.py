@@ -77,6 +77,7 @@ class LedgerReport:
     date_order_ambiguous: bool = False
     dropped_rows: dict = field(default_factory=dict)  # reason -> {"count": n, "examples": [raw values]}
     amount_columns: list | None = None  # [money out, money in] when the amount was read from two columns
+    type_from_amount_columns: int = 0  # rows whose type said the other direction than the column of their amount
 
     def as_dict(self) -> dict:
         return {
@@ -89,6 +90,7 @@ class LedgerReport:
             "date_order_ambiguous": self.date_order_ambiguous,
             "dropped_rows": self.dropped_rows,
             "amount_columns": self.amount_columns,
+            "type_from_amount_columns": self.type_from_amount_columns,
         }
 
 
@@ -114,7 +116,8 @@ class CharacterTable(dict):
 
 _COMBINING_MARKS = CharacterTable(lambda c: "" if unicodedata.combining(c) else c)
 _NAME_SEPARATORS = re.compile(r"[^0-9a-z]+")
-_CURRENCY_SUFFIX = re.compile(r"_[a-z]{3}$")  # "Debit (EUR)" is a debit column
+_CURRENCY_SUFFIX = re.compile(r"\s*(\(\s*[A-Za-z]{3}\s*\)|\s[A-Z]{3})$")  # "Debit (EUR)", "Debit EUR"; not "Debit Fee"
+_DASHES = ("-", "\u2013", "\u2014")  # what some exports write in the empty one of two amount columns
 _NON_ASCII_NAME_SEPARATORS = CharacterTable(
     lambda c: c if c.isalnum() or unicodedata.category(c).startswith("M") else "_")
 
@@ -133,7 +136,8 @@ def canonical_column_names(columns) -> dict:
 
 def split_amount_columns(columns) -> tuple | None:
     """The (money out, money in) columns of an export that writes each amount in one of two columns (Debit and
-    Credit, Paid out and Paid in), or None if it has no such pair; refused if either kind is named twice."""
+    Credit, Paid out and Paid in), one of them None when it has only the other (a request of expenses, say); None
+    when it has neither. Refused if either kind is named twice."""
     return _split_amount_columns(tuple(columns))
 
 
@@ -141,19 +145,18 @@ def split_amount_columns(columns) -> tuple | None:
 def _split_amount_columns(columns: tuple) -> tuple | None:
     found = {}
     for column in columns:
-        name = _normalise_name(str(column))
-        spellings = {name, _CURRENCY_SUFFIX.sub("", name)}
+        name = _normalise_name(_CURRENCY_SUFFIX.sub("", str(column)))
         for kind, names in (("money out", config.MONEY_OUT_COLUMNS), ("money in", config.MONEY_IN_COLUMNS)):
-            if spellings & set(names):
+            if name in names:
                 if kind in found:
                     raise LedgerError(f"columns {found[kind]!r} and {column!r} both mean {kind}; keep only one")
                 found[kind] = column
-    return (found["money out"], found["money in"]) if len(found) == 2 else None
+    return (found.get("money out"), found.get("money in")) if found else None
 
 
 def readable_columns(columns) -> set:
-    """The canonical columns the contract reads from a table with these column names: an amount from a pair of
-    money out / money in columns too."""
+    """The canonical columns the contract reads from a table with these column names: an amount from money-out
+    and money-in columns too (`split_amount_columns`)."""
     present = set(canonical_column_names(columns).values()) - {None}
     if "amount" not in present and split_amount_columns(columns):
         present.add("amount")
@@ -344,21 +347,36 @@ def parse_amounts(values: pd.Series, column: str = "amount", source: str | None 
     return amounts
 
 
-def split_amounts(money_out: pd.Series, money_in: pd.Series, source: str | None = None,
+def split_amounts(money_out: pd.Series | None, money_in: pd.Series | None, source: str | None = None,
                   missing_ok: bool = False) -> np.ndarray:
-    """One signed amount a row from an export's two columns, money in minus money out (either written with or
-    without its sign); a row with both empty is refused, naming both columns, unless `missing_ok`."""
-    out = np.abs(parse_amounts(money_out, str(money_out.name), source, missing_ok=True))
-    into = np.abs(parse_amounts(money_in, str(money_in.name), source, missing_ok=True))
+    """One signed amount a row from an export's two amount columns (either may be None): money in minus money out.
+    A money-out column written negative throughout is read by size (a bank that signs its debits); one of both
+    signs as written (-3.00 under Debit is money back). A dash is an empty cell. A row with neither is refused,
+    naming the columns, unless `missing_ok`."""
+    rows = len(money_out if money_out is not None else money_in)
+
+    def side(values):
+        if values is None:
+            return np.full(rows, np.nan)
+        text = as_text(values)
+        values = values.where(~np.isin(text, _DASHES), None) if not pd.api.types.is_numeric_dtype(values) else values
+        return parse_amounts(values, str(values.name), source, missing_ok=True)
+
+    out, into = side(money_out), side(money_in)
+    written = out[np.isfinite(out)]
+    if written.size and (written <= 0).all():
+        out = -out
     amounts = np.where(np.isnan(into), 0.0, into) - np.where(np.isnan(out), 0.0, out)
     neither = np.isnan(out) & np.isnan(into)
     amounts[neither] = np.nan
     if neither.any() and not missing_ok:
         empty = np.flatnonzero(neither)
-        rows = ", ".join(_row_name(int(p), source) for p in empty[:MAX_PROBLEMS_SHOWN])
+        named = [repr(str(c.name)) for c in (money_out, money_in) if c is not None]
+        rows_named = ", ".join(_row_name(int(p), source) for p in empty[:MAX_PROBLEMS_SHOWN])
         more = f" and {len(empty) - MAX_PROBLEMS_SHOWN} more row(s)" if len(empty) > MAX_PROBLEMS_SHOWN else ""
-        raise LedgerError(f"{rows}{more}: columns {money_out.name!r} and {money_in.name!r} are both empty; "
-                          f"expected the amount in one of them")
+        where = f"columns {' and '.join(named)} are both empty" if len(named) == 2 else f"column {named[0]} is empty"
+        raise LedgerError(f"{rows_named}{more}: {where}; expected the amount in "
+                          f"{'one of them' if len(named) == 2 else 'it'}")
     return amounts
 
 
@@ -701,10 +719,15 @@ def prepare_ledger(
         seen = {canonical: original for canonical, original in seen.items() if canonical in columns}
     split = None  # (money out, money in): an export that writes each amount in one of two columns
     if "amount" not in seen and (columns is None or "amount" in columns):
-        split = split_amount_columns(raw.columns)
+        try:
+            split = split_amount_columns(raw.columns)
+        except LedgerError:
+            if "amount" in required:
+                raise
         if split:
-            report.dropped_columns = [c for c in report.dropped_columns if c not in map(str, split)]
-            report.amount_columns = [str(c) for c in split]
+            named = [str(c) for c in split if c is not None]
+            report.dropped_columns = [c for c in report.dropped_columns if c not in named]
+            report.amount_columns = [None if c is None else str(c) for c in split]
     made = [c for c in config.COLUMNS if not only_read or columns is None or c in columns or c in nonempty]
     missing = [column for column in required if column not in seen and not (column == "amount" and split)]
     if missing:
@@ -722,7 +745,8 @@ def prepare_ledger(
         _refuse_nested(values, column, source)
     if split:
         for column in split:
-            _refuse_nested(raw[column], str(column), source)
+            if column is not None:
+                _refuse_nested(raw[column], str(column), source)
 
     # Text columns are Arrow string arrays until the frame is made (`_frame_column`): pandas keeps text as
     # Arrow, so a request's text never goes through Python objects and back.
@@ -742,7 +766,7 @@ def prepare_ledger(
     ledger = {
         "date": dates,
         "amount": parse_amounts(given["amount"], source=source, missing_ok=missing_amount_ok) if "amount" in given
-        else split_amounts(raw[split[0]], raw[split[1]], source, missing_amount_ok) if split
+        else split_amounts(*(None if c is None else raw[c] for c in split), source, missing_amount_ok) if split
         else np.full(rows, np.nan),
     }
     for column in ("description", "reference", "receipt_url"):
@@ -773,6 +797,15 @@ def prepare_ledger(
             kinds = [*kinds, "expense", "income"]
             codes = np.where(unknown_type, np.where(ledger["amount"] < 0, expense, income), codes)
             report.type_inferred_from_sign = int(unknown_type.sum())
+        if split:  # the column an amount sits in says its direction, whatever the bank's type calls it
+            has_amount = ~np.isnan(ledger["amount"])
+            side = np.where(ledger["amount"] < 0, "expense", "income")
+            written = np.array(kinds, dtype=object)[codes]
+            report.type_from_amount_columns = int((has_amount & np.isin(written, config.TRANSACTION_TYPES)
+                                                   & (written != side)).sum())
+            expense, income = len(kinds), len(kinds) + 1
+            kinds = [*kinds, "expense", "income"]
+            codes = np.where(has_amount, np.where(ledger["amount"] < 0, expense, income), codes)
         ledger["type"] = _taken(kinds, codes)
     if "payment_method" in made:
         ledger["payment_method"] = _taken(*enumeration("payment_method", config.PAYMENT_METHODS,

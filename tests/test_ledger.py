@@ -412,7 +412,7 @@ def test_an_export_with_paid_out_and_paid_in_columns_reads_one_signed_amount(tmp
                                        ("Money Out", "Money In"), ("Debit (EUR)", "Credit (EUR)")])
 def test_money_out_and_money_in_columns_of_other_names(out, into):
     raw = pd.DataFrame({"Date": ["2024-03-01", "2024-03-02", "2024-03-03"], "Description": ["a", "b", "c"],
-                        out: ["12.50", "", "-3"], into: ["", "$1,000.00", "1"]})  # some banks sign their debits
+                        out: ["-12.50", "", "-3"], into: ["", "$1,000.00", "1"]})  # some banks sign their debits
     prepared = prepare_ledger(raw)[0]
     assert prepared["amount"].tolist() == [-12.5, 1000.0, -2.0]  # both written: money in minus money out
 
@@ -431,4 +431,32 @@ def test_an_amount_column_wins_and_a_row_with_neither_side_is_refused_by_row_and
     assert np.isnan(prepare_ledger(empty, missing_amount_ok=True)[0]["amount"][1])
     with pytest.raises(LedgerError, match="columns 'Debit' and 'Withdrawals' both mean money out; keep only one"):
         split_amount_columns(["Debit", "Credit", "Withdrawals"])
-    assert split_amount_columns(["Debit/Credit", "Credit Limit", "Debit"]) is None  # a type column, not a pair
+    assert split_amount_columns(["Debit/Credit", "Credit Limit", "Debit"]) == ("Debit", None)  # neither is a side
+    assert split_amount_columns(["Withdrawals", "Deposits", "Withdrawal Fee", "Deposit Ref"]) == ("Withdrawals",
+                                                                                                "Deposits")
+    with pytest.raises(LedgerError, match=r"^row 1 \(line 3 of x.csv\): column 'Paid out' is empty; expected the "
+                                          r"amount in it$"):
+        prepare_ledger(empty.drop(columns="Paid in"), source="x.csv")
+    # A model that reads no amount is not refused for two money-out columns it would not read.
+    assert "amount" not in prepare_ledger(pd.DataFrame({"date": ["2024-03-01"], "description": ["a"], "Debit": ["5"],
+                                                        "Withdrawals": ["5"]}), required=("date",),
+                                          columns=("date", "description"), only_read=True)[0]
+
+
+def test_the_column_an_amount_sits_in_says_its_direction_whatever_the_type_says():
+    """A UK bank's types name how money moved (a standing order, a direct debit), not which way: the rent a
+    tenant pays in by standing order is money in. The rows whose type said otherwise are counted."""
+    raw = pd.DataFrame({"Date": ["01/03/2024", "02/03/2024", "03/03/2024"], "Transaction type": [
+        "Standing order", "Direct debit", "Debit"], "Description": ["RENT FROM TENANT", "REFUND", "SHOP"],
+        "Paid out": ["", "-", "£9.00"], "Paid in": ["£800.00", "£12.50", "-"]})
+    prepared, report = prepare_ledger(raw)
+    assert prepared["amount"].tolist() == [800.0, 12.5, -9.0]
+    assert prepared["type"].tolist() == ["income", "income", "expense"] and report.type_from_amount_columns == 2
+
+
+def test_a_debit_column_of_both_signs_is_read_as_written():
+    """A bank that signs every debit writes them negative throughout: read by size. A column of both signs
+    writes money back as a negative debit (a refund), and a reversed credit as a negative credit."""
+    mixed = pd.DataFrame({"date": ["2024-03-01", "2024-03-02", "2024-03-03"], "description": ["a", "refund", "rev"],
+                          "debit": ["12.50", "-3.00", ""], "credit": ["", "", "-5"]})
+    assert prepare_ledger(mixed)[0]["amount"].tolist() == [-12.5, 3.0, -5.0]
