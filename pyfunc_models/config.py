@@ -65,6 +65,7 @@ MONEY_OUT_COLUMNS = ("debit", "debits", "debit_amount", "withdrawal", "withdrawa
                      "money_out", "outflow", "amount_out")
 MONEY_IN_COLUMNS = ("credit", "credits", "credit_amount", "deposit", "deposits", "deposit_amount", "paid_in",
                     "money_in", "inflow", "amount_in")
+BALANCE_COLUMNS = ("balance", "running_balance", "account_balance")  # what such an export's amounts must add up to
 
 # The enumerated columns: each has its canonical values and one table mapping every other spelling seen in
 # exports (the Titans export and its sample, bank exports) onto one of them. Keys are normalised like column

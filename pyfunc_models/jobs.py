@@ -60,6 +60,12 @@ def report_ledger(report) -> None:
         read = " minus ".join(f"column {c!r}" for c in (money_in, money_out) if c)
         read = read if money_in else f"minus {read}"
         print(f"amount: {read} (the ledger writes money in and money out in columns of their own)")
+        if report.amount_columns_reversed:
+            warning = (f"the ledger's balance goes up where {money_out!r} has an amount and down where {money_in!r} "
+                       f"has one, on nearly every row: it writes {money_out!r} as money in, as a bookkeeping export "
+                       f"of a bank account does. If so, swap the two column names and train again")
+            print(f"warning: {warning}")
+            mlflow.set_tag("amount_columns_warning", warning)
         if report.type_from_amount_columns:
             print(f"warning: {report.type_from_amount_columns} row(s) whose type says the other direction than the "
                   f"column of their amount: read by the column")

@@ -78,6 +78,8 @@ class LedgerReport:
     dropped_rows: dict = field(default_factory=dict)  # reason -> {"count": n, "examples": [raw values]}
     amount_columns: list | None = None  # [money out, money in] when the amount was read from two columns
     type_from_amount_columns: int = 0  # rows whose type said the other direction than the column of their amount
+    # True when the export's running balance moves against those amounts on nearly every row (`balance_says_reversed`)
+    amount_columns_reversed: bool = False
 
     def as_dict(self) -> dict:
         return {
@@ -91,6 +93,7 @@ class LedgerReport:
             "dropped_rows": self.dropped_rows,
             "amount_columns": self.amount_columns,
             "type_from_amount_columns": self.type_from_amount_columns,
+            "amount_columns_reversed": self.amount_columns_reversed,
         }
 
 
@@ -378,6 +381,23 @@ def split_amounts(money_out: pd.Series | None, money_in: pd.Series | None, sourc
         raise LedgerError(f"{rows_named}{more}: {where}; expected the amount in "
                           f"{'one of them' if len(named) == 2 else 'it'}")
     return amounts
+
+
+def balance_says_reversed(balance: pd.Series, amounts: np.ndarray) -> bool:
+    """Whether an export's running balance moves against the amounts read from its two columns on (nearly) every
+    row, in the file's order or its reverse (newest first): its Debit is money in, as in a bookkeeping export of a
+    bank account. False when the balance cannot be read or says too little."""
+    try:
+        steps = np.diff(parse_amounts(balance, str(balance.name), missing_ok=True))
+    except LedgerError:
+        return False
+    votes = {}
+    for name, step, amount in (("oldest first", steps, amounts[1:]), ("newest first", -steps, amounts[:-1])):
+        known = np.isfinite(step) & np.isfinite(amount) & (amount != 0)
+        votes[name] = (known.sum(), np.isclose(step[known], amount[known], atol=0.005).sum(),
+                       np.isclose(step[known], -amount[known], atol=0.005).sum())
+    return any(known >= 5 and against >= 0.9 * known and along <= 0.1 * known
+               for known, along, against in votes.values())
 
 
 def parse_dates(values: pd.Series, column: str = "date", source: str | None = None, date_order: str = "auto",
@@ -769,6 +789,10 @@ def prepare_ledger(
         else split_amounts(*(None if c is None else raw[c] for c in split), source, missing_amount_ok) if split
         else np.full(rows, np.nan),
     }
+    if split and all(split):
+        balances = [c for c in raw.columns if _normalise_name(str(c)) in config.BALANCE_COLUMNS]
+        if balances and balance_says_reversed(raw[balances[0]], ledger["amount"]):
+            report.amount_columns_reversed = True
     for column in ("description", "reference", "receipt_url"):
         if column in made:
             ledger[column] = text(column)

@@ -460,3 +460,23 @@ def test_a_debit_column_of_both_signs_is_read_as_written():
     mixed = pd.DataFrame({"date": ["2024-03-01", "2024-03-02", "2024-03-03"], "description": ["a", "refund", "rev"],
                           "debit": ["12.50", "-3.00", ""], "credit": ["", "", "-5"]})
     assert prepare_ledger(mixed)[0]["amount"].tolist() == [-12.5, 3.0, -5.0]
+
+
+def test_a_balance_that_moves_against_the_two_columns_says_they_are_reversed(tmp_path, capsys):
+    """A bookkeeping export of a bank account writes money in under Debit: its amounts would all be read backwards.
+    The running balance says so (in the file's order or newest first), and the training run warns."""
+    import mlflow
+
+    from pyfunc_models.jobs import report_ledger
+
+    raw = pd.read_csv(real_ledgers.uk_bank(tmp_path / "uk.csv"))
+    swapped = raw.rename(columns={"Paid out": "Paid in", "Paid in": "Paid out"})
+    assert not prepare_ledger(raw)[1].amount_columns_reversed
+    assert not prepare_ledger(raw[::-1].reset_index(drop=True))[1].amount_columns_reversed
+    for rows in (swapped, swapped[::-1].reset_index(drop=True)):
+        report = prepare_ledger(rows)[1]
+        assert report.amount_columns_reversed
+    with mlflow.start_run():
+        report_ledger(report)
+    assert ("warning: the ledger's balance goes up where 'Paid out' has an amount and down where 'Paid in' has one"
+            in capsys.readouterr().out)
