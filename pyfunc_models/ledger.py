@@ -391,13 +391,13 @@ def balance_says_reversed(balance: pd.Series, amounts: np.ndarray) -> bool:
         steps = np.diff(parse_amounts(balance, str(balance.name), missing_ok=True))
     except LedgerError:
         return False
-    votes = {}
-    for name, step, amount in (("oldest first", steps, amounts[1:]), ("newest first", -steps, amounts[:-1])):
+    for step, amount in ((steps, amounts[1:]), (-steps, amounts[:-1])):  # oldest first, newest first
         known = np.isfinite(step) & np.isfinite(amount) & (amount != 0)
-        votes[name] = (known.sum(), np.isclose(step[known], amount[known], atol=0.005).sum(),
-                       np.isclose(step[known], -amount[known], atol=0.005).sum())
-    return any(known >= 5 and against >= 0.9 * known and along <= 0.1 * known
-               for known, along, against in votes.values())
+        along = np.isclose(step[known], amount[known], atol=0.005).sum()
+        against = np.isclose(step[known], -amount[known], atol=0.005).sum()
+        if known.sum() >= 5 and against >= 0.9 * known.sum() and along <= 0.1 * known.sum():
+            return True
+    return False
 
 
 def parse_dates(values: pd.Series, column: str = "date", source: str | None = None, date_order: str = "auto",
@@ -814,22 +814,21 @@ def prepare_ledger(
 
     if "type" in made:
         kinds, codes = enumeration("type", config.TRANSACTION_TYPES, config.TYPE_ALIASES)
-        unknown_type = np.array([kind == config.UNKNOWN for kind in kinds])[codes] & ~np.isnan(ledger["amount"])
-        if unknown_type.any():
-            # No usable type: the sign says it (money out is negative in a signed ledger).
+        has_amount = ~np.isnan(ledger["amount"])
+        unknown_type = np.array([kind == config.UNKNOWN for kind in kinds])[codes] & has_amount
+        report.type_inferred_from_sign = int(unknown_type.sum())
+        # No usable type: the sign says it (money out is negative in a signed ledger). With the amount from two
+        # columns the sign says it for every row: the column an amount sits in is its direction, whatever the
+        # bank's type calls it (a standing order paid in); rows whose type said the other direction are counted.
+        from_sign = has_amount if split else unknown_type
+        if split:
+            said = np.array([kind if kind in config.TRANSACTION_TYPES else "" for kind in kinds], dtype=object)[codes]
+            report.type_from_amount_columns = int(
+                ((said != "") & (said != np.where(ledger["amount"] < 0, "expense", "income")) & has_amount).sum())
+        if from_sign.any():
             expense, income = len(kinds), len(kinds) + 1
             kinds = [*kinds, "expense", "income"]
-            codes = np.where(unknown_type, np.where(ledger["amount"] < 0, expense, income), codes)
-            report.type_inferred_from_sign = int(unknown_type.sum())
-        if split:  # the column an amount sits in says its direction, whatever the bank's type calls it
-            has_amount = ~np.isnan(ledger["amount"])
-            side = np.where(ledger["amount"] < 0, "expense", "income")
-            written = np.array(kinds, dtype=object)[codes]
-            report.type_from_amount_columns = int((has_amount & np.isin(written, config.TRANSACTION_TYPES)
-                                                   & (written != side)).sum())
-            expense, income = len(kinds), len(kinds) + 1
-            kinds = [*kinds, "expense", "income"]
-            codes = np.where(has_amount, np.where(ledger["amount"] < 0, expense, income), codes)
+            codes = np.where(from_sign, np.where(ledger["amount"] < 0, expense, income), codes)
         ledger["type"] = _taken(kinds, codes)
     if "payment_method" in made:
         ledger["payment_method"] = _taken(*enumeration("payment_method", config.PAYMENT_METHODS,
