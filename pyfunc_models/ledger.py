@@ -53,7 +53,8 @@ _MIN_TYPO_TARGET = 4
 # "$1,234.56", "(12.50)", "-1 234,00" is refused: a comma is only a thousands separator.
 _AMOUNT_PATTERN = re.compile(
     r"^(?P<open>\()?\s*(?P<sign>[-+])?\s*[$€£]?\s*(?P<inner_sign>[-+])?\s*"  # -$5 or $-5, not -$-5
-    r"(?P<number>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)\s*(?P<close>\))?$"
+    r"(?P<number>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)\s*(?P<close>\))?"
+    r"(?P<after>-|\s*(?i:dr|cr))?$"  # a statement's 12.50 DR (money out) and 12.50 CR (money in); an export's 27.08-
 )
 
 
@@ -324,9 +325,11 @@ def parse_amounts(values: pd.Series, column: str = "amount", source: str | None 
         amounts = np.array(pd.to_numeric(text, errors="coerce"), dtype=float)
         for position in np.flatnonzero(np.isnan(amounts) & (text != "")):
             match = _AMOUNT_PATTERN.match(text[position])
-            if match and bool(match["open"]) == bool(match["close"]) and not (match["sign"] and match["inner_sign"]):
+            signs = [] if match is None else [m for m in (match["open"], match["sign"], match["inner_sign"],
+                                                          match["after"]) if m]
+            if match and bool(match["open"]) == bool(match["close"]) and len(signs) <= 1:  # one way of saying it
                 number = float(match["number"].replace(",", ""))
-                negative = match["open"] or "-" in (match["sign"], match["inner_sign"])
+                negative = bool(signs) and signs[0].strip().lower() in ("(", "-", "dr")
                 amounts[position] = -number if negative else number
     bad = ~np.isfinite(amounts)
     if missing_ok and bad.any():

@@ -176,12 +176,14 @@ def test_a_list_or_object_in_a_cell_is_refused_not_stringified(cell):
 def test_amount_formats_and_category_spelling():
     raw = pd.concat([titans_rows(Amount=a, Category=c) for a, c in
                      [("$1,234.56", "Meals & Entertainment"), ("(12.50)", " fuel "), ("7", ""),
-                      ("$-27.08", "fuel"), ("-$27.08", "fuel")]])
+                      ("$-27.08", "fuel"), ("-$27.08", "fuel"), ("12.50 DR", "fuel"), ("£1,012.50 CR", "fuel"),
+                      ("27.08-", "fuel")]])
     ledger, _ = prepare_ledger(raw.reset_index(drop=True))
-    assert ledger["amount"].tolist() == [1234.56, -12.5, 7.0, -27.08, -27.08]
-    assert ledger["category"].tolist() == ["meals_entertainment", "fuel", "", "fuel", "fuel"]
-    with pytest.raises(LedgerError, match="row 0, column 'amount': '-\\$-27.08' is not a finite number"):
-        prepare_ledger(titans_rows(Amount="-$-27.08"))
+    assert ledger["amount"].tolist() == [1234.56, -12.5, 7.0, -27.08, -27.08, -12.5, 1012.5, -27.08]
+    assert ledger["category"].tolist() == ["meals_entertainment", "fuel", "", "fuel", "fuel", "fuel", "fuel", "fuel"]
+    for twice in ("-$-27.08", "-27.08-", "(5.00) DR", "-12.50 CR"):  # two ways of saying the sign: which one?
+        with pytest.raises(LedgerError, match=f"row 0, column 'amount': '{re.escape(twice)}' is not a finite number"):
+            prepare_ledger(titans_rows(Amount=twice))
 
 
 def test_dates_in_common_formats_become_days():
