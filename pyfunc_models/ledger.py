@@ -219,8 +219,8 @@ def read_ledger(path, header_only: bool = False) -> pd.DataFrame:
                 f"or Latin-1 write an accented letter; save the file as UTF-8 (in Excel: CSV UTF-8)") from None
     except (pd.errors.EmptyDataError, pd.errors.ParserError) as error:
         raise LedgerError(f"{path.name} is not a readable CSV file: {error}") from None
-    if len(raw.columns) == 1 and any(separator in str(raw.columns[0]) for separator in ";\t|"):
-        separator = next(s for s in ";\t|" if s in str(raw.columns[0]))
+    separator = next((s for s in ";\t|" if s in str(raw.columns[0])), None) if len(raw.columns) == 1 else None
+    if separator:
         raise LedgerError(f"{path.name} has one column, {str(raw.columns[0])!r}: its fields are separated by "
                           f"{separator!r}, not commas; save it as comma-separated CSV")
     if raw.empty and not header_only:
@@ -364,8 +364,8 @@ def split_amounts(money_out: pd.Series | None, money_in: pd.Series | None, sourc
     def side(values):
         if values is None:
             return np.full(rows, np.nan)
-        text = as_text(values)
-        values = values.where(~np.isin(text, _DASHES), None) if not pd.api.types.is_numeric_dtype(values) else values
+        if not pd.api.types.is_numeric_dtype(values):
+            values = values.where(~np.isin(as_text(values), _DASHES), None)
         return parse_amounts(values, str(values.name), source, missing_ok=True)
 
     out, into = side(money_out), side(money_in)

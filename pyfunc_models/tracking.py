@@ -80,7 +80,8 @@ def point_to_results(launcher: str, launched_in: str, run, experiment_name: str)
     client.set_tag(launcher, RESULTS_EXPERIMENT_TAG, experiment_name)
     client.set_tag(launcher, RESULTS_RUN_TAG, run_id)
     client.set_tag(launcher, NOTE_TAG, (
-        f"This run only launched the job. It is in experiment '{launched_in}', where `mlflow run` put it; the work (training runs, metrics, models, summary) is logged in experiment "
+        f"This run only launched the job. It is in experiment '{launched_in}', where `mlflow run` put it; the work "
+        f"(training runs, metrics, models, summary) is logged in experiment "
         f"**{experiment_name}**, run **{name}** ([open it](#/experiments/{run.info.experiment_id}/runs/{run_id}), "
         f"id `{run_id}`).\n\nTo have one run, in the experiment where the results are: "
         f"`mlflow run . --experiment-name {experiment_name}`"))
