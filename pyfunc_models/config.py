@@ -56,6 +56,26 @@ COLUMN_ALIASES = {
     "reference_number": "reference",
     "receipt": "receipt_url",
     "anomaly": ANOMALY_LABEL,
+    # European banks' exports (German, French, Spanish, Italian, Dutch): the booking date, never the value date
+    "datum": "date",
+    "buchungstag": "date",
+    "buchungsdatum": "date",
+    "date_operation": "date",
+    "fecha": "date",
+    "verwendungszweck": "description",
+    "beschreibung": "description",
+    "libelle": "description",
+    "concepto": "description",
+    "descrizione": "description",
+    "omschrijving": "description",
+    "betrag": "amount",
+    "montant": "amount",
+    "importe": "amount",
+    "importo": "amount",
+    "bedrag": "amount",
+    "kategorie": "category",
+    "categorie": "category",
+    "categoria": "category",
 }
 
 # An export without an amount column may write each amount in one of two columns, money out and money in (Debit

@@ -50,12 +50,23 @@ _ARROW_FROM = 1000
 _PYTHON_UP_TO = 64
 # Typos are corrected only towards words this long: a short word is one letter away from too many others.
 _MIN_TYPO_TARGET = 4
-# "$1,234.56", "(12.50)", "-1 234,00" is refused: a comma is only a thousands separator.
-_AMOUNT_PATTERN = re.compile(
-    r"^(?P<open>\()?\s*(?P<sign>[-+])?\s*[$€£]?\s*(?P<inner_sign>[-+])?\s*"  # -$5 or $-5, not -$-5
-    r"(?P<number>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)\s*(?P<close>\))?"
-    r"(?P<after>-|\s*(?i:dr|cr))?$"  # a statement's 12.50 DR (money out) and 12.50 CR (money in); an export's 27.08-
-)
+# An amount as exports write it: "$1,234.56", "(12.50)", "-€5", "12.50 DR". `_NUMBER` is its number with a decimal
+# point (a comma groups thousands), `_COMMA_NUMBER` with a decimal comma (a point or a space groups thousands: a
+# European export's "-1.234,56", "1 234,00"); a column is read one way throughout (`_decimal_comma`).
+_NUMBER = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+"
+_COMMA_NUMBER = r"\d{1,3}(?:[. \u00a0\u202f]\d{3})+(?:,\d+)?|\d+(?:,\d+)?|,\d+"
+
+
+def _amount_pattern(number: str) -> re.Pattern:
+    return re.compile(
+        r"^(?P<open>\()?\s*(?P<sign>[-+])?\s*[$€£]?\s*(?P<inner_sign>[-+])?\s*"  # -$5 or $-5, not -$-5
+        rf"(?P<number>{number})\s*[$€£]?\s*(?P<close>\))?"  # "39,99 €"
+        r"(?P<after>-|\s*(?i:dr|cr))?$"  # a statement's 12.50 DR (money out), 12.50 CR (money in); an export's 27.08-
+    )
+
+
+_AMOUNT_PATTERN, _COMMA_AMOUNT_PATTERN = _amount_pattern(_NUMBER), _amount_pattern(_COMMA_NUMBER)
+_THOUSANDS = str.maketrans("", "", ". \u00a0\u202f")
 
 
 class LedgerError(ValueError):
@@ -171,7 +182,10 @@ def readable_columns(columns) -> set:
 def _canonical_name(name: str) -> str | None:
     key = _normalise_name(name)
     key = config.COLUMN_ALIASES.get(key, key)
-    return key if key in config.COLUMNS or key == config.ANOMALY_LABEL else None
+    if key in config.COLUMNS or key == config.ANOMALY_LABEL:
+        return key
+    without_currency = _normalise_name(_CURRENCY_SUFFIX.sub("", name))  # "Amount (EUR)", "Betrag EUR"
+    return "amount" if config.COLUMN_ALIASES.get(without_currency, without_currency) == "amount" else None
 
 
 def _row_name(position: int, source: str | None) -> str:
@@ -204,8 +218,9 @@ def read_ledger(path, header_only: bool = False) -> pd.DataFrame:
         raise LedgerError(f"ledger file {str(path)!r} does not exist{looked}")
     if path.stat().st_size == 0:
         raise LedgerError(f"{path.name} is empty; expected a header line and at least one transaction")
+    separator = _separator(path)
     try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True,
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True, sep=separator,
                           nrows=0 if header_only else None)
     except UnicodeDecodeError:
         data = path.read_bytes()
@@ -219,13 +234,18 @@ def read_ledger(path, header_only: bool = False) -> pd.DataFrame:
                 f"or Latin-1 write an accented letter; save the file as UTF-8 (in Excel: CSV UTF-8)") from None
     except (pd.errors.EmptyDataError, pd.errors.ParserError) as error:
         raise LedgerError(f"{path.name} is not a readable CSV file: {error}") from None
-    separator = next((s for s in ";\t|" if s in str(raw.columns[0])), None) if len(raw.columns) == 1 else None
-    if separator:
-        raise LedgerError(f"{path.name} has one column, {str(raw.columns[0])!r}: its fields are separated by "
-                          f"{separator!r}, not commas; save it as comma-separated CSV")
     if raw.empty and not header_only:
         raise LedgerError(f"{path.name} has a header but no transactions; expected at least one row")
     return raw
+
+
+def _separator(path: Path) -> str:
+    """The field separator a CSV file's header line uses most: a comma, or what European exports (Excel where the
+    decimal mark is a comma) and others write, a semicolon, a tab or a bar."""
+    with path.open("rb") as file:
+        header = file.readline()
+    counts = {separator: header.count(separator.encode()) for separator in ",;\t|"}
+    return max(counts, key=lambda separator: (counts[separator], separator == ","))
 
 
 def _arrow_strings(values: pd.Series) -> pa.Array | None:
@@ -314,43 +334,87 @@ def _shown(value):
 
 def parse_amounts(values: pd.Series, column: str = "amount", source: str | None = None,
                   missing_ok: bool = False) -> np.ndarray:
-    """Amounts as floats; '12,50', 'abc', infinity (and, unless `missing_ok`, empty or null) are refused by row."""
+    """Amounts as floats; 'abc', infinity (and, unless `missing_ok`, empty or null) are refused by row. A column
+    of text is read with a decimal point or, where it writes some amount only a decimal comma reads ('-39,99',
+    '1.234,56'), with a decimal comma throughout; one that writes both has the fewer refused by row."""
+    return _parse_amounts(values, column, source, missing_ok)[0]
+
+
+def _parse_amounts(values: pd.Series, column: str, source: str | None, missing_ok: bool,
+                   decimal_comma: bool | None = None) -> tuple[np.ndarray, bool | None]:
+    """`parse_amounts`, and whether the column was read with a decimal comma (None: its text does not say, or it
+    is not text). `decimal_comma` given (True or False) reads it that way, for a column read beside another."""
     if pd.api.types.is_bool_dtype(values):  # every cell true or false: named by row, as one such cell would be
         raise LedgerError(_problems_message(column, range(len(values)), values.iloc[:MAX_PROBLEMS_SHOWN].tolist(),
                                             "is not a finite number; expected an amount like -12.50", source))
+    comma = None
     if pd.api.types.is_numeric_dtype(values):
         amounts = np.array(values.to_numpy(dtype=float, na_value=np.nan))
     else:
         text = as_text(values)
         amounts = np.array(pd.to_numeric(text, errors="coerce"), dtype=float)
-        for position in np.flatnonzero(np.isnan(amounts) & (text != "")):
-            match = _AMOUNT_PATTERN.match(text[position])
-            signs = [] if match is None else [m for m in (match["open"], match["sign"], match["inner_sign"],
-                                                          match["after"]) if m]
-            if match and bool(match["open"]) == bool(match["close"]) and len(signs) <= 1:  # one way of saying it
-                number = float(match["number"].replace(",", ""))
-                negative = bool(signs) and signs[0].strip().lower() in ("(", "-", "dr")
-                amounts[position] = -number if negative else number
+        unread = np.flatnonzero(np.isnan(amounts) & (text != ""))
+        comma = decimal_comma
+        if unread.size and comma is None:  # what the text shows; a column read as numbers shows a decimal point
+            comma = _decimal_comma(text, amounts, unread, column, source)
+        if comma:
+            amounts = np.full(len(text), np.nan)
+            unread = np.flatnonzero(text != "")
+        pattern = _COMMA_AMOUNT_PATTERN if comma else _AMOUNT_PATTERN
+        for position in unread:
+            amounts[position] = _written_amount(text[position], pattern, bool(comma))
     bad = ~np.isfinite(amounts)
     if missing_ok and bad.any():
         bad &= ~(pd.isna(values).to_numpy() | (as_text(values) == ""))
     bad = np.flatnonzero(bad)
     if bad.size:
-        raise LedgerError(
-            _problems_message(
-                column,
-                bad,
-                [_shown(v) for v in values.iloc[bad]],
-                "is not a finite number; expected an amount like -12.50 or 1,234.56",
-                source,
-            )
-        )
+        example = "-12,50 or 1.234,56 (a decimal comma, as other rows write amounts)" if comma else "-12.50 or 1,234.56"
+        raise LedgerError(_problems_message(column, bad, [_shown(v) for v in values.iloc[bad]],
+                                            f"is not a finite number; expected an amount like {example}", source))
     huge = np.flatnonzero(np.abs(amounts) > MAX_PLAUSIBLE_AMOUNT)  # NaN (a missing amount, where allowed) is not
     if huge.size:
         raise LedgerError(_problems_message(column, huge, [_shown(v) for v in values.iloc[huge]],
                                             f"is not a plausible amount; expected at most {MAX_PLAUSIBLE_AMOUNT:,.0f} "
                                             f"in size", source))
-    return amounts
+    return amounts, comma
+
+
+def _written_amount(text: str, pattern: re.Pattern, comma: bool) -> float:
+    """One cell's amount as `pattern` reads it (currency, parentheses, DR/CR, a trailing minus), NaN if it does not:
+    only one way of saying the sign is taken."""
+    match = pattern.match(text)
+    signs = [] if match is None else [m for m in (match["open"], match["sign"], match["inner_sign"], match["after"])
+                                      if m]
+    if match is None or bool(match["open"]) != bool(match["close"]) or len(signs) > 1:
+        return np.nan
+    number = match["number"]
+    number = number.translate(_THOUSANDS).replace(",", ".") if comma else number.replace(",", "")
+    negative = bool(signs) and signs[0].strip().lower() in ("(", "-", "dr")
+    return -float(number) if negative else float(number)
+
+
+def _decimal_comma(text: np.ndarray, amounts: np.ndarray, unread: np.ndarray, column: str,
+                   source: str | None) -> bool | None:
+    """Whether a text column of amounts writes a decimal comma, from the cells only one reading takes: '-39,99'
+    and '1.234,56' only a decimal comma, '12.50' and '1,234.56' only a decimal point ('1,234' and '1.234' take
+    either). Neither shown: None. Both: the fewer are refused by row (as a column of dates that shows both
+    day/month orders), the others named as what they expected. `unread` are the cells that are not plain numbers."""
+    comma_only = [p for p in unread.tolist() if _COMMA_AMOUNT_PATTERN.match(text[p])
+                  and not _AMOUNT_PATTERN.match(text[p])]
+    if not comma_only:
+        return None
+    unread_cells = np.zeros(len(text), dtype=bool)
+    unread_cells[unread] = True
+    point_only = [p for p, cell in enumerate(text.tolist()) if ("." in cell or "," in cell)
+                  and not _COMMA_AMOUNT_PATTERN.match(cell) and (not unread_cells[p] or _AMOUNT_PATTERN.match(cell))]
+    if not point_only:
+        return True
+    odd, usual = ("comma", "point") if len(comma_only) <= len(point_only) else ("point", "comma")
+    refused, others = (comma_only, point_only) if odd == "comma" else (point_only, comma_only)
+    raise LedgerError(_problems_message(
+        column, refused, text[refused[:MAX_PROBLEMS_SHOWN]].tolist(),
+        f"is written with a decimal {odd}; expected a decimal {usual}, as {len(others)} other row(s) write amounts "
+        f"(e.g. {_row_name(others[0], source)}: {text[others[0]]!r})", source))
 
 
 def split_amounts(money_out: pd.Series | None, money_in: pd.Series | None, source: str | None = None,
@@ -361,14 +425,17 @@ def split_amounts(money_out: pd.Series | None, money_in: pd.Series | None, sourc
     naming the columns, unless `missing_ok`."""
     rows = len(money_out if money_out is not None else money_in)
 
-    def side(values):
+    def side(values, decimal_comma=None):
         if values is None:
-            return np.full(rows, np.nan)
+            return np.full(rows, np.nan), None
         if not pd.api.types.is_numeric_dtype(values):
             values = values.where(~np.isin(as_text(values), _DASHES), None)
-        return parse_amounts(values, str(values.name), source, missing_ok=True)
+        return _parse_amounts(values, str(values.name), source, True, decimal_comma)
 
-    out, into = side(money_out), side(money_in)
+    (out, out_comma), (into, in_comma) = side(money_out), side(money_in)
+    if out_comma or in_comma:  # the other column's '1.234' is a thousand too, and its '12.50' refused
+        out = side(money_out, True)[0] if out_comma is None else out
+        into = side(money_in, True)[0] if in_comma is None else into
     written = out[np.isfinite(out)]
     if written.size and (written <= 0).all():
         out = -out

@@ -322,7 +322,7 @@ def test_a_row_the_model_refuses_fails_the_job_in_one_line(in_store, spark, smal
     with pytest.raises(batch.BatchError) as refused:
         batch.batch_score(in_store["amount"], str(data), str(tmp_path / "out.parquet"), spark=spark)
     message = str(refused.value)
-    assert message.startswith("row 1234, column 'amount': '12,50' is not a finite number"), message
+    assert message.startswith("row 1234, column 'amount': '12,50' is written with a decimal comma"), message
     assert message.endswith("(rows counted within one Spark batch of the input, not from the top of the file)")
     assert "\n" not in message
 

@@ -145,7 +145,7 @@ def train_then_register_a_bad_ledger(tmp_path_factory) -> dict:
     in a store of their own; they start with the session, in that order (tests/early_runs.py)."""
     folder = tmp_path_factory.mktemp("bad-ledger")
     bad = folder / "bad.csv"
-    pd.DataFrame({"Date": ["2024-01-01", "2024-01-02"], "Description": ["a", "b"], "Amount": ["-1", "12,50"],
+    pd.DataFrame({"Date": ["2024-01-01", "2024-01-02"], "Description": ["a", "b"], "Amount": ["-1.00", "12,50"],
                   "Category": ["fuel", "rent"]}).to_csv(bad, index=False)
     env = tracking_env(f"sqlite:///{folder}/mlflow.db")
     train = [MLFLOW_CLI, "run", ".", "-e", "train_category", "--env-manager", "local", "-P", f"data={bad}"]
@@ -166,7 +166,7 @@ def test_a_bad_training_ledger_fails_the_run_and_registers_nothing(bad_ledger_ru
     uri = bad_ledger_runs["train"].env["MLFLOW_TRACKING_URI"]
     result = bad_ledger_runs["train"].result(check=False)
     assert result.returncode != 0
-    assert "row 1 (line 3 of bad.csv), column 'amount': '12,50' is not a finite number" in result.stderr
+    assert "row 1 (line 3 of bad.csv), column 'amount': '12,50' is written with a decimal comma" in result.stderr
     assert "Traceback" not in result.stderr.split("error: ")[-1]
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name(config.EXPERIMENT_NAME)

@@ -10,8 +10,8 @@ import pytest
 from pyfunc_models import config
 from pyfunc_models.features import clean_text, merchant_key
 from tests import real_ledgers
-from pyfunc_models.ledger import (LedgerError, _normalise_name, as_frame, load_ledger, prepare_ledger, read_ledger,
-                                  readable_columns, split_amount_columns)
+from pyfunc_models.ledger import (LedgerError, _normalise_name, as_frame, load_ledger, parse_amounts, prepare_ledger,
+                                  read_ledger, readable_columns, split_amount_columns)
 
 ENUMERATIONS = {
     "type": (config.TRANSACTION_TYPES, config.TYPE_ALIASES),
@@ -195,7 +195,9 @@ def test_dates_in_common_formats_become_days():
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        ({"Amount": "12,50"}, r"row 1, column 'amount': '12,50' is not a finite number; expected an amount"),
+        ({"Amount": "12,50"}, r"row 1, column 'amount': '12,50' is written with a decimal comma; expected a decimal "
+                                  r"point, as 1 other row\(s\) write amounts \(e.g. row 0: '-"),
+        ({"Amount": "12.50 EUR"}, r"row 1, column 'amount': '12.50 EUR' is not a finite number; expected an amount"),
         ({"Amount": ""}, r"row 1, column 'amount': '' is not a finite number"),
         ({"Amount": "inf"}, r"row 1, column 'amount': 'inf'"),
         ({"Date": "2024-02-30"}, r"row 1, column 'date': '2024-02-30' is not a date; expected e.g. 2024-03-15"),
@@ -383,16 +385,61 @@ def test_a_request_that_is_no_table_of_single_values_is_refused_by_column():
         prepare_ledger(records)
 
 
-def test_a_file_in_another_encoding_or_with_another_separator_says_how_to_save_it(tmp_path):
+def test_a_file_in_another_encoding_says_how_to_save_it(tmp_path):
     (tmp_path / "latin.csv").write_bytes("Date,Description,Amount\n2024-03-15,CAFÉ MONDE,-3\n".encode("cp1252"))
     with pytest.raises(LedgerError, match=re.escape("latin.csv is not UTF-8 text: line 2 has the byte 0xc9, as "
                                                     "Windows-1252 or Latin-1 write an accented letter; save the file "
                                                     "as UTF-8")):
         read_ledger(tmp_path / "latin.csv")
-    (tmp_path / "semi.csv").write_text("Date;Description;Amount\n2024-03-15;SHELL;-3,00\n")
-    with pytest.raises(LedgerError, match=re.escape("semi.csv has one column, 'Date;Description;Amount': its fields "
-                                                    "are separated by ';', not commas")):
-        read_ledger(tmp_path / "semi.csv")
+
+
+def test_a_european_export_reads_as_the_same_ledger_written_the_english_way(tmp_path):
+    """Excel where the decimal mark is a comma saves CSV with semicolons: a German bank's export (its own header, a
+    value date beside the booking date, dates with dots, 1.150,00) and the same rows tab-separated read as the
+    ledger written with commas, ISO dates and decimal points."""
+    (tmp_path / "de.csv").write_text(
+        "Buchungstag;Valuta;Verwendungszweck;Betrag (EUR);Kategorie\n"
+        "03.06.2025;04.06.2025;MIETE WOHNUNG, HAUPTSTR 5;-1.150,00;Miete\n"
+        "15.06.2025;15.06.2025;GEHALT JUNI;3.250,5;\n"
+        "16.06.2025;16.06.2025;Bäckerei Müller;-4,20;Lebensmittel\n"
+        "17.06.2025;17.06.2025;SPARKASSE GEBÜHR;-2;Gebühren\n")
+    (tmp_path / "en.csv").write_text(
+        "Date,Description,Amount,Category\n2025-06-03,\"MIETE WOHNUNG, HAUPTSTR 5\",-1150.00,Miete\n"
+        "2025-06-15,GEHALT JUNI,3250.50,\n2025-06-16,Bäckerei Müller,-4.20,Lebensmittel\n"
+        "2025-06-17,SPARKASSE GEBÜHR,-2,Gebühren\n")
+    (tmp_path / "tabs.tsv").write_text((tmp_path / "de.csv").read_text().replace(";", "\t"))
+    english, _ = prepare_ledger(read_ledger(tmp_path / "en.csv"))
+    for name in ("de.csv", "tabs.tsv"):
+        german, report = prepare_ledger(read_ledger(tmp_path / name))
+        pd.testing.assert_frame_equal(german, english)
+        assert report.dropped_columns == ["Valuta"] and report.date_order == "dmy"
+
+
+@pytest.mark.parametrize("written, amounts", [
+    (["-39,99", "1.150,00", "1.234", "12", "(5,00)", "27,08-", "1 234,5", "-€3,10", "12,50 €", "8,00 DR"],
+     [-39.99, 1150.0, 1234.0, 12.0, -5.0, -27.08, 1234.5, -3.10, 12.5, -8.0]),
+    (["-39.99", "1,150.00", "1,234", "12", "1.234"], [-39.99, 1150.0, 1234.0, 12.0, 1.234]),  # no comma: as before
+])
+def test_a_column_of_amounts_is_read_with_the_decimal_mark_it_shows(written, amounts):
+    assert parse_amounts(pd.Series(written, dtype=str)).tolist() == amounts
+
+
+def test_a_column_that_writes_both_decimal_marks_refuses_the_fewer_naming_the_others():
+    mostly_commas = pd.Series(["-39,99", "12.50", "-1.150,00", "4,20", "7.25"], dtype=str)
+    with pytest.raises(LedgerError, match=re.escape(
+            "row 1, column 'amount': '12.50' is written with a decimal point; expected a decimal comma, as 3 other "
+            "row(s) write amounts (e.g. row 0: '-39,99'); row 4, column 'amount': '7.25' is written")):
+        parse_amounts(mostly_commas)
+    with pytest.raises(LedgerError, match=re.escape("row 2 (line 4 of x.csv), column 'amount': '4,20' is written "
+                                                    "with a decimal comma; expected a decimal point, as 2 other")):
+        parse_amounts(pd.Series(["-39.99", "12.50", "4,20"], dtype=str), source="x.csv")
+
+
+def test_two_amount_columns_are_read_with_one_decimal_mark():
+    """Debit shows the decimal comma; Credit's '2.500' (no decimals written) is then two thousand five hundred."""
+    raw = pd.DataFrame({"Datum": ["01.06.2025", "02.06.2025", "03.06.2025"], "Beschreibung": ["MIETE", "GEHALT", "X"],
+                        "Debit": ["1.150,00", "", "4,20"], "Credit": ["", "2.500", ""]}, dtype=str)
+    assert prepare_ledger(raw)[0]["amount"].tolist() == [-1150.0, 2500.0, -4.2]
 
 
 def test_an_export_with_paid_out_and_paid_in_columns_reads_one_signed_amount(tmp_path):
@@ -408,6 +455,22 @@ def test_an_export_with_paid_out_and_paid_in_columns_reads_one_signed_amount(tmp
     assert (ledger.loc[raw["Paid in"].notna().to_numpy(), "type"] == "income").all()
     assert (ledger.loc[raw["Paid out"].notna().to_numpy(), "type"] == "expense").all()
     assert readable_columns(raw.columns) == {"date", "type", "description", "amount"}  # what `main` checks
+
+
+def test_a_german_export_reads_the_amounts_its_running_balance_adds_up_to(tmp_path):
+    """A German bank's export read as a file and as a user reads it with pandas (`sep=";"`, the amounts left as
+    text): every amount with its decimal comma and thousands point, so the bank's running balance (`Saldo`, a column
+    the contract drops) is the opening one plus the amounts, row by row; booking dates, day first."""
+    path = real_ledgers.german_bank(tmp_path / "de.csv")
+    raw = pd.read_csv(path, sep=";")
+    ledger, report = load_ledger(path)
+    assert report.dropped_columns == ["Valuta", "Buchungstext", "Saldo"] and report.date_order == "dmy"
+    pd.testing.assert_frame_equal(prepare_ledger(raw)[0], ledger)
+    balance = raw["Saldo"].str.replace(".", "").str.replace(",", ".").astype(float).to_numpy()
+    opening = balance[0] - ledger["amount"].iloc[0]
+    assert np.allclose(opening + ledger["amount"].cumsum().to_numpy(), balance)
+    assert (ledger["amount"] < -1000).any() and (ledger["date"] == raw["Buchungstag"].map(
+        lambda d: pd.Timestamp(f"{d[6:]}-{d[3:5]}-{d[:2]}"))).all()
 
 
 @pytest.mark.parametrize("out, into", [("Debit", "Credit"), ("Withdrawals", "Deposits"), ("Outflow", "Inflow"),

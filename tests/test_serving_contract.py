@@ -187,8 +187,12 @@ BAD_CASES = {
         ["row 1, column 'date': '2024-13-45' is not a date; expected e.g. 2024-03-15"],
     ),
     "unparsable amount": (
-        lambda t, rows: records(with_row(rows, 1, amount="12,50")),
-        ["row 1, column 'amount': '12,50' is not a finite number; expected an amount like -12.50 or 1,234.56"],
+        lambda t, rows: records(with_row(rows, 1, amount="abc")),
+        ["row 1, column 'amount': 'abc' is not a finite number; expected an amount like -12.50 or 1,234.56"],
+    ),
+    "a decimal comma among decimal points": (
+        lambda t, rows: records(with_row(with_row(rows, 0, amount="-4.50"), 1, amount="12,50")),
+        ["row 1, column 'amount': '12,50' is written with a decimal comma; expected a decimal point"],
     ),
     "NaN amount": (
         lambda t, rows: raw_json_with_amount(rows, "NaN"),
