@@ -16,6 +16,9 @@ tuned to any model.
     personal_finance       another tool's history: lower-case categories, extra columns, ISO dates
     tiny                   four months with an all-empty column and whole-number amounts
     uk_bank                a UK bank's current account: 'Paid out' and 'Paid in' columns, £, day-first dates
+    german_bank            a German bank's export: semicolons, German header, dates with dots, decimal commas
+
+`SEPARATORS` says how a user reads each file with pandas (`pd.read_csv(file, sep=...)`).
 """
 
 from __future__ import annotations
@@ -94,11 +97,11 @@ def _scheduled_rows(rng, start: date, end: date, plans, weekday_weights, months:
     return rows
 
 
-def _write(path, header, rows) -> Path:
+def _write(path, header, rows, delimiter: str = ",") -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
+        writer = csv.writer(handle, delimiter=delimiter)
         writer.writerow(header)
         writer.writerows(rows)
     return path
@@ -482,6 +485,58 @@ def uk_bank(path, seed: int = 66) -> Path:
     return _write(path, UK_BANK_HEADER, lines)
 
 
+# --- a German bank's export: what Excel writes where the decimal mark is a comma ----------------------------------
+
+GERMAN_BANK_HEADER = ("Buchungstag", "Valuta", "Buchungstext", "Verwendungszweck", "Betrag", "Saldo")
+_GERMAN_EVERYDAY = (  # (merchant, booking text, rows over the half year)
+    (Merchant(("REWE Markt GmbH Koeln", "REWE SAGT DANKE {n}"), "groceries", 41.0, 0.45), "Kartenzahlung", 34),
+    (Merchant(("EDEKA Center Nippes", "Edeka Brueggemann"), "groceries", 23.0, 0.4), "Kartenzahlung", 22),
+    (Merchant(("dm-drogerie markt", "DM Fil. 1187"), "health", 14.0, 0.5), "Kartenzahlung", 12),
+    (Merchant(("Bäckerei Merzenich", "Kamps Backstube"), "eating out", 5.8, 0.3), "Kartenzahlung", 40),
+    (Merchant(("LIEFERANDO.DE", "Lieferando Bestellung {n}"), "eating out", 27.0, 0.3), "Lastschrift", 10),
+    (Merchant(("DB Vertrieb GmbH", "DB FERNVERKEHR {n}"), "transport", 49.0, 0.6), "Lastschrift", 7),
+    (Merchant(("AMAZON EU S.A R.L., NIEDERLASSUNG DEUTSCHLAND",), "shopping", 32.0, 0.7), "Lastschrift", 11),
+)
+_GERMAN_BILLS = (  # (merchant, booking text, day of the month)
+    (Merchant(("MIETE WOHNUNG, VERMIETUNG SCHMITZ",), "rent", 1150.0, 0.0), "Dauerauftrag", 1),
+    (Merchant(("RheinEnergie AG Abschlag",), "bills", 96.0, 0.0), "Lastschrift", 5),
+    (Merchant(("Vodafone GmbH Rechnung",), "bills", 39.99, 0.0), "Lastschrift", 14),
+    (Merchant(("Rundfunk ARD, ZDF, DRadio",), "bills", 18.36, 0.0), "Lastschrift", 15),
+)
+
+
+def german_bank(path, seed: int = 77) -> Path:
+    """A German current account over half a year (2024-01-01 to 2024-06-30), unlabelled and uncategorised, as its
+    bank exports it for Excel: semicolons between fields, `Buchungstag;Valuta;Buchungstext;Verwendungszweck;Betrag;
+    Saldo` (booking date, value date, the bank's booking text, the purpose, the amount, the balance), dates as
+    DD.MM.YYYY, amounts with a decimal comma and a point between thousands (-1.150,00), money out negative, commas
+    inside the purpose, an umlaut."""
+    rng = np.random.default_rng(seed)
+    start, end = date(2024, 1, 1), date(2024, 6, 30)
+    rows = []  # (date, merchant, booking text, money in?)
+    for merchant, kind, count in _GERMAN_EVERYDAY:
+        rows += [(day, merchant, kind, False) for day in _some_days(rng, start, end, count)]
+    for merchant, kind, day_of_month in _GERMAN_BILLS:
+        rows += [(day, merchant, kind, False) for day in _monthly(start, end, day_of_month)]
+    salary = Merchant(("GEHALT ACME GMBH",), "income", 3240.0, 0.01)
+    rows += [(day, salary, "Gutschrift", True) for day in _monthly(start, end, 28)]
+    rows.sort(key=lambda row: (row[0], row[1].spellings[0]))
+
+    def german(value: float) -> str:
+        return f"{value:,.2f}".translate(str.maketrans(",.", ".,"))
+
+    balance, lines = 2800.0, []
+    for day, merchant, kind, money_in in rows:
+        amount = _amount(rng, merchant) * (1 if money_in else -1)
+        balance += amount
+        value_date = day + timedelta(days=int(rng.integers(0, 3)))
+        lines.append((day.strftime("%d.%m.%Y"), value_date.strftime("%d.%m.%Y"), kind, _describe(rng, merchant),
+                      german(amount), german(balance)))
+    return _write(path, GERMAN_BANK_HEADER, lines, delimiter=";")
+
+
+SEPARATORS = {"german_bank": ";"}  # how a user reads the file: pd.read_csv(file, sep=SEPARATORS.get(name, ","))
+
 LEDGERS = {
     "titans_export": titans_export,
     "titans_sample_export": titans_sample_export,
@@ -489,4 +544,5 @@ LEDGERS = {
     "personal_finance": personal_finance,
     "tiny": tiny,
     "uk_bank": uk_bank,
+    "german_bank": german_bank,
 }

@@ -2,7 +2,7 @@
 
 The ledgers are in the shapes of real exports (tests/real_ledgers.py, tests/data/): the Titans Finance
 export and its sample export, a bank's export, another tool's personal-finance history, a tiny ledger, a UK
-current account that writes its amounts in `Paid out` and `Paid in`.
+current account that writes its amounts in `Paid out` and `Paid in`, a German bank's semicolon export.
 `mlflow run . -P data=<ledger>` runs once per trained ledger, each in a tracking store of its own, from the
 session's start (tests/early_runs.py). Every file is then read the way a user reads it, `pd.read_csv(file)` with
 the header normalised to snake_case, and fed to the registered models in process and over REST. The assertions
@@ -122,6 +122,11 @@ def test_other_ledgers_have_their_exports_shapes(ledgers):
     assert tuple(uk.columns) == real_ledgers.UK_BANK_HEADER and "Amount" not in uk and "Category" not in uk
     assert (uk["Paid out"].isna() ^ uk["Paid in"].isna()).all() and uk["Paid out"].dropna().str.startswith("£").all()
     assert uk["Date"].str.match(r"\d\d/\d\d/2024$").all() and (uk["Date"].str[:2].astype(int) > 12).any()
+
+    german = pd.read_csv(ledgers["german_bank"], sep=real_ledgers.SEPARATORS["german_bank"])
+    assert tuple(german.columns) == real_ledgers.GERMAN_BANK_HEADER and german["Betrag"].str.contains(",").all()
+    assert german["Betrag"].str.match(r"-\d\.\d{3},\d\d$").any() and german["Buchungstag"].str[2].eq(".").all()
+    assert pd.read_csv(ledgers["german_bank"], nrows=0).shape[1] == 1  # not comma-separated
 
     tiny = read_as_a_user(ledgers["tiny"])
     assert 120 <= len(tiny) <= 140 and span_days(tiny["date"]) >= 110
@@ -286,17 +291,18 @@ def test_each_registered_model_answers_its_own_ledger_as_read_by_pandas(trained,
 @slow
 @pytest.mark.parametrize("model_type", MODEL_TYPES)
 @pytest.mark.parametrize("export", ("titans_export", "titans_sample_export", "personal_finance", "tiny",
-                                    "titans_export_rows", "uk_bank"))
+                                    "titans_export_rows", "uk_bank", "german_bank"))
 def test_models_trained_on_a_bank_export_answer_every_other_export(trained, ledgers, export, model_type):
     """Other exports' vocabularies (paid, written_off, debit/credit, direct_deposit, unknown statuses,
-    lower-case categories, columns nobody declared, amounts in Paid out and Paid in) flow through a model that
-    never saw them."""
+    lower-case categories, columns nobody declared, amounts in Paid out and Paid in, a German export's header and
+    decimal commas) flow through a model that never saw them."""
     if export == "titans_export_rows" and model_type == "cashflow":
         pytest.skip("a dozen rows over a week is no history to forecast from")
     model = trained("bank_style").model(model_type)
-    frame = read_as_a_user(TITANS_ROWS if export == "titans_export_rows" else ledgers[export])
+    frame = read_as_a_user(TITANS_ROWS if export == "titans_export_rows" else ledgers[export],
+                           sep=real_ledgers.SEPARATORS.get(export, ","))
     # The bank writes month-first dates, and its models read 03/04 so unless told: a day-first export says so.
-    params = {"date_order": "dmy"} if export == "uk_bank" else None
+    params = {"date_order": "dmy"} if export in ("uk_bank", "german_bank") else None
     for rows in as_a_client_sends(model_type, frame):
         assert_answers_every_row(model, model_type, rows, params)
 
