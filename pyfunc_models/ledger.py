@@ -50,18 +50,23 @@ _ARROW_FROM = 1000
 _PYTHON_UP_TO = 64
 # Typos are corrected only towards words this long: a short word is one letter away from too many others.
 _MIN_TYPO_TARGET = 4
-# An amount as exports write it: "$1,234.56", "(12.50)", "-€5", "12.50 DR". `_NUMBER` is its number with a decimal
-# point (a comma groups thousands), `_COMMA_NUMBER` with a decimal comma (a point or a space groups thousands: a
-# European export's "-1.234,56", "1 234,00"); a column is read one way throughout (`_decimal_comma`).
-_NUMBER = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+"
+# An amount as exports write it: "$1,234.56", "(12.50)", "-€5", "12.50 DR", "EUR 12.50", "−27.08" (a minus sign).
+# `_NUMBER` is its number with a decimal point (a comma or an apostrophe groups thousands, or Indian lakhs:
+# 1,23,456.00), `_COMMA_NUMBER` with a decimal comma (a point or a space groups thousands: a European export's
+# "-1.234,56", "1 234,00"); a column is read one way throughout (`_decimal_comma`).
+_NUMBER = r"\d{1,3}(?:[,']\d{3})+(?:\.\d+)?|\d{1,2}(?:,\d{2})+,\d{3}(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+"
 _COMMA_NUMBER = r"\d{1,3}(?:[. \u00a0\u202f]\d{3})+(?:,\d+)?|\d+(?:,\d+)?|,\d+"
+_CURRENCY_CODES = ("USD", "EUR", "GBP", "CHF", "JPY", "CAD", "AUD", "NZD", "SEK", "NOK", "DKK", "PLN", "CZK", "HUF", "INR",
+                   "CNY", "HKD", "SGD", "ZAR", "BRL", "MXN")
+_CURRENCY = rf"[$€£¥₹]|\b(?:{'|'.join(_CURRENCY_CODES)})\b|kr\.?"
+_MINUS = "-\u2212"  # a hyphen, and the minus sign some exports write
 
 
 def _amount_pattern(number: str) -> re.Pattern:
     return re.compile(
-        r"^(?P<open>\()?\s*(?P<sign>[-+])?\s*[$€£]?\s*(?P<inner_sign>[-+])?\s*"  # -$5 or $-5, not -$-5
-        rf"(?P<number>{number})\s*[$€£]?\s*(?P<close>\))?"  # "39,99 €"
-        r"(?P<after>-|\s*(?i:dr|cr))?$"  # a statement's 12.50 DR (money out), 12.50 CR (money in); an export's 27.08-
+        rf"^(?P<open>\()?\s*(?P<sign>[{_MINUS}+])?\s*(?:{_CURRENCY})?\s*(?P<inner_sign>[{_MINUS}+])?\s*"  # -$5, $-5
+        rf"(?P<number>{number})\s*(?:{_CURRENCY})?\s*(?P<close>\))?"  # "39,99 €", "12.50 USD"
+        rf"(?P<after>[{_MINUS}]|\s*(?i:dr|cr))?$"  # a statement's 12.50 DR (money out), 12.50 CR (money in); 27.08-
     )
 
 
@@ -388,8 +393,8 @@ def _written_amount(text: str, pattern: re.Pattern, comma: bool) -> float:
     if match is None or bool(match["open"]) != bool(match["close"]) or len(signs) > 1:
         return np.nan
     number = match["number"]
-    number = number.translate(_THOUSANDS).replace(",", ".") if comma else number.replace(",", "")
-    negative = bool(signs) and signs[0].strip().lower() in ("(", "-", "dr")
+    number = number.translate(_THOUSANDS).replace(",", ".") if comma else number.replace(",", "").replace("'", "")
+    negative = bool(signs) and signs[0].strip().lower() in ("(", "-", "\u2212", "dr")
     return -float(number) if negative else float(number)
 
 

@@ -197,7 +197,7 @@ def test_dates_in_common_formats_become_days():
     [
         ({"Amount": "12,50"}, r"row 1, column 'amount': '12,50' is written with a decimal comma; expected a decimal "
                                   r"point, as 1 other row\(s\) write amounts \(e.g. row 0: '-"),
-        ({"Amount": "12.50 EUR"}, r"row 1, column 'amount': '12.50 EUR' is not a finite number; expected an amount"),
+        ({"Amount": "12.50 ABC"}, r"row 1, column 'amount': '12.50 ABC' is not a finite number; expected an amount"),
         ({"Amount": ""}, r"row 1, column 'amount': '' is not a finite number"),
         ({"Amount": "inf"}, r"row 1, column 'amount': 'inf'"),
         ({"Date": "2024-02-30"}, r"row 1, column 'date': '2024-02-30' is not a date; expected e.g. 2024-03-15"),
@@ -416,12 +416,21 @@ def test_a_european_export_reads_as_the_same_ledger_written_the_english_way(tmp_
 
 
 @pytest.mark.parametrize("written, amounts", [
-    (["-39,99", "1.150,00", "1.234", "12", "(5,00)", "27,08-", "1 234,5", "-€3,10", "12,50 €", "8,00 DR"],
-     [-39.99, 1150.0, 1234.0, 12.0, -5.0, -27.08, 1234.5, -3.10, 12.5, -8.0]),
+    (["-39,99", "1.150,00", "1.234", "12", "(5,00)", "27,08-", "1 234,5", "-€3,10", "12,50 €", "8,00 DR",
+      "EUR 1.234,56", "-27,08 kr", "\u221212,00"],
+     [-39.99, 1150.0, 1234.0, 12.0, -5.0, -27.08, 1234.5, -3.10, 12.5, -8.0, 1234.56, -27.08, -12.0]),
     (["-39.99", "1,150.00", "1,234", "12", "1.234"], [-39.99, 1150.0, 1234.0, 12.0, 1.234]),  # no comma: as before
+    (["-27.08 USD", "USD -27.08", "\u221227.08", "CHF 1'234.50", "¥3,729", "₹1,23,456.00", "(€5.00)"],
+     [-27.08, -27.08, -27.08, 1234.5, 3729.0, 123456.0, -5.0]),  # currency codes, a minus sign, other groupings
 ])
 def test_a_column_of_amounts_is_read_with_the_decimal_mark_it_shows(written, amounts):
     assert parse_amounts(pd.Series(written, dtype=str)).tolist() == amounts
+
+
+@pytest.mark.parametrize("written", ["12.50 ABC", "USD12.50", "-$-5", "1,2,3", "-12.50 CR"])
+def test_an_amount_said_two_ways_or_with_an_unknown_word_is_refused(written):
+    with pytest.raises(LedgerError, match=re.escape(f"row 1, column 'amount': '{written}' is not a finite number")):
+        parse_amounts(pd.Series(["-1.00", written], dtype=str))
 
 
 def test_a_column_that_writes_both_decimal_marks_refuses_the_fewer_naming_the_others():
