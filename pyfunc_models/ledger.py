@@ -32,7 +32,11 @@ PLAUSIBLE_DAYS_AHEAD = 365
 MAX_PLAUSIBLE_AMOUNT = 1e12
 # Dates with one reading, tried after ISO 8601 (2024-03-15, 2024/03/15); a day/month-first date
 # (15/03/2024, 03/15/2024, 15.03.2024) is read in the order its whole column decides (`_day_month_order`).
-DATE_FORMATS = ("%Y.%m.%d", "%d %b %Y", "%d %B %Y", "%d-%b-%Y", "%b %d, %Y", "%B %d, %Y", "%b %d %Y")
+DATE_FORMATS = ("%Y.%m.%d", "%d %b %Y", "%d %B %Y", "%d-%b-%Y", "%b %d, %Y", "%B %d, %Y", "%b %d %Y", "%d-%b-%y",
+                "%a, %d %b %Y")
+# Year, month and day as Japanese and Chinese exports write them (2025年1月3日), Korean ones (2025년 1월 3일,
+# 2025. 1. 3.): read as the ISO date they name.
+_YEAR_MONTH_DAY_WORDS = re.compile(r"(\d{4})\s*[年년.]\s*(\d{1,2})\s*[月월.]\s*(\d{1,2})\s*[日일.]?")  # fullmatch
 # A two-digit year (15/03/25, common in bank exports) is 2000-2069 below 70, else 1970-1999 (dates before 1970 are
 # implausible anyway).
 TWO_DIGIT_YEAR_PIVOT = 70
@@ -579,6 +583,10 @@ def _distinct_dates(distinct: np.ndarray, codes: np.ndarray, values: pd.Series, 
         parsed = pd.to_datetime(distinct[todo], format=date_format, errors="coerce")
         days[todo] = parsed.to_numpy().astype("datetime64[D]")
         todo &= np.isnat(days)
+    for position in np.flatnonzero(todo):  # a few distinct texts: one by one
+        match = _YEAR_MONTH_DAY_WORDS.fullmatch(distinct[position])
+        if match:
+            days[position] = _calendar_days(*(np.array([int(number)]) for number in match.groups()))[0]
     days[~np.asarray(pc.match_substring_regex(text, "[0-9]"))] = np.datetime64("NaT")  # pandas reads 'now' any format
     return days, order, guessed
 

@@ -192,6 +192,17 @@ def test_dates_in_common_formats_become_days():
     assert ledger["date"].dt.strftime("%Y-%m-%d").tolist() == ["2024-03-15", "2024-03-16", "2024-03-17"]
 
 
+@pytest.mark.parametrize("written", ["2025年1月3日", "2025년 1월 3일", "2025. 1. 3.", "03-Jan-25", "Fri, 03 Jan 2025"])
+def test_dates_as_east_asian_and_other_bank_exports_write_them(written):
+    ledger, _ = prepare_ledger(titans_rows(Date=written))
+    assert ledger["date"].dt.strftime("%Y-%m-%d").tolist() == ["2025-01-03"]
+
+
+def test_a_day_that_does_not_exist_written_in_east_asian_words_is_refused():
+    with pytest.raises(LedgerError, match="row 0, column 'date': '2025年2月30日' is not a date"):
+        prepare_ledger(titans_rows(Date="2025年2月30日"))
+
+
 @pytest.mark.parametrize(
     "overrides, message",
     [
