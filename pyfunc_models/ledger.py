@@ -60,8 +60,8 @@ _MIN_TYPO_TARGET = 4
 # "-1.234,56", "1 234,00"); a column is read one way throughout (`_decimal_comma`).
 _NUMBER = r"\d{1,3}(?:[,']\d{3})+(?:\.\d+)?|\d{1,2}(?:,\d{2})+,\d{3}(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+"
 _COMMA_NUMBER = r"\d{1,3}(?:[. \u00a0\u202f]\d{3})+(?:,\d+)?|\d+(?:,\d+)?|,\d+"
-_CURRENCY_CODES = ("USD", "EUR", "GBP", "CHF", "JPY", "CAD", "AUD", "NZD", "SEK", "NOK", "DKK", "PLN", "CZK", "HUF", "INR",
-                   "CNY", "HKD", "SGD", "ZAR", "BRL", "MXN")
+_CURRENCY_CODES = ("USD", "EUR", "GBP", "CHF", "JPY", "CAD", "AUD", "NZD", "SEK", "NOK", "DKK", "PLN", "CZK", "HUF",
+                   "INR", "CNY", "HKD", "SGD", "ZAR", "BRL", "MXN")
 _CURRENCY = rf"[$€£¥₹]|\b(?:{'|'.join(_CURRENCY_CODES)})\b|kr\.?"
 _MINUS = "-\u2212"  # a hyphen, and the minus sign some exports write
 
