@@ -56,7 +56,10 @@ COLUMN_ALIASES = {
     "reference_number": "reference",
     "receipt": "receipt_url",
     "anomaly": ANOMALY_LABEL,
-    # European banks' exports (German, French, Spanish, Italian, Dutch): the booking date, never the value date
+}
+# European banks' exports (German, French, Spanish, Italian, Dutch): the booking date, never the value date. A column
+# named so gives way to one named in English (`Date` beside `Datum`: the English one is read).
+OTHER_LANGUAGE_COLUMN_ALIASES = {
     "datum": "date",
     "buchungstag": "date",
     "buchungsdatum": "date",
@@ -68,6 +71,7 @@ COLUMN_ALIASES = {
     "concepto": "description",
     "descrizione": "description",
     "omschrijving": "description",
+    "naam_omschrijving": "description",
     "betrag": "amount",
     "montant": "amount",
     "importe": "amount",
@@ -76,15 +80,16 @@ COLUMN_ALIASES = {
     "kategorie": "category",
     "categorie": "category",
     "categoria": "category",
+    "af_bij": "type",  # a Dutch bank's Af (money out) / Bij (money in) beside an unsigned amount
 }
 
 # An export without an amount column may write each amount in one of two columns, money out and money in (Debit
 # and Credit, Paid out and Paid in, YNAB's Outflow and Inflow); the contract reads the pair as one signed amount.
 # Names normalised as above; a currency code may follow ("Debit (EUR)": debit_eur).
 MONEY_OUT_COLUMNS = ("debit", "debits", "debit_amount", "withdrawal", "withdrawals", "withdrawal_amount", "paid_out",
-                     "money_out", "outflow", "amount_out")
+                     "money_out", "outflow", "amount_out", "soll")
 MONEY_IN_COLUMNS = ("credit", "credits", "credit_amount", "deposit", "deposits", "deposit_amount", "paid_in",
-                    "money_in", "inflow", "amount_in")
+                    "money_in", "inflow", "amount_in", "haben")
 BALANCE_COLUMNS = ("balance", "running_balance", "account_balance")  # what such an export's amounts must add up to
 
 # The enumerated columns: each has its canonical values and one table mapping every other spelling seen in
@@ -106,8 +111,10 @@ TYPE_ALIASES = {
     "reimbursement": "income",
     "revenue": "income",
     "transfer_in": "income",
+    "bij": "income",  # Dutch: on (the account)
     # money out
     "debit": "expense",
+    "af": "expense",  # Dutch: off (the account)
     "dr": "expense",
     "withdrawal": "expense",
     # Not "payment": on a card statement (Chase: Type Payment, +1500.00) it is money in, on a bank statement money

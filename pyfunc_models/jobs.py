@@ -69,6 +69,9 @@ def report_ledger(report) -> None:
         if report.type_from_amount_columns:
             print(f"warning: {report.type_from_amount_columns} row(s) whose type says the other direction than the "
                   f"column of their amount: read by the column")
+    if report.decimal_comma:
+        print("amount: read with a decimal comma (-39,99; 1.150,00), as the ledger writes it; the models read their "
+              "requests' amounts so unless a request's own text shows a decimal point")
     if report.corrected or report.unknown:
         print(f"normalised enumerations: {json.dumps({**report.corrected, **{'unknown': report.unknown}})}")
     for why, dropped in report.dropped_rows.items():
@@ -122,6 +125,7 @@ def train_model(task: ModelTask, data: str | None, experiment_name: str = config
         example = outcome.predictor.example()  # made up, never the customer's rows
         # Requests are read in the day/month order the training ledger decided, unless they say otherwise.
         outcome.predictor.date_order = learned_date_order(report)
+        outcome.predictor.decimal_comma = report.decimal_comma  # and amounts with the training ledger's decimal mark
         serving_params = {**task.serving_params, "date_order": outcome.predictor.date_order}
         info = tracking.log_predictor(outcome.predictor, example, serving_params, task.model_type)
         monitoring_job.log_reference_profile(task, outcome, ledger)  # what monitoring compares new periods with

@@ -8,6 +8,7 @@ was expected.
 
 from __future__ import annotations
 
+import csv
 import datetime
 import difflib
 import functools
@@ -58,8 +59,8 @@ _MIN_TYPO_TARGET = 4
 # `_NUMBER` is its number with a decimal point (a comma or an apostrophe groups thousands, or Indian lakhs:
 # 1,23,456.00), `_COMMA_NUMBER` with a decimal comma (a point or a space groups thousands: a European export's
 # "-1.234,56", "1 234,00"); a column is read one way throughout (`_decimal_comma`).
-_NUMBER = r"\d{1,3}(?:[,']\d{3})+(?:\.\d+)?|\d{1,2}(?:,\d{2})+,\d{3}(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+"
-_COMMA_NUMBER = r"\d{1,3}(?:[. \u00a0\u202f]\d{3})+(?:,\d+)?|\d+(?:,\d+)?|,\d+"
+_NUMBER = r"[1-9]\d{0,2}(?:[,']\d{3})+(?:\.\d+)?|[1-9]\d?(?:,\d{2})+,\d{3}(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+"
+_COMMA_NUMBER = r"[1-9]\d{0,2}(?:[. \u00a0\u202f]\d{3})+(?:,\d+)?|\d+(?:,\d+)?|,\d+"  # 0.125 is no thousand
 _CURRENCY_CODES = ("USD", "EUR", "GBP", "CHF", "JPY", "CAD", "AUD", "NZD", "SEK", "NOK", "DKK", "PLN", "CZK", "HUF",
                    "INR", "CNY", "HKD", "SGD", "ZAR", "BRL", "MXN")
 _CURRENCY = rf"[$€£¥₹]|\b(?:{'|'.join(_CURRENCY_CODES)})\b|kr\.?"
@@ -75,6 +76,9 @@ def _amount_pattern(number: str) -> re.Pattern:
 
 
 _AMOUNT_PATTERN, _COMMA_AMOUNT_PATTERN = _amount_pattern(_NUMBER), _amount_pattern(_COMMA_NUMBER)
+# A currency after a column's name: "Debit (EUR)", "Betrag (€)", "Debit EUR"; not "Debit Fee" nor "Amount VAT".
+_CODES = "|".join(_CURRENCY_CODES)
+_CURRENCY_SUFFIX = re.compile(rf"\s*(\(\s*(?:{_CODES}|[$€£¥₹])\s*\)|\s(?:{_CODES}))$", re.IGNORECASE)
 _THOUSANDS = str.maketrans("", "", ". \u00a0\u202f")
 
 
@@ -101,6 +105,7 @@ class LedgerReport:
     type_from_amount_columns: int = 0  # rows whose type said the other direction than the column of their amount
     # True when the export's running balance moves against those amounts on nearly every row (`balance_says_reversed`)
     amount_columns_reversed: bool = False
+    decimal_comma: bool = False  # True when the amounts were read with a decimal comma (-39,99; 1.150,00)
 
     def as_dict(self) -> dict:
         return {
@@ -115,6 +120,7 @@ class LedgerReport:
             "amount_columns": self.amount_columns,
             "type_from_amount_columns": self.type_from_amount_columns,
             "amount_columns_reversed": self.amount_columns_reversed,
+            "decimal_comma": self.decimal_comma,
         }
 
 
@@ -140,7 +146,6 @@ class CharacterTable(dict):
 
 _COMBINING_MARKS = CharacterTable(lambda c: "" if unicodedata.combining(c) else c)
 _NAME_SEPARATORS = re.compile(r"[^0-9a-z]+")
-_CURRENCY_SUFFIX = re.compile(r"\s*(\(\s*[A-Za-z]{3}\s*\)|\s[A-Z]{3})$")  # "Debit (EUR)", "Debit EUR"; not "Debit Fee"
 _DASHES = ("-", "\u2013", "\u2014")  # what some exports write in the empty one of two amount columns
 _NON_ASCII_NAME_SEPARATORS = CharacterTable(
     lambda c: c if c.isalnum() or unicodedata.category(c).startswith("M") else "_")
@@ -154,8 +159,13 @@ def _normalise_name(name) -> str:
 
 
 def canonical_column_names(columns) -> dict:
-    """Map each given column name to its canonical name (unknown names map to None)."""
-    return {column: _canonical_name(str(column)) for column in columns}
+    """Map each given column name to its canonical name (unknown names map to None). A name in another language
+    or an amount with its currency ('Betrag', 'Amount (EUR)') gives way to a column named in English: beside
+    `Amount`, `Amount (EUR)` is another column, as it was before such names were known."""
+    names = {column: _canonical_name(str(column)) for column in columns}
+    taken = {canonical for canonical, secondary in names.values() if canonical and not secondary}
+    return {column: None if secondary and canonical in taken else canonical
+            for column, (canonical, secondary) in names.items()}
 
 
 def split_amount_columns(columns) -> tuple | None:
@@ -188,13 +198,17 @@ def readable_columns(columns) -> set:
 
 
 @functools.lru_cache(maxsize=256)  # a served model sees the same few headers request after request
-def _canonical_name(name: str) -> str | None:
+def _canonical_name(name: str) -> tuple[str | None, bool]:
+    """(the canonical name, whether it comes from a name in another language or with a currency), (None, False)."""
     key = _normalise_name(name)
     key = config.COLUMN_ALIASES.get(key, key)
     if key in config.COLUMNS or key == config.ANOMALY_LABEL:
-        return key
+        return key, False
+    if key in config.OTHER_LANGUAGE_COLUMN_ALIASES:
+        return config.OTHER_LANGUAGE_COLUMN_ALIASES[key], True
     without_currency = _normalise_name(_CURRENCY_SUFFIX.sub("", name))  # "Amount (EUR)", "Betrag EUR"
-    return "amount" if config.COLUMN_ALIASES.get(without_currency, without_currency) == "amount" else None
+    aliases = {**config.COLUMN_ALIASES, **config.OTHER_LANGUAGE_COLUMN_ALIASES}
+    return ("amount", True) if aliases.get(without_currency, without_currency) == "amount" else (None, False)
 
 
 def _row_name(position: int, source: str | None) -> str:
@@ -227,10 +241,11 @@ def read_ledger(path, header_only: bool = False) -> pd.DataFrame:
         raise LedgerError(f"ledger file {str(path)!r} does not exist{looked}")
     if path.stat().st_size == 0:
         raise LedgerError(f"{path.name} is empty; expected a header line and at least one transaction")
-    separator = _separator(path)
+    separator = csv_separator(path)
+    excel_line = bool(_EXCEL_SEPARATOR_LINE.fullmatch((_first_lines(path, 1) or [""])[0]))  # `sep=;` is no header
     try:
         raw = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True, sep=separator,
-                          nrows=0 if header_only else None)
+                          skiprows=1 if excel_line else None, nrows=0 if header_only else None)
     except UnicodeDecodeError:
         data = path.read_bytes()
         try:
@@ -248,13 +263,34 @@ def read_ledger(path, header_only: bool = False) -> pd.DataFrame:
     return raw
 
 
-def _separator(path: Path) -> str:
-    """The field separator a CSV file's header line uses most: a comma, or what European exports (Excel where the
-    decimal mark is a comma) and others write, a semicolon, a tab or a bar."""
+def csv_separator(path: Path) -> str:
+    """A CSV file's field separator: a comma, or what European exports (Excel where the decimal mark is a comma)
+    and others write, a semicolon, a tab or a bar; the one that splits the header and the first row into the same
+    number of fields, the most (quotes respected); or the one Excel names on a first line `sep=;`."""
+    lines = _first_lines(path)
+    if lines and _EXCEL_SEPARATOR_LINE.fullmatch(lines[0]):
+        return lines[0][4]
+
+    def fields(separator):
+        counts = [len(row) for row in csv.reader(lines, delimiter=separator)]
+        return (len(set(counts)) == 1, counts[0] if counts else 0, separator == ",")  # rows that agree come first
+
+    return max(",;\t|", key=fields)
+
+
+_EXCEL_SEPARATOR_LINE = re.compile(r"sep=.")
+
+
+def _first_lines(path: Path, count: int = 2) -> list:
+    """A CSV file's first `count` lines that are not blank, without their line ends (undecodable bytes replaced)."""
+    lines = []
     with path.open("rb") as file:
-        header = file.readline()
-    counts = {separator: header.count(separator.encode()) for separator in ",;\t|"}
-    return max(counts, key=lambda separator: (counts[separator], separator == ","))
+        for line in file:
+            if line.strip():
+                lines.append(line.decode("utf-8-sig" if not lines else "utf-8", errors="replace").rstrip("\r\n"))
+                if len(lines) == count:
+                    break
+    return lines
 
 
 def _arrow_strings(values: pd.Series) -> pa.Array | None:
@@ -350,9 +386,11 @@ def parse_amounts(values: pd.Series, column: str = "amount", source: str | None 
 
 
 def _parse_amounts(values: pd.Series, column: str, source: str | None, missing_ok: bool,
-                   decimal_comma: bool | None = None) -> tuple[np.ndarray, bool | None]:
+                   decimal_comma: bool | None = None, prefer_comma: bool = False) -> tuple[np.ndarray, bool | None]:
     """`parse_amounts`, and whether the column was read with a decimal comma (None: its text does not say, or it
-    is not text). `decimal_comma` given (True or False) reads it that way, for a column read beside another."""
+    is not text). `decimal_comma` given (True or False) reads it that way, for a column read beside another;
+    `prefer_comma` reads a column whose text says neither ('1.234') with a decimal comma, as a model trained on a
+    ledger that wrote one reads its requests."""
     if pd.api.types.is_bool_dtype(values):  # every cell true or false: named by row, as one such cell would be
         raise LedgerError(_problems_message(column, range(len(values)), values.iloc[:MAX_PROBLEMS_SHOWN].tolist(),
                                             "is not a finite number; expected an amount like -12.50", source))
@@ -364,11 +402,12 @@ def _parse_amounts(values: pd.Series, column: str, source: str | None, missing_o
         amounts = np.array(pd.to_numeric(text, errors="coerce"), dtype=float)
         unread = np.flatnonzero(np.isnan(amounts) & (text != ""))
         comma = decimal_comma
-        if unread.size and comma is None:  # what the text shows; a column read as numbers shows a decimal point
-            comma = _decimal_comma(text, amounts, unread, column, source)
-        if comma:
-            amounts = np.full(len(text), np.nan)
-            unread = np.flatnonzero(text != "")
+        written = _written_cells(values, text) if unread.size or comma or prefer_comma else None  # not numbers
+        if (unread.size or prefer_comma) and comma is None:  # what the text shows (text read as numbers: a point)
+            comma = _decimal_comma(text, written, unread, column, source, prefer_comma)
+        if comma:  # every written cell again, with a decimal comma ('1.234' is a thousand)
+            unread = np.flatnonzero(written)
+            amounts[unread] = np.nan
         pattern = _COMMA_AMOUNT_PATTERN if comma else _AMOUNT_PATTERN
         for position in unread:
             amounts[position] = _written_amount(text[position], pattern, bool(comma))
@@ -402,20 +441,34 @@ def _written_amount(text: str, pattern: re.Pattern, comma: bool) -> float:
     return -float(number) if negative else float(number)
 
 
-def _decimal_comma(text: np.ndarray, amounts: np.ndarray, unread: np.ndarray, column: str,
-                   source: str | None) -> bool | None:
-    """Whether a text column of amounts writes a decimal comma, from the cells only one reading takes: '-39,99'
-    and '1.234,56' only a decimal comma, '12.50' and '1,234.56' only a decimal point ('1,234' and '1.234' take
-    either). Neither shown: None. Both: the fewer are refused by row (as a column of dates that shows both
-    day/month orders), the others named as what they expected. `unread` are the cells that are not plain numbers."""
-    comma_only = [p for p in unread.tolist() if _COMMA_AMOUNT_PATTERN.match(text[p])
-                  and not _AMOUNT_PATTERN.match(text[p])]
-    if not comma_only:
+def _written_cells(values: pd.Series, text: np.ndarray) -> np.ndarray:
+    """Which cells of a column of amounts are written text (not empty, not a number: a JSON request may mix
+    numbers and text in one column, and a number has no decimal mark to read)."""
+    written = text != ""
+    if values.dtype == object:
+        written &= np.array([not isinstance(value, (int, float, np.number)) for value in values.tolist()], dtype=bool)
+    return written
+
+
+def _decimal_comma(text: np.ndarray, written: np.ndarray, unread: np.ndarray, column: str,
+                   source: str | None, prefer_comma: bool = False) -> bool | None:
+    """Whether a text column of amounts writes a decimal comma, from the written cells only one reading takes:
+    '-39,99' and '1.234,56' only a decimal comma, '12.50', '1,234.56' and '0.125' only a decimal point ('1,234' and
+    '1.234' take either). Neither shown: None. Both: the fewer are refused by row (as a column of dates that shows
+    both day/month orders), the others named as what they expected; with `prefer_comma`, a column showing neither
+    is read with a decimal comma. `unread` are the cells that are not plain numbers."""
+    comma_only = [p for p in unread.tolist() if written[p] and not _AMOUNT_PATTERN.match(text[p])
+                  and _COMMA_AMOUNT_PATTERN.match(text[p])]
+    if not comma_only and not prefer_comma:
         return None
     unread_cells = np.zeros(len(text), dtype=bool)
     unread_cells[unread] = True
-    point_only = [p for p, cell in enumerate(text.tolist()) if ("." in cell or "," in cell)
-                  and not _COMMA_AMOUNT_PATTERN.match(cell) and (not unread_cells[p] or _AMOUNT_PATTERN.match(cell))]
+    point_only = [p for p in np.flatnonzero(written).tolist() if ("." in text[p] or "," in text[p])
+                  and not _COMMA_AMOUNT_PATTERN.match(text[p])
+                  and (not unread_cells[p] or _AMOUNT_PATTERN.match(text[p]))]
+    if not comma_only:  # `prefer_comma`: a comma where no cell says otherwise and one reads differently ('1.234')
+        marked = any("." in text[p] or "," in text[p] for p in np.flatnonzero(written).tolist())
+        return True if marked and not point_only else None
     if not point_only:
         return True
     odd, usual = ("comma", "point") if len(comma_only) <= len(point_only) else ("point", "comma")
@@ -432,6 +485,12 @@ def split_amounts(money_out: pd.Series | None, money_in: pd.Series | None, sourc
     A money-out column written negative throughout is read by size (a bank that signs its debits); one of both
     signs as written (-3.00 under Debit is money back). A dash is an empty cell. A row with neither is refused,
     naming the columns, unless `missing_ok`."""
+    return _split_amounts(money_out, money_in, source, missing_ok)[0]
+
+
+def _split_amounts(money_out: pd.Series | None, money_in: pd.Series | None, source: str | None,
+                   missing_ok: bool, prefer_comma: bool = False) -> tuple[np.ndarray, bool | None]:
+    """`split_amounts`, and whether the columns were read with a decimal comma (see `_parse_amounts`)."""
     rows = len(money_out if money_out is not None else money_in)
 
     def side(values, decimal_comma=None):
@@ -439,7 +498,7 @@ def split_amounts(money_out: pd.Series | None, money_in: pd.Series | None, sourc
             return np.full(rows, np.nan), None
         if not pd.api.types.is_numeric_dtype(values):
             values = values.where(~np.isin(as_text(values), _DASHES), None)
-        return _parse_amounts(values, str(values.name), source, True, decimal_comma)
+        return _parse_amounts(values, str(values.name), source, True, decimal_comma, prefer_comma)
 
     (out, out_comma), (into, in_comma) = side(money_out), side(money_in)
     if out_comma or in_comma:  # the other column's '1.234' is a thousand too, and its '12.50' refused
@@ -459,7 +518,7 @@ def split_amounts(money_out: pd.Series | None, money_in: pd.Series | None, sourc
         where = f"columns {' and '.join(named)} are both empty" if len(named) == 2 else f"column {named[0]} is empty"
         raise LedgerError(f"{rows_named}{more}: {where}; expected the amount in "
                           f"{'one of them' if len(named) == 2 else 'it'}")
-    return amounts
+    return amounts, out_comma or in_comma
 
 
 def balance_says_reversed(balance: pd.Series, amounts: np.ndarray) -> bool:
@@ -502,10 +561,11 @@ def decide_date_order(values: pd.Series, date_order: str = "auto", column: str =
     return order if order in ("dmy", "mdy") and not guessed else None
 
 
-def _dates(values: pd.Series, column: str, source: str | None, date_order: str, implausible_dates: str):
+def _dates(values: pd.Series, column: str, source: str | None, date_order: str, implausible_dates: str,
+           european: bool = False):
     """`parse_dates` with what `prepare_ledger` reports: the order used, whether it was a guess, and the
     rows whose implausible date was made NaT (with `implausible_dates='drop'`)."""
-    days, order, guessed = _read_dates(values, column, source, date_order)
+    days, order, guessed = _read_dates(values, column, source, date_order, european)
     earliest, latest = _plausible_range()
     implausible = np.flatnonzero((days < earliest) | (days > latest))
     if implausible.size and implausible_dates == "refuse":
@@ -526,7 +586,7 @@ def _plausible_range() -> tuple[np.datetime64, np.datetime64]:
     return EARLIEST_PLAUSIBLE_DATE, np.datetime64(datetime.date.today(), "D") + PLAUSIBLE_DAYS_AHEAD
 
 
-def _read_dates(values: pd.Series, column: str, source: str | None, date_order: str):
+def _read_dates(values: pd.Series, column: str, source: str | None, date_order: str, european: bool = False):
     """Each row's calendar date (datetime64[D]), the day/month order used and whether it was a guess.
 
     Text is parsed once per distinct value: a ledger has far fewer dates than rows.
@@ -536,7 +596,8 @@ def _read_dates(values: pd.Series, column: str, source: str | None, date_order: 
         days, order, guessed = wall_clock.to_numpy().astype("datetime64[D]"), None, False
     else:
         codes, distinct = _coded_text(values)
-        distinct_days, order, guessed = _distinct_dates(distinct, codes, values, column, source, date_order)
+        distinct_days, order, guessed = _distinct_dates(distinct, codes, values, column, source, date_order,
+                                                        european)
         days = distinct_days[codes]
     bad = np.flatnonzero(np.isnat(days))
     if bad.size:
@@ -547,7 +608,7 @@ def _read_dates(values: pd.Series, column: str, source: str | None, date_order: 
 
 
 def _distinct_dates(distinct: np.ndarray, codes: np.ndarray, values: pd.Series, column: str,
-                    source: str | None, date_order: str):
+                    source: str | None, date_order: str, european: bool = False):
     """The dates of a column's distinct texts (NaT where unreadable), the order used and whether it was a guess."""
     written = distinct != ""
     days = _plain_iso_days(distinct, written)
@@ -572,8 +633,8 @@ def _distinct_dates(distinct: np.ndarray, codes: np.ndarray, values: pd.Series, 
                                    for name in ("first", "second", "year"))
             year = np.where(year < 100, np.where(year < TWO_DIGIT_YEAR_PIVOT, 2000, 1900) + year, year)
             with_dots = bool(np.asarray(pc.equal(picked.field("separator"), ".")).all())
-            order, guessed = _day_month_order(first, second, with_dots, day_month, codes, values, column, source,
-                                              date_order)
+            order, guessed = _day_month_order(first, second, with_dots or european, day_month, codes, values,
+                                              column, source, date_order)
             day, month = (first, second) if order == "dmy" else (second, first)
             days[day_month] = _calendar_days(year, month, day)
         todo &= np.isnat(days)
@@ -604,12 +665,13 @@ def _plain_iso_days(distinct: np.ndarray, written: np.ndarray) -> np.ndarray | N
     return days
 
 
-def _day_month_order(first, second, with_dots, where, codes, values, column, source, date_order):
+def _day_month_order(first, second, day_first_guess, where, codes, values, column, source, date_order):
     """The order of a column's day/month dates, from the values that have only one reading.
 
     A column is day-first if some date can only be day-first (15/03/2024), month-first if some can only be
     month-first (03/15/2024), refused if both; a column ambiguous throughout follows `date_order`, and in
-    'auto' is read month-first (day-first if it writes dots, 15.03.2024: month-first dots are not a convention).
+    'auto' is read month-first, day-first where `day_first_guess` says so: it writes dots (15.03.2024: month-first
+    dots are not a convention), or its ledger writes amounts with a decimal comma (a European export).
     """
     day_first = (first > 12) & (second <= 12)
     month_first = (second > 12) & (first <= 12)
@@ -637,7 +699,7 @@ def _day_month_order(first, second, with_dots, where, codes, values, column, sou
         return found, False
     if date_order != "auto":
         return date_order, False
-    return ("dmy" if with_dots else "mdy"), True
+    return ("dmy" if day_first_guess else "mdy"), True
 
 
 def _calendar_days(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np.ndarray:
@@ -767,6 +829,7 @@ def prepare_ledger(
     date_order: str = "auto",
     implausible_dates: str = "refuse",
     only_read: bool = False,
+    decimal_comma: bool = False,
 ) -> tuple[pd.DataFrame, LedgerReport]:
     """Apply the contract to raw transactions, the same for a training file and a request.
 
@@ -793,6 +856,9 @@ def prepare_ledger(
     the others are filled with their empty value as if they were absent (a forecast that reads dates
     and amounts need not parse descriptions). With `only_read` as well, the others are not made at all: the
     frame holds `columns` (and `nonempty`), in canonical order, and the report counts nothing of the others.
+
+    Amounts written as text are read with the decimal mark their column shows (`parse_amounts`); one that shows
+    neither ('1.234') with a decimal comma where `decimal_comma` says so (a model trained on such a ledger).
     """
     if not isinstance(raw, pd.DataFrame):
         raise LedgerError(f"expected a table of transactions, got {type(raw).__name__}")
@@ -835,9 +901,12 @@ def prepare_ledger(
     missing = [column for column in required if column not in seen and not (column == "amount" and split)]
     if missing:
         found = ", ".join(map(str, raw.columns)) or "none"
+        separator = next((s for s in ";\t|" if s in str(raw.columns[0])), None) if len(raw.columns) == 1 else None
+        hint = (f" (one column whose name holds {separator!r}: a file separated by {separator!r} read as if by commas; "
+                f"read it with pd.read_csv(file, sep={separator!r}))") if separator else ""
         raise LedgerError(
             f"missing required column(s) {', '.join(repr(c) for c in missing)}; "
-            f"found: {found}; expected at least: {', '.join(required)}"
+            f"found: {found}{hint}; expected at least: {', '.join(required)}"
         )
     rows = len(raw)
     if rows == 0:
@@ -861,17 +930,22 @@ def prepare_ledger(
         return _coded_text(given[column]) if column in given else (np.zeros(rows, dtype=np.intp),
                                                                    np.array([""], dtype=object))
 
+    comma = None  # whether the amounts are written with a decimal comma: then ambiguous dates are day-first too
+    if "amount" in given:
+        amounts, comma = _parse_amounts(given["amount"], "amount", source, missing_amount_ok,
+                                        prefer_comma=decimal_comma)
+    elif split:
+        amounts, comma = _split_amounts(*(None if c is None else raw[c] for c in split), source, missing_amount_ok,
+                                        decimal_comma)
+    else:
+        amounts = np.full(rows, np.nan)
+    report.decimal_comma = bool(comma)
     if "date" in given:
         dates, report.date_order, report.date_order_ambiguous, implausible = _dates(
-            given["date"], "date", source, date_order, implausible_dates)
+            given["date"], "date", source, date_order, implausible_dates, european=bool(comma))
     else:
         dates, implausible = np.full(rows, np.datetime64("NaT"), "datetime64[ns]"), np.array([], dtype=int)
-    ledger = {
-        "date": dates,
-        "amount": parse_amounts(given["amount"], source=source, missing_ok=missing_amount_ok) if "amount" in given
-        else split_amounts(*(None if c is None else raw[c] for c in split), source, missing_amount_ok) if split
-        else np.full(rows, np.nan),
-    }
+    ledger = {"date": dates, "amount": amounts}
     if split and all(split):
         balances = [c for c in raw.columns if _normalise_name(str(c)) in config.BALANCE_COLUMNS]
         if balances and balance_says_reversed(raw[balances[0]], ledger["amount"]):

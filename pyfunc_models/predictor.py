@@ -2,7 +2,8 @@
 
 A predictor is the fitted object inside a logged model (see serving.LedgerModel); each model module subclasses
 this and adds `predict`. Training sets `date_order` to the order the training ledger's dates were read in, so
-requests are read the same way unless they say otherwise (the `date_order` param).
+requests are read the same way unless they say otherwise (the `date_order` param), and `decimal_comma` to whether
+its amounts were written with a decimal comma, so a request's '1.234' is read as its training ledger's was.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class LedgerPredictor:
     only_read: bool = False  # the prepared request holds only `read_columns` (the model reads no other)
     missing_amount_ok: bool = False
     date_order: str = "auto"  # 'dmy' or 'mdy' when the training ledger decided it
+    decimal_comma: bool = False  # True when the training ledger wrote amounts with a decimal comma
     # Naive baselines fitted beside the model on the same past (name -> fitted, with predict): the gate scores them on
     # the rows it scores the model on. Empty for a predictor that carries none (one pickled before they existed).
     baselines_: dict = {}
@@ -56,7 +58,8 @@ class LedgerPredictor:
         columns = self.read_columns
         return prepare_ledger(raw, required=self.required_columns, nonempty=self.nonempty_columns,
                               columns=columns, missing_amount_ok=self.missing_amount_ok,
-                              date_order=date_order or self.date_order, only_read=self.only_read and bool(columns))[0]
+                              date_order=date_order or self.date_order, only_read=self.only_read and bool(columns),
+                              decimal_comma=self.decimal_comma)[0]
 
     def example(self) -> pd.DataFrame:
         """The logged input example: made-up transactions in this model's columns, never rows of the training

@@ -258,6 +258,20 @@ def test_amount_through_spark_udf_keeps_missing_answers_missing(in_store, spark,
 
 
 @needs_java
+def test_a_european_export_with_semicolons_and_decimal_commas_scores_as_the_same_rows_written_with_commas(
+        in_store, spark, small_ledger, tmp_path):
+    raw = raw_ledger(small_ledger)
+    european = raw.assign(Amount=raw["Amount"].str.replace(".", ",", regex=False))
+    data = tmp_path / "ledger.csv"
+    european.to_csv(data, sep=";", index=False)
+    output = tmp_path / "amounts.parquet"
+    batch.batch_score(in_store["amount"], str(data), str(output), spark=spark)
+    written = pd.read_parquet(output)
+    assert_ledger_kept(written, european)
+    assert_same_answers(written, predicted_in_process(in_store["amount"], raw))
+
+
+@needs_java
 def test_category_of_an_income_row_is_written_null_like_in_process_predict(in_store, spark, small_ledger, tmp_path):
     """The model answers an income row with a null category; spark_udf alone would write the text 'None'."""
     raw = raw_ledger(small_ledger).head(400).drop(columns=["Category"])

@@ -3,6 +3,7 @@
 import re
 
 import mlflow
+import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -42,3 +43,20 @@ def test_bad_ledger_fails_the_run_and_logs_no_model(task, case, tmp_path):
     assert re.search(message, runs[0].data.tags["mlflow.note.content"])
     assert list(client.search_logged_models(experiment_ids=[experiment.experiment_id])) == []
     assert mlflow.active_run() is None
+
+
+def test_a_model_trained_on_decimal_commas_reads_a_requests_ambiguous_amounts_as_its_ledger_did(tmp_path, capsys):
+    """The German export writes -1.150,00: the trained model keeps that, so a request's '-1.150' (which says no
+    decimal mark of its own) is eleven hundred and fifty, as in training; a request that writes 12.50 is read so."""
+    from tests import real_ledgers
+
+    trained = jobs.train_model(AmountTask(), str(real_ledgers.german_bank(tmp_path / "de.csv")))
+    assert "amount: read with a decimal comma" in capsys.readouterr().out
+    model = mlflow.pyfunc.load_model(trained.model_uri)
+    assert model.unwrap_python_model().predictor.decimal_comma
+    rows = [{"date": "2024-07-01", "description": "MIETE WOHNUNG, VERMIETUNG SCHMITZ", "amount": amount}
+            for amount in ("-1.150,00", "-1.150", "-1150")]
+    answers = model.predict(pd.DataFrame(rows))["deviation"].tolist()
+    assert answers[0] == answers[1] == answers[2]
+    pointed = model.predict(pd.DataFrame([{**rows[0], "amount": "-1150.00"}, {**rows[0], "amount": "-1.5"}]))
+    assert pointed["deviation"].iloc[0] == answers[0]

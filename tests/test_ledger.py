@@ -1,5 +1,6 @@
 """The ledger contract: what it accepts, how it normalises, and how it refuses."""
 
+import io
 import re
 from collections import Counter
 
@@ -11,7 +12,7 @@ from pyfunc_models import config
 from pyfunc_models.features import clean_text, merchant_key
 from tests import real_ledgers
 from pyfunc_models.ledger import (LedgerError, _normalise_name, as_frame, load_ledger, parse_amounts, prepare_ledger,
-                                  read_ledger, readable_columns, split_amount_columns)
+                                  read_ledger, readable_columns, signed_by_type, split_amount_columns)
 
 ENUMERATIONS = {
     "type": (config.TRANSACTION_TYPES, config.TYPE_ALIASES),
@@ -426,11 +427,69 @@ def test_a_european_export_reads_as_the_same_ledger_written_the_english_way(tmp_
         assert report.dropped_columns == ["Valuta"] and report.date_order == "dmy"
 
 
+def test_separators_are_found_the_way_a_spreadsheet_writes_them(tmp_path):
+    """Quotes respected (a comma file whose header quotes semicolons), Excel's `sep=;` first line, blank lines
+    before the header, a byte-order mark and Windows line ends."""
+    files = {
+        "quoted.csv": 'Date,Description,Amount,"Tags (food; rent; fun; misc; other)"\n2024-01-02,Rent,-1200.00,rent\n',
+        "excel.csv": "sep=;\nDate;Description;Amount\n2024-01-02;Rent;-1200,00\n",
+        "blank.csv": "\n\nDate;Description;Amount\n2024-01-02;Rent;-1200,00\n",
+        "bom.csv": "\ufeffDate;Description;Amount\r\n2024-01-02;\"Rent, flat\";-1200,00\r\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+        ledger, _ = load_ledger(tmp_path / name)
+        assert ledger["amount"].tolist() == [-1200.0] and ledger["description"].iloc[0].startswith("Rent"), name
+
+
+def test_a_semicolon_file_read_by_pandas_as_one_column_is_refused_saying_how_to_read_it():
+    raw = pd.read_csv(io.StringIO("Date;Description;Amount\n2024-01-02;Rent;-1200\n"))
+    with pytest.raises(LedgerError, match=re.escape("found: Date;Description;Amount (one column whose name holds ';': "
+                                                    "a file separated by ';' read as if by commas; read it with "
+                                                    "pd.read_csv(file, sep=';'))")):
+        prepare_ledger(raw)
+
+
+def test_a_name_in_another_language_gives_way_to_one_in_english():
+    """`Amount (EUR)` beside `Amount`, `Datum` beside `Date`: the English one is read and the other left out, as
+    before those names were known; `Amount VAT` is no currency."""
+    raw = pd.DataFrame({"Date": ["2024-01-02"], "Datum": ["02.01.2024"], "Description": ["Rent"],
+                        "Amount": ["-1200.00"], "Amount (EUR)": ["-1.100,00"], "Amount VAT": ["0"]})
+    ledger, report = prepare_ledger(raw)
+    assert ledger["amount"].tolist() == [-1200.0]
+    assert report.dropped_columns == ["Datum", "Amount (EUR)", "Amount VAT"]
+
+
+def test_a_dutch_export_says_money_out_and_in_in_af_bij():
+    raw = pd.DataFrame({"Datum": ["20240102", "20240103"], "Naam / Omschrijving": ["Albert Heijn", "Salaris"],
+                        "Af Bij": ["Af", "Bij"], "Bedrag (EUR)": ["39,99", "2.150,00"]})
+    ledger, _ = prepare_ledger(raw)
+    assert ledger["type"].tolist() == ["expense", "income"] and ledger["amount"].tolist() == [39.99, 2150.0]
+    assert signed_by_type(ledger["amount"].to_numpy(), ledger["type"]).tolist() == [-39.99, 2150.0]
+
+
+def test_numbers_beside_decimal_comma_text_keep_their_value():
+    """A JSON request may mix numbers and text in one column: a number has no decimal mark to read."""
+    assert parse_amounts(pd.Series([2.125, "-39,99", 12.5, 7], dtype=object)).tolist() == [2.125, -39.99, 12.5, 7.0]
+
+
+def test_ambiguous_dates_beside_decimal_commas_are_read_day_first():
+    """A French export: every day 12 or less, so the dates alone do not say; its decimal commas do (a guess, said
+    in the report as for any ambiguous column)."""
+    raw = pd.DataFrame({"Date opération": ["02/01/2024", "05/01/2024"], "Date valeur": ["03/01/2024", "06/01/2024"],
+                        "Libellé": ["EDF", "SALAIRE"], "Montant": ["-39,99", "2 150,00"]})
+    ledger, report = prepare_ledger(raw)
+    assert ledger["date"].dt.strftime("%Y-%m-%d").tolist() == ["2024-01-02", "2024-01-05"]
+    assert report.date_order == "dmy" and report.date_order_ambiguous
+
+
 @pytest.mark.parametrize("written, amounts", [
     (["-39,99", "1.150,00", "1.234", "12", "(5,00)", "27,08-", "1 234,5", "-€3,10", "12,50 €", "8,00 DR",
       "EUR 1.234,56", "-27,08 kr", "\u221212,00"],
      [-39.99, 1150.0, 1234.0, 12.0, -5.0, -27.08, 1234.5, -3.10, 12.5, -8.0, 1234.56, -27.08, -12.0]),
     (["-39.99", "1,150.00", "1,234", "12", "1.234"], [-39.99, 1150.0, 1234.0, 12.0, 1.234]),  # no comma: as before
+    (["0.125", "1.5"], [0.125, 1.5]),
+    (["0,125", "-1"], [0.125, -1.0]),  # a leading 0 groups no thousands
     (["-27.08 USD", "USD -27.08", "\u221227.08", "CHF 1'234.50", "¥3,729", "₹1,23,456.00", "(€5.00)"],
      [-27.08, -27.08, -27.08, 1234.5, 3729.0, 123456.0, -5.0]),  # currency codes, a minus sign, other groupings
 ])
@@ -565,3 +624,14 @@ def test_a_balance_that_moves_against_the_two_columns_says_they_are_reversed(tmp
         report_ledger(report)
     assert ("warning: the ledger's balance goes up where 'Paid out' has an amount and down where 'Paid in' has one"
             in capsys.readouterr().out)
+
+
+def test_a_model_that_learnt_decimal_commas_reads_text_that_says_neither_with_one():
+    def rows(amounts):
+        return pd.DataFrame({"date": ["2024-01-02"] * len(amounts), "description": ["x"] * len(amounts),
+                             "amount": amounts})
+
+    assert prepare_ledger(rows(["-1.234", "5"]), decimal_comma=True)[0]["amount"].tolist() == [-1234.0, 5.0]
+    assert prepare_ledger(rows(["12.50", "1.234"]), decimal_comma=True)[0]["amount"].tolist() == [12.5, 1.234]
+    assert prepare_ledger(rows([-1.234]), decimal_comma=True)[0]["amount"].tolist() == [-1.234]  # a number is one
+    assert prepare_ledger(rows(["-1.234"]))[0]["amount"].tolist() == [-1.234]  # without: a decimal point

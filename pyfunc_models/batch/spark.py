@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from pyfunc_models.batch.errors import BatchError
-from pyfunc_models.ledger import LedgerError
+from pyfunc_models.ledger import LedgerError, csv_separator
 
 DEFAULT_MASTER = "local[*]"
 MASTER_URL = re.compile(r"^(local(\[(\*|\d+)(,\d+)?\])?|local-cluster\[\d+,\d+,\d+\]|spark://\S+|yarn|k8s://\S+)$")
@@ -76,5 +76,6 @@ def read_frame(spark, data: str):
     """The ledger as a Spark DataFrame: a CSV's columns all as text (the contract parses dates and
     amounts, as it does for a request), doubled quotes as pandas and spreadsheets write them."""
     if ledger_format(data) == "csv":
-        return spark.read.options(header=True, inferSchema=False, escape='"', mode="FAILFAST").csv(data)
+        separator = csv_separator(Path(data)) if Path(data).is_file() else ","  # a European export's semicolons
+        return spark.read.options(header=True, inferSchema=False, escape='"', mode="FAILFAST", sep=separator).csv(data)
     return spark.read.parquet(data)
