@@ -12,6 +12,8 @@ import csv
 import datetime
 import difflib
 import functools
+import io
+import itertools
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -242,7 +244,8 @@ def read_ledger(path, header_only: bool = False) -> pd.DataFrame:
     if path.stat().st_size == 0:
         raise LedgerError(f"{path.name} is empty; expected a header line and at least one transaction")
     separator = csv_separator(path)
-    excel_line = bool(_EXCEL_SEPARATOR_LINE.fullmatch((_first_lines(path, 1) or [""])[0]))  # `sep=;` is no header
+    first = _file_start(path, 1024).lstrip("\r\n").split("\n", 1)[0].rstrip("\r")
+    excel_line = bool(_EXCEL_SEPARATOR_LINE.fullmatch(first))  # Excel's `sep=;` line is no header
     try:
         raw = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True, sep=separator,
                           skiprows=1 if excel_line else None, nrows=0 if header_only else None)
@@ -267,13 +270,15 @@ def csv_separator(path: Path) -> str:
     """A CSV file's field separator: a comma, or what European exports (Excel where the decimal mark is a comma)
     and others write, a semicolon, a tab or a bar; the one that splits the header and the first row into the same
     number of fields, the most (quotes respected); or the one Excel names on a first line `sep=;`."""
-    lines = _first_lines(path)
-    if lines and _EXCEL_SEPARATOR_LINE.fullmatch(lines[0]):
-        return lines[0][4]
+    start = _file_start(path)
+    first = start.lstrip("\r\n").split("\n", 1)[0].rstrip("\r")
+    if _EXCEL_SEPARATOR_LINE.fullmatch(first):
+        return first[4]
 
-    def fields(separator):
-        counts = [len(row) for row in csv.reader(lines, delimiter=separator)]
-        return (len(set(counts)) == 1, counts[0] if counts else 0, separator == ",")  # rows that agree come first
+    def fields(separator):  # the header and the first record (a quoted cell may hold a line break)
+        records = [len(row) for row in itertools.islice(
+            (row for row in csv.reader(io.StringIO(start), delimiter=separator) if row), 2)]
+        return (len(set(records)) == 1 and records[0] > 1, records[0] if records else 0, separator == ",")
 
     return max(",;\t|", key=fields)
 
@@ -281,16 +286,10 @@ def csv_separator(path: Path) -> str:
 _EXCEL_SEPARATOR_LINE = re.compile(r"sep=.")
 
 
-def _first_lines(path: Path, count: int = 2) -> list:
-    """A CSV file's first `count` lines that are not blank, without their line ends (undecodable bytes replaced)."""
-    lines = []
+def _file_start(path: Path, size: int = 65536) -> str:
+    """The first `size` bytes of a file as text (a byte-order mark dropped, undecodable bytes replaced)."""
     with path.open("rb") as file:
-        for line in file:
-            if line.strip():
-                lines.append(line.decode("utf-8-sig" if not lines else "utf-8", errors="replace").rstrip("\r\n"))
-                if len(lines) == count:
-                    break
-    return lines
+        return file.read(size).decode("utf-8-sig", errors="replace")
 
 
 def _arrow_strings(values: pd.Series) -> pa.Array | None:

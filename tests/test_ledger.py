@@ -428,13 +428,15 @@ def test_a_european_export_reads_as_the_same_ledger_written_the_english_way(tmp_
 
 
 def test_separators_are_found_the_way_a_spreadsheet_writes_them(tmp_path):
-    """Quotes respected (a comma file whose header quotes semicolons), Excel's `sep=;` first line, blank lines
-    before the header, a byte-order mark and Windows line ends."""
+    """Quotes respected (a comma file whose header quotes semicolons; a first row whose quoted cell holds a line
+    break, semicolons and commas), Excel's `sep=;` first line, blank lines before the header, a byte-order mark and
+    Windows line ends."""
     files = {
         "quoted.csv": 'Date,Description,Amount,"Tags (food; rent; fun; misc; other)"\n2024-01-02,Rent,-1200.00,rent\n',
         "excel.csv": "sep=;\nDate;Description;Amount\n2024-01-02;Rent;-1200,00\n",
         "blank.csv": "\n\nDate;Description;Amount\n2024-01-02;Rent;-1200,00\n",
         "bom.csv": "\ufeffDate;Description;Amount\r\n2024-01-02;\"Rent, flat\";-1200,00\r\n",
+        "newline.csv": 'Date,Description,Amount\n2024-01-02,"Rent\nNote: ""monthly"", by app",-1200.00\n',
     }
     for name, text in files.items():
         (tmp_path / name).write_text(text, encoding="utf-8")
