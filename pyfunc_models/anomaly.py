@@ -43,6 +43,7 @@ from pyfunc_models.task import SAME_DAY, Gate, ModelTask, Monitoring, Option, Pu
 from pyfunc_models.training import MIN_ROWS_PER_CLASS, NotEnoughData, TrainingOutcome, small_split_warning
 
 MIN_HISTORY = 5  # rows a merchant needs before its own statistics are trusted
+LEAVE_ONE_OUT_UP_TO = 64  # a merchant's training rows are read without themselves up to this many (`others_z`)
 MAD_TO_SD = 1.4826  # MAD of a normal distribution times this is its standard deviation
 MEAN_AD_TO_SD = 1.2533  # mean absolute deviation to sd, the fallback when MAD is 0
 DEFAULT_MIN_PRECISION = 0.8  # with labels: catch as much as possible while 8 in 10 flags are real
@@ -329,6 +330,29 @@ def others_median(values: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.
     return medians, counts
 
 
+def others_z(values: np.ndarray, keys: np.ndarray, floor: float, with_the_row: np.ndarray) -> np.ndarray:
+    """Each value's z-score against the other values of its key, as `robust_stats` reads a key (median; MAD, or the
+    mean absolute deviation where the MAD is 0; a scale of at least `floor`): how a next value of the key is read.
+    A key of more than LEAVE_ONE_OUT_UP_TO values keeps `with_the_row` (its z-scores with the value included: one
+    value moves a large key's median and scale too little to matter); a key of one value has no others and keeps it
+    too."""
+    z = np.array(with_the_row, dtype=float)
+    codes = pd.factorize(keys)[0]
+    order = np.argsort(codes, kind="stable")
+    sizes = np.bincount(codes)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    for code in np.flatnonzero((sizes >= 2) & (sizes <= LEAVE_ONE_OUT_UP_TO)).tolist():
+        at = order[starts[code]:starts[code] + sizes[code]]
+        own = values[at]
+        others = np.where(np.eye(len(own), dtype=bool), np.nan, np.broadcast_to(own, (len(own), len(own))))
+        median = np.nanmedian(others, axis=1)
+        deviation = np.abs(others - median[:, None])
+        scale = np.nanmedian(deviation, axis=1) * MAD_TO_SD
+        scale = np.where(scale > 0, scale, np.nanmean(deviation, axis=1) * MEAN_AD_TO_SD)
+        z[at] = (own - median) / np.maximum(scale, floor)
+    return z
+
+
 def few_rows_center(own_median, rows, group_median, group_scale, within_scale: float):
     """Where a merchant with few rows is centred, and how far its next amount may stray, in log amount.
 
@@ -396,10 +420,10 @@ class AnomalyDetector(LedgerPredictor):
 
     def _features(self, rows: pd.DataFrame, held_out: bool = False):
         """The forest's features, each row's amount z-score and what its reason quotes. `held_out` (the training
-        rows themselves): a merchant with few rows reads each of its rows against its other rows only, as its next
-        row will be read; against a centre that includes the row itself, its z-scores would all be near 0 and make
-        every later row look rarer than it is. (A merchant with MIN_HISTORY rows or more is read with the row
-        included, as before: the row moves its median and scale less.)"""
+        rows themselves): each row is read against its merchant's other rows only, as its next row will be read
+        (`others_z`, `others_median`); against a median and scale that include the row itself, a merchant of 5 to 20
+        rows reads its own amounts as closer than a next one will be, and every later row looks rarer than it is
+        (a bakery's 1.5x the usual was flagged)."""
         log_amount = np.log1p(np.abs(rows["amount"].to_numpy(dtype=float)))
         merchants = merchant_keys(rows["description"])
         lookups = self._lookups()
@@ -426,6 +450,10 @@ class AnomalyDetector(LedgerPredictor):
         z_merchant = (log_amount - merchant[:, MEDIAN]) / np.maximum(_filled(merchant[:, SCALE], self.scale_floor_),
                                                                       self.scale_floor_)
         z_reference = np.where(trusted, z_merchant, z_group)
+        if held_out and trusted.any():  # its own name's other rows, or its first word's (as `merchant` reads them)
+            others = np.where(named, others_z(log_amount, merchants, self.scale_floor_, z_merchant),
+                              others_z(log_amount, _first_words(merchants), self.scale_floor_, z_merchant))
+            z_reference = np.where(trusted, others, z_reference)
         reference_median = np.where(trusted, merchant[:, MEDIAN], group_median)
         # A merchant with a few rows of its own name (a monthly rent in a four-month ledger) is read between its own
         # amounts and its group's, by how many rows it has (see few_rows_center). Only its own name's: a new name

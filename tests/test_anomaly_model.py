@@ -337,3 +337,36 @@ def test_others_median_leaves_each_row_out():
     medians, counts = anomaly.others_median(np.array([1.0, 2.0, 9.0, 5.0, 7.0]), np.array(["a", "a", "a", "b", "c"]))
     assert medians[:3].tolist() == [5.5, 5.0, 1.5] and counts.tolist() == [2, 2, 2, 0, 0]
     assert np.isnan(medians[3:]).all()
+
+
+def test_others_z_reads_each_row_against_its_keys_other_rows_as_robust_stats_would():
+    rng = np.random.default_rng(3)
+    keys = np.array(["bakery"] * 12 + ["rent"] * 6 + ["big"] * (anomaly.LEAVE_ONE_OUT_UP_TO + 1) + ["one"])
+    values = rng.normal(2.0, 0.3, len(keys))
+    values[12:18] = 7.0  # a rent of one amount: MAD 0, the mean deviation (0 too) gives way to the floor
+    with_the_row = rng.normal(size=len(keys))
+    z = anomaly.others_z(values, keys, 0.05, with_the_row)
+    for row in range(18):
+        others = np.delete(np.arange(18), row)
+        others = others[keys[others] == keys[row]]
+        stats = robust_stats(values[others], keys[others]).iloc[0]
+        assert z[row] == pytest.approx((values[row] - stats["median"]) / max(stats["scale"], 0.05))
+    assert (z[18:] == with_the_row[18:]).all()  # a large key moves too little; a key of one has no others
+
+
+def test_a_merchants_training_rows_are_read_as_its_next_row_will_be():
+    """A bakery of 12 training rows: each row's reference z-score in `fit` is read against the other 11 (as a
+    detector fitted on them would read it), not against a median and scale that include the row itself."""
+    rng = np.random.default_rng(8)
+    days = pd.date_range("2024-01-01", periods=60, freq="D")
+    rows = pd.DataFrame({"date": days.strftime("%Y-%m-%d"), "type": "expense", "category": "food",
+                         "description": [f"SHOP {i % 12}" for i in range(48)] + ["BAKERY"] * 12,
+                         "amount": -np.round(np.exp(rng.normal(2.0, 0.3, 60)), 2)})
+    ledger = prepare_ledger(rows)[0]
+    detector = AnomalyDetector(seed=1).fit(ledger)
+    _, z, _ = detector._features(ledger, held_out=True)
+    bakery = np.flatnonzero(ledger["description"] == "BAKERY")
+    log_amount = np.log1p(np.abs(ledger["amount"].to_numpy()))[bakery]
+    with_the_row = detector._features(ledger)[1][bakery]
+    expected = anomaly.others_z(log_amount, np.zeros(len(bakery)), detector.scale_floor_, with_the_row)
+    assert np.allclose(z[bakery], expected) and not np.allclose(z[bakery], with_the_row)
