@@ -457,6 +457,17 @@ _UK_BILLS = (  # (merchant, transaction type, day of the month)
 )
 
 
+def _spending(rng, start: date, end: date, everyday, bills) -> list:
+    """A current account's money out as (date, merchant, the bank's kind, False) rows: `everyday` (merchant, kind,
+    rows over the period) on random days, `bills` (merchant, kind, day of the month) monthly."""
+    rows = []
+    for merchant, kind, count in everyday:
+        rows += [(day, merchant, kind, False) for day in _some_days(rng, start, end, count)]
+    for merchant, kind, day_of_month in bills:
+        rows += [(day, merchant, kind, False) for day in _monthly(start, end, day_of_month)]
+    return rows
+
+
 def uk_bank(path, seed: int = 66) -> Path:
     """A UK current account over half a year (2024-01-01 to 2024-06-30), unlabelled and uncategorised:
     `Date,Transaction type,Description,Paid out,Paid in,Balance` with day-first dates (DD/MM/YYYY), each amount in
@@ -465,11 +476,7 @@ def uk_bank(path, seed: int = 66) -> Path:
     income nor expense to the contract, so the column the amount sits in decides."""
     rng = np.random.default_rng(seed)
     start, end = date(2024, 1, 1), date(2024, 6, 30)
-    rows = []  # (date, merchant, transaction type, money in?)
-    for merchant, kind, count in _UK_EVERYDAY:
-        rows += [(day, merchant, kind, False) for day in _some_days(rng, start, end, count)]
-    for merchant, kind, day_of_month in _UK_BILLS:
-        rows += [(day, merchant, kind, False) for day in _monthly(start, end, day_of_month)]
+    rows = _spending(rng, start, end, _UK_EVERYDAY, _UK_BILLS)  # (date, merchant, transaction type, money in?)
     salary = Merchant(("ACME LTD SALARY",), "income", 2650.0, 0.01)
     rows += [(day, salary, "Bank credit", True) for day in _monthly(start, end, 25)]
     refund = Merchant(("AMAZON.CO.UK REFUND",), "refunds", 19.0, 0.5)
@@ -513,11 +520,7 @@ def german_bank(path, seed: int = 77) -> Path:
     inside the purpose, an umlaut."""
     rng = np.random.default_rng(seed)
     start, end = date(2024, 1, 1), date(2024, 6, 30)
-    rows = []  # (date, merchant, booking text, money in?)
-    for merchant, kind, count in _GERMAN_EVERYDAY:
-        rows += [(day, merchant, kind, False) for day in _some_days(rng, start, end, count)]
-    for merchant, kind, day_of_month in _GERMAN_BILLS:
-        rows += [(day, merchant, kind, False) for day in _monthly(start, end, day_of_month)]
+    rows = _spending(rng, start, end, _GERMAN_EVERYDAY, _GERMAN_BILLS)  # (date, merchant, booking text, money in?)
     salary = Merchant(("GEHALT ACME GMBH",), "income", 3240.0, 0.01)
     rows += [(day, salary, "Gutschrift", True) for day in _monthly(start, end, 28)]
     rows.sort(key=lambda row: (row[0], row[1].spellings[0]))
