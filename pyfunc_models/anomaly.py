@@ -335,21 +335,25 @@ def others_z(values: np.ndarray, keys: np.ndarray, floor: float, with_the_row: n
     mean absolute deviation where the MAD is 0; a scale of at least `floor`): how a next value of the key is read.
     A key of more than LEAVE_ONE_OUT_UP_TO values keeps `with_the_row` (its z-scores with the value included: one
     value moves a large key's median and scale too little to matter); a key of one value has no others and keeps it
-    too."""
+    too. Keys of one size are read together, a matrix of each value's others per key (numpy, no loop per key)."""
     z = np.array(with_the_row, dtype=float)
     codes = pd.factorize(keys)[0]
     order = np.argsort(codes, kind="stable")
     sizes = np.bincount(codes)
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    for code in np.flatnonzero((sizes >= 2) & (sizes <= LEAVE_ONE_OUT_UP_TO)).tolist():
-        at = order[starts[code]:starts[code] + sizes[code]]
-        own = values[at]
-        others = np.where(np.eye(len(own), dtype=bool), np.nan, np.broadcast_to(own, (len(own), len(own))))
-        median = np.nanmedian(others, axis=1)
-        deviation = np.abs(others - median[:, None])
-        scale = np.nanmedian(deviation, axis=1) * MAD_TO_SD
-        scale = np.where(scale > 0, scale, np.nanmean(deviation, axis=1) * MEAN_AD_TO_SD)
-        z[at] = (own - median) / np.maximum(scale, floor)
+    for size in np.unique(sizes[(sizes >= 2) & (sizes <= LEAVE_ONE_OUT_UP_TO)]).tolist():
+        at = order[starts[sizes == size][:, None] + np.arange(size)]  # (keys, size): the rows of each key
+        leave_out = np.array([np.delete(np.arange(size), i) for i in range(size)])  # (size, size - 1)
+        step = max(1, 2_000_000 // (size * size))  # keys per chunk: a few million cells at a time
+        for chunk in range(0, len(at), step):
+            rows = at[chunk:chunk + step]
+            own = values[rows]
+            others = own[:, leave_out]  # (keys, size, size - 1): each value's others
+            median = np.median(others, axis=2)
+            deviation = np.abs(others - median[..., None])
+            scale = np.median(deviation, axis=2) * MAD_TO_SD
+            scale = np.where(scale > 0, scale, deviation.mean(axis=2) * MEAN_AD_TO_SD)
+            z[rows] = (own - median) / np.maximum(scale, floor)
     return z
 
 
@@ -451,9 +455,14 @@ class AnomalyDetector(LedgerPredictor):
                                                                       self.scale_floor_)
         z_reference = np.where(trusted, z_merchant, z_group)
         if held_out and trusted.any():  # its own name's other rows, or its first word's (as `merchant` reads them)
-            others = np.where(named, others_z(log_amount, merchants, self.scale_floor_, z_merchant),
-                              others_z(log_amount, _first_words(merchants), self.scale_floor_, z_merchant))
-            z_reference = np.where(trusted, others, z_reference)
+            # every row of a name read by name (`named`) is here, and only those
+            z_reference[named] = others_z(log_amount[named], merchants[named], self.scale_floor_, z_merchant[named])
+            words = _first_words(merchants)
+            by_word = np.isin(words, words[trusted & ~named])  # every row of those first words, named ones too
+            if by_word.any():
+                z_word = others_z(log_amount[by_word], words[by_word], self.scale_floor_, z_merchant[by_word])
+                wanted = (trusted & ~named)[by_word]
+                z_reference[np.flatnonzero(by_word)[wanted]] = z_word[wanted]
         reference_median = np.where(trusted, merchant[:, MEDIAN], group_median)
         # A merchant with a few rows of its own name (a monthly rent in a four-month ledger) is read between its own
         # amounts and its group's, by how many rows it has (see few_rows_center). Only its own name's: a new name
