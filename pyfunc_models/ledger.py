@@ -64,7 +64,9 @@ _MIN_TYPO_TARGET = 4
 _NUMBER = r"[1-9]\d{0,2}(?:[,']\d{3})+(?:\.\d+)?|[1-9]\d?(?:,\d{2})+,\d{3}(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+"
 _COMMA_NUMBER = r"[1-9]\d{0,2}(?:[. \u00a0\u202f]\d{3})+(?:,\d+)?|\d+(?:,\d+)?|,\d+"  # 0.125 is no thousand
 _CURRENCY_CODES = ("USD", "EUR", "GBP", "CHF", "JPY", "CAD", "AUD", "NZD", "SEK", "NOK", "DKK", "PLN", "CZK", "HUF",
-                   "INR", "CNY", "HKD", "SGD", "ZAR", "BRL", "MXN")
+                   "RON", "BGN", "ISK", "TRY", "RUB", "UAH", "ILS", "AED", "SAR", "EGP", "NGN", "KES", "INR", "CNY",
+                   "HKD", "TWD", "KRW", "SGD", "MYR", "THB", "IDR", "PHP", "VND", "ZAR", "BRL", "MXN", "ARS", "CLP",
+                   "COP", "PEN")
 _CURRENCY = rf"[$€£¥₹]|\b(?:{'|'.join(_CURRENCY_CODES)})\b|kr\.?"
 _MINUS = "-\u2212"  # a hyphen, and the minus sign some exports write
 
@@ -78,9 +80,10 @@ def _amount_pattern(number: str) -> re.Pattern:
 
 
 _AMOUNT_PATTERN, _COMMA_AMOUNT_PATTERN = _amount_pattern(_NUMBER), _amount_pattern(_COMMA_NUMBER)
-# A currency after a column's name: "Debit (EUR)", "Betrag (€)", "Debit EUR"; not "Debit Fee" nor "Amount VAT".
+# A currency after a column's name: "Debit (EUR)", "Amount (KRW)", "Betrag (€)", "Debit EUR"; not "Debit Fee" nor
+# "Amount VAT" (after a space, only a currency code).
 _CODES = "|".join(_CURRENCY_CODES)
-_CURRENCY_SUFFIX = re.compile(rf"\s*(\(\s*(?:{_CODES}|[$€£¥₹])\s*\)|\s(?:{_CODES}))$", re.IGNORECASE)
+_CURRENCY_SUFFIX = re.compile(rf"\s*(\(\s*(?:[A-Za-z]{{3}}|[$€£¥₹])\s*\)|\s(?i:{_CODES}))$")
 _THOUSANDS = str.maketrans("", "", ". \u00a0\u202f")
 
 
@@ -244,11 +247,10 @@ def read_ledger(path, header_only: bool = False) -> pd.DataFrame:
     if path.stat().st_size == 0:
         raise LedgerError(f"{path.name} is empty; expected a header line and at least one transaction")
     separator = csv_separator(path)
-    first = _file_start(path, 1024).lstrip("\r\n").split("\n", 1)[0].rstrip("\r")
-    excel_line = bool(_EXCEL_SEPARATOR_LINE.fullmatch(first))  # Excel's `sep=;` line is no header
+    excel_line = excel_separator_line(path)  # Excel's `sep=;` line is no header: skipped with the blank ones before
     try:
         raw = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True, sep=separator,
-                          skiprows=1 if excel_line else None, nrows=0 if header_only else None)
+                          skiprows=excel_line, nrows=0 if header_only else None)
     except UnicodeDecodeError:
         data = path.read_bytes()
         try:
@@ -284,6 +286,14 @@ def csv_separator(path: Path) -> str:
 
 
 _EXCEL_SEPARATOR_LINE = re.compile(r"sep=.")
+
+
+def excel_separator_line(path: Path) -> int:
+    """How many lines to skip for a file whose first line that is not blank is Excel's `sep=;` (that line and the
+    blank ones before it); 0 for any other file."""
+    lines = _file_start(path, 1024).split("\n")
+    first = next((at for at, line in enumerate(lines) if line.strip()), None)
+    return first + 1 if first is not None and _EXCEL_SEPARATOR_LINE.fullmatch(lines[first].rstrip("\r")) else 0
 
 
 def _file_start(path: Path, size: int = 65536) -> str:
@@ -387,9 +397,9 @@ def parse_amounts(values: pd.Series, column: str = "amount", source: str | None 
 def _parse_amounts(values: pd.Series, column: str, source: str | None, missing_ok: bool,
                    decimal_comma: bool | None = None, prefer_comma: bool = False) -> tuple[np.ndarray, bool | None]:
     """`parse_amounts`, and whether the column was read with a decimal comma (None: its text does not say, or it
-    is not text). `decimal_comma` given (True or False) reads it that way, for a column read beside another;
-    `prefer_comma` reads a column whose text says neither ('1.234') with a decimal comma, as a model trained on a
-    ledger that wrote one reads its requests."""
+    is not text; False: with `prefer_comma`, its text shows a decimal point). `decimal_comma` given (True or False)
+    reads it that way, for a column read beside another; `prefer_comma` reads a column whose text says neither
+    ('1.234') with a decimal comma, as a model trained on a ledger that wrote one reads its requests."""
     if pd.api.types.is_bool_dtype(values):  # every cell true or false: named by row, as one such cell would be
         raise LedgerError(_problems_message(column, range(len(values)), values.iloc[:MAX_PROBLEMS_SHOWN].tolist(),
                                             "is not a finite number; expected an amount like -12.50", source))
@@ -466,8 +476,10 @@ def _decimal_comma(text: np.ndarray, written: np.ndarray, unread: np.ndarray, co
                   and not _COMMA_AMOUNT_PATTERN.match(text[p])
                   and (not unread_cells[p] or _AMOUNT_PATTERN.match(text[p]))]
     if not comma_only:  # `prefer_comma`: a comma where no cell says otherwise and one reads differently ('1.234')
+        if point_only:
+            return False  # a decimal point shown, as a column read beside this one needs to know
         marked = any("." in text[p] or "," in text[p] for p in np.flatnonzero(written).tolist())
-        return True if marked and not point_only else None
+        return True if marked else None
     if not point_only:
         return True
     odd, usual = ("comma", "point") if len(comma_only) <= len(point_only) else ("point", "comma")
@@ -500,7 +512,11 @@ def _split_amounts(money_out: pd.Series | None, money_in: pd.Series | None, sour
         return _parse_amounts(values, str(values.name), source, True, decimal_comma, prefer_comma)
 
     (out, out_comma), (into, in_comma) = side(money_out), side(money_in)
-    if out_comma or in_comma:  # the other column's '1.234' is a thousand too, and its '12.50' refused
+    if prefer_comma and False in (out_comma, in_comma):  # one column shows a decimal point: both are read so
+        out = side(money_out, False)[0] if out_comma else out
+        into = side(money_in, False)[0] if in_comma else into
+        out_comma = in_comma = False
+    elif out_comma or in_comma:  # the other column's '1.234' is a thousand too, and its '12.50' refused
         out = side(money_out, True)[0] if out_comma is None else out
         into = side(money_in, True)[0] if in_comma is None else into
     written = out[np.isfinite(out)]
@@ -517,7 +533,7 @@ def _split_amounts(money_out: pd.Series | None, money_in: pd.Series | None, sour
         where = f"columns {' and '.join(named)} are both empty" if len(named) == 2 else f"column {named[0]} is empty"
         raise LedgerError(f"{rows_named}{more}: {where}; expected the amount in "
                           f"{'one of them' if len(named) == 2 else 'it'}")
-    return amounts, out_comma or in_comma
+    return amounts, bool(out_comma or in_comma)
 
 
 def balance_says_reversed(balance: pd.Series, amounts: np.ndarray) -> bool:
@@ -560,11 +576,10 @@ def decide_date_order(values: pd.Series, date_order: str = "auto", column: str =
     return order if order in ("dmy", "mdy") and not guessed else None
 
 
-def _dates(values: pd.Series, column: str, source: str | None, date_order: str, implausible_dates: str,
-           european: bool = False):
+def _dates(values: pd.Series, column: str, source: str | None, date_order: str, implausible_dates: str):
     """`parse_dates` with what `prepare_ledger` reports: the order used, whether it was a guess, and the
     rows whose implausible date was made NaT (with `implausible_dates='drop'`)."""
-    days, order, guessed = _read_dates(values, column, source, date_order, european)
+    days, order, guessed = _read_dates(values, column, source, date_order)
     earliest, latest = _plausible_range()
     implausible = np.flatnonzero((days < earliest) | (days > latest))
     if implausible.size and implausible_dates == "refuse":
@@ -585,7 +600,7 @@ def _plausible_range() -> tuple[np.datetime64, np.datetime64]:
     return EARLIEST_PLAUSIBLE_DATE, np.datetime64(datetime.date.today(), "D") + PLAUSIBLE_DAYS_AHEAD
 
 
-def _read_dates(values: pd.Series, column: str, source: str | None, date_order: str, european: bool = False):
+def _read_dates(values: pd.Series, column: str, source: str | None, date_order: str):
     """Each row's calendar date (datetime64[D]), the day/month order used and whether it was a guess.
 
     Text is parsed once per distinct value: a ledger has far fewer dates than rows.
@@ -595,8 +610,7 @@ def _read_dates(values: pd.Series, column: str, source: str | None, date_order: 
         days, order, guessed = wall_clock.to_numpy().astype("datetime64[D]"), None, False
     else:
         codes, distinct = _coded_text(values)
-        distinct_days, order, guessed = _distinct_dates(distinct, codes, values, column, source, date_order,
-                                                        european)
+        distinct_days, order, guessed = _distinct_dates(distinct, codes, values, column, source, date_order)
         days = distinct_days[codes]
     bad = np.flatnonzero(np.isnat(days))
     if bad.size:
@@ -607,7 +621,7 @@ def _read_dates(values: pd.Series, column: str, source: str | None, date_order: 
 
 
 def _distinct_dates(distinct: np.ndarray, codes: np.ndarray, values: pd.Series, column: str,
-                    source: str | None, date_order: str, european: bool = False):
+                    source: str | None, date_order: str):
     """The dates of a column's distinct texts (NaT where unreadable), the order used and whether it was a guess."""
     written = distinct != ""
     days = _plain_iso_days(distinct, written)
@@ -632,8 +646,8 @@ def _distinct_dates(distinct: np.ndarray, codes: np.ndarray, values: pd.Series, 
                                    for name in ("first", "second", "year"))
             year = np.where(year < 100, np.where(year < TWO_DIGIT_YEAR_PIVOT, 2000, 1900) + year, year)
             with_dots = bool(np.asarray(pc.equal(picked.field("separator"), ".")).all())
-            order, guessed = _day_month_order(first, second, with_dots or european, day_month, codes, values,
-                                              column, source, date_order)
+            order, guessed = _day_month_order(first, second, with_dots, day_month, codes, values, column, source,
+                                              date_order)
             day, month = (first, second) if order == "dmy" else (second, first)
             days[day_month] = _calendar_days(year, month, day)
         todo &= np.isnat(days)
@@ -664,13 +678,12 @@ def _plain_iso_days(distinct: np.ndarray, written: np.ndarray) -> np.ndarray | N
     return days
 
 
-def _day_month_order(first, second, day_first_guess, where, codes, values, column, source, date_order):
+def _day_month_order(first, second, with_dots, where, codes, values, column, source, date_order):
     """The order of a column's day/month dates, from the values that have only one reading.
 
     A column is day-first if some date can only be day-first (15/03/2024), month-first if some can only be
     month-first (03/15/2024), refused if both; a column ambiguous throughout follows `date_order`, and in
-    'auto' is read month-first, day-first where `day_first_guess` says so: it writes dots (15.03.2024: month-first
-    dots are not a convention), or its ledger writes amounts with a decimal comma (a European export).
+    'auto' is read month-first (day-first if it writes dots, 15.03.2024: month-first dots are not a convention).
     """
     day_first = (first > 12) & (second <= 12)
     month_first = (second > 12) & (first <= 12)
@@ -698,7 +711,7 @@ def _day_month_order(first, second, day_first_guess, where, codes, values, colum
         return found, False
     if date_order != "auto":
         return date_order, False
-    return ("dmy" if day_first_guess else "mdy"), True
+    return ("dmy" if with_dots else "mdy"), True
 
 
 def _calendar_days(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np.ndarray:
@@ -869,11 +882,14 @@ def prepare_ledger(
     if repeated:
         raise LedgerError(f"column {str(repeated[0])!r} appears more than once; keep only one")
     seen = {}
-    for original, canonical in canonical_column_names(raw.columns).items():
+    names = {column: _canonical_name(str(column)) for column in raw.columns}
+    # English names first: a name in another language or with a currency gives way to one (canonical_column_names)
+    for original, (canonical, secondary) in sorted(names.items(), key=lambda item: item[1][1]):
         if canonical is None:
             report.dropped_columns.append(str(original))
         elif canonical in seen:  # two names for one column (Description and Memo): an empty one is left out
-            if _empty_column(raw[original]):
+            if _empty_column(raw[original]) or (secondary and not names[seen[canonical]][1]
+                                                and not _empty_column(raw[seen[canonical]])):
                 report.dropped_columns.append(str(original))
             elif _empty_column(raw[seen[canonical]]):
                 report.dropped_columns.append(str(seen[canonical]))
@@ -883,6 +899,8 @@ def prepare_ledger(
                                   f"one")
         else:
             seen[canonical] = original
+    position = {str(column): at for at, column in enumerate(raw.columns)}
+    report.dropped_columns.sort(key=position.get)
     if columns is not None:
         seen = {canonical: original for canonical, original in seen.items() if canonical in columns}
     split = None  # (money out, money in): an export that writes each amount in one of two columns
@@ -929,7 +947,12 @@ def prepare_ledger(
         return _coded_text(given[column]) if column in given else (np.zeros(rows, dtype=np.intp),
                                                                    np.array([""], dtype=object))
 
-    comma = None  # whether the amounts are written with a decimal comma: then ambiguous dates are day-first too
+    if "date" in given:
+        dates, report.date_order, report.date_order_ambiguous, implausible = _dates(
+            given["date"], "date", source, date_order, implausible_dates)
+    else:
+        dates, implausible = np.full(rows, np.datetime64("NaT"), "datetime64[ns]"), np.array([], dtype=int)
+    comma = None  # whether the amounts are written with a decimal comma
     if "amount" in given:
         amounts, comma = _parse_amounts(given["amount"], "amount", source, missing_amount_ok,
                                         prefer_comma=decimal_comma)
@@ -939,11 +962,6 @@ def prepare_ledger(
     else:
         amounts = np.full(rows, np.nan)
     report.decimal_comma = bool(comma)
-    if "date" in given:
-        dates, report.date_order, report.date_order_ambiguous, implausible = _dates(
-            given["date"], "date", source, date_order, implausible_dates, european=bool(comma))
-    else:
-        dates, implausible = np.full(rows, np.datetime64("NaT"), "datetime64[ns]"), np.array([], dtype=int)
     ledger = {"date": dates, "amount": amounts}
     if split and all(split):
         balances = [c for c in raw.columns if _normalise_name(str(c)) in config.BALANCE_COLUMNS]

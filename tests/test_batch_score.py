@@ -347,3 +347,11 @@ def test_a_malformed_csv_fails_the_job_in_one_line(in_store, spark, tmp_path):
     data.write_text("Date,Description,Amount\n2024-01-01,SHELL OIL,-5.00\n2024-01-02,SHELL OIL,-5.00,extra,fields\n")
     with pytest.raises(batch.BatchError, match=r"^\[MALFORMED_CSV_RECORD\] Malformed CSV record: 2024-01-02,SHELL"):
         batch.batch_score(in_store["anomaly"], str(data), str(tmp_path / "out.parquet"), spark=spark)
+
+
+@needs_java
+def test_excels_separator_line_is_refused_saying_what_to_do(in_store, spark, tmp_path):
+    data = tmp_path / "ledger.csv"
+    data.write_text("sep=;\nDate;Description;Amount\n2024-01-01;SHELL OIL;-5,00\n")
+    with pytest.raises((batch.BatchError, LedgerError), match="starts with Excel's line 'sep=;'.*delete that line"):
+        batch.batch_score(in_store["anomaly"], str(data), str(tmp_path / "out.parquet"), spark=spark)

@@ -437,6 +437,7 @@ def test_separators_are_found_the_way_a_spreadsheet_writes_them(tmp_path):
         "blank.csv": "\n\nDate;Description;Amount\n2024-01-02;Rent;-1200,00\n",
         "bom.csv": "\ufeffDate;Description;Amount\r\n2024-01-02;\"Rent, flat\";-1200,00\r\n",
         "newline.csv": 'Date,Description,Amount\n2024-01-02,"Rent\nNote: ""monthly"", by app",-1200.00\n',
+        "blank_excel.csv": "\nsep=;\nDate;Description;Amount\n2024-01-02;Rent;-1200,00\n",
     }
     for name, text in files.items():
         (tmp_path / name).write_text(text, encoding="utf-8")
@@ -460,6 +461,12 @@ def test_a_name_in_another_language_gives_way_to_one_in_english():
     ledger, report = prepare_ledger(raw)
     assert ledger["amount"].tolist() == [-1200.0]
     assert report.dropped_columns == ["Datum", "Amount (EUR)", "Amount VAT"]
+    empty_english = raw.assign(Date="", Amount="")  # an empty English column gives way to a filled one
+    ledger, report = prepare_ledger(empty_english)
+    assert ledger["amount"].tolist() == [-1100.0] and ledger["date"].dt.day.tolist() == [2]
+    assert report.dropped_columns == ["Date", "Amount", "Amount VAT"]
+    assert prepare_ledger(pd.DataFrame({"Date": ["2024-01-02"], "Description": ["x"], "Amount (KRW)": ["-5,000"]})
+                          )[0]["amount"].tolist() == [-5000.0]  # any code in parentheses
 
 
 def test_a_dutch_export_says_money_out_and_in_in_af_bij():
@@ -473,16 +480,6 @@ def test_a_dutch_export_says_money_out_and_in_in_af_bij():
 def test_numbers_beside_decimal_comma_text_keep_their_value():
     """A JSON request may mix numbers and text in one column: a number has no decimal mark to read."""
     assert parse_amounts(pd.Series([2.125, "-39,99", 12.5, 7], dtype=object)).tolist() == [2.125, -39.99, 12.5, 7.0]
-
-
-def test_ambiguous_dates_beside_decimal_commas_are_read_day_first():
-    """A French export: every day 12 or less, so the dates alone do not say; its decimal commas do (a guess, said
-    in the report as for any ambiguous column)."""
-    raw = pd.DataFrame({"Date opération": ["02/01/2024", "05/01/2024"], "Date valeur": ["03/01/2024", "06/01/2024"],
-                        "Libellé": ["EDF", "SALAIRE"], "Montant": ["-39,99", "2 150,00"]})
-    ledger, report = prepare_ledger(raw)
-    assert ledger["date"].dt.strftime("%Y-%m-%d").tolist() == ["2024-01-02", "2024-01-05"]
-    assert report.date_order == "dmy" and report.date_order_ambiguous
 
 
 @pytest.mark.parametrize("written, amounts", [
@@ -637,3 +634,8 @@ def test_a_model_that_learnt_decimal_commas_reads_text_that_says_neither_with_on
     assert prepare_ledger(rows(["12.50", "1.234"]), decimal_comma=True)[0]["amount"].tolist() == [12.5, 1.234]
     assert prepare_ledger(rows([-1.234]), decimal_comma=True)[0]["amount"].tolist() == [-1.234]  # a number is one
     assert prepare_ledger(rows(["-1.234"]))[0]["amount"].tolist() == [-1.234]  # without: a decimal point
+    split = pd.DataFrame({"date": ["2024-01-02", "2024-01-03"], "description": ["x", "y"], "Debit": ["12.50", ""],
+                          "Credit": ["", "1.234"]})  # one column's decimal point is the other's too
+    assert prepare_ledger(split, decimal_comma=True)[0]["amount"].tolist() == [-12.5, 1.234]
+    commas = split.assign(Debit=["12,50", ""])
+    assert prepare_ledger(commas, decimal_comma=True)[0]["amount"].tolist() == [-12.5, 1234.0]

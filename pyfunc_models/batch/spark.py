@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from pyfunc_models.batch.errors import BatchError
-from pyfunc_models.ledger import LedgerError, csv_separator
+from pyfunc_models.ledger import LedgerError, csv_separator, excel_separator_line
 
 DEFAULT_MASTER = "local[*]"
 MASTER_URL = re.compile(r"^(local(\[(\*|\d+)(,\d+)?\])?|local-cluster\[\d+,\d+,\d+\]|spark://\S+|yarn|k8s://\S+)$")
@@ -77,5 +77,8 @@ def read_frame(spark, data: str):
     amounts, as it does for a request), doubled quotes as pandas and spreadsheets write them."""
     if ledger_format(data) == "csv":
         separator = csv_separator(Path(data)) if Path(data).is_file() else ","  # a European export's semicolons
+        if Path(data).is_file() and excel_separator_line(Path(data)):
+            raise LedgerError(f"{Path(data).name} starts with Excel's line 'sep={separator}', which Spark would read "
+                              f"as the header; delete that line and score again")
         return spark.read.options(header=True, inferSchema=False, escape='"', mode="FAILFAST", sep=separator).csv(data)
     return spark.read.parquet(data)
