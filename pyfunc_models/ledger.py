@@ -246,8 +246,8 @@ def read_ledger(path, header_only: bool = False) -> pd.DataFrame:
         raise LedgerError(f"ledger file {str(path)!r} does not exist{looked}")
     if path.stat().st_size == 0:
         raise LedgerError(f"{path.name} is empty; expected a header line and at least one transaction")
-    separator = csv_separator(path)
-    excel_line = excel_separator_line(path)  # Excel's `sep=;` line is no header: skipped with the blank ones before
+    start = _file_start(path)
+    separator, excel_line = _separator(start), _excel_line(start)  # Excel's `sep=;` line is no header: skipped
     try:
         raw = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True, sep=separator,
                           skiprows=excel_line, nrows=0 if header_only else None)
@@ -272,10 +272,20 @@ def csv_separator(path: Path) -> str:
     """A CSV file's field separator: a comma, or what European exports (Excel where the decimal mark is a comma)
     and others write, a semicolon, a tab or a bar; the one that splits the header and the first row into the same
     number of fields, the most (quotes respected); or the one Excel names on a first line `sep=;`."""
-    start = _file_start(path)
-    first = start.lstrip("\r\n").split("\n", 1)[0].rstrip("\r")
-    if _EXCEL_SEPARATOR_LINE.fullmatch(first):
-        return first[4]
+    return _separator(_file_start(path))
+
+
+def excel_separator_line(path: Path) -> int:
+    """How many lines to skip for a file whose first line that is not blank is Excel's `sep=;` (that line and the
+    blank ones before it); 0 for any other file."""
+    return _excel_line(_file_start(path))
+
+
+def _separator(start: str) -> str:
+    """`csv_separator` of a file that starts with `start`."""
+    skip = _excel_line(start)
+    if skip:
+        return start.split("\n")[skip - 1].strip()[4]
 
     def fields(separator):  # the header and the first record (a quoted cell may hold a line break)
         records = [len(row) for row in itertools.islice(
@@ -288,12 +298,11 @@ def csv_separator(path: Path) -> str:
 _EXCEL_SEPARATOR_LINE = re.compile(r"sep=.")
 
 
-def excel_separator_line(path: Path) -> int:
-    """How many lines to skip for a file whose first line that is not blank is Excel's `sep=;` (that line and the
-    blank ones before it); 0 for any other file."""
-    lines = _file_start(path, 1024).split("\n")
+def _excel_line(start: str) -> int:
+    """`excel_separator_line` of a file that starts with `start`."""
+    lines = start.split("\n", 64)
     first = next((at for at, line in enumerate(lines) if line.strip()), None)
-    return first + 1 if first is not None and _EXCEL_SEPARATOR_LINE.fullmatch(lines[first].rstrip("\r")) else 0
+    return first + 1 if first is not None and _EXCEL_SEPARATOR_LINE.fullmatch(lines[first].strip()) else 0
 
 
 def _file_start(path: Path, size: int = 65536) -> str:
@@ -472,13 +481,12 @@ def _decimal_comma(text: np.ndarray, written: np.ndarray, unread: np.ndarray, co
         return None
     unread_cells = np.zeros(len(text), dtype=bool)
     unread_cells[unread] = True
-    point_only = [p for p in np.flatnonzero(written).tolist() if ("." in text[p] or "," in text[p])
-                  and not _COMMA_AMOUNT_PATTERN.match(text[p])
+    marked = [p for p in np.flatnonzero(written).tolist() if "." in text[p] or "," in text[p]]
+    point_only = [p for p in marked if not _COMMA_AMOUNT_PATTERN.match(text[p])
                   and (not unread_cells[p] or _AMOUNT_PATTERN.match(text[p]))]
     if not comma_only:  # `prefer_comma`: a comma where no cell says otherwise and one reads differently ('1.234')
         if point_only:
             return False  # a decimal point shown, as a column read beside this one needs to know
-        marked = any("." in text[p] or "," in text[p] for p in np.flatnonzero(written).tolist())
         return True if marked else None
     if not point_only:
         return True
