@@ -357,7 +357,7 @@ def others_z(values: np.ndarray, keys: np.ndarray, floor: float, with_the_row: n
     return z
 
 
-def few_rows_center(own_median, rows, group_median, group_scale, within_scale: float, floor_scale=None):
+def few_rows_center(own_median, rows, group_median, group_scale, within_scale: float):
     """Where a merchant with few rows is centred, and how far its next amount may stray, in log amount.
 
     The normal-normal model: the merchant's centre is drawn from its group's amounts (mean `group_median`, spread
@@ -367,19 +367,15 @@ def few_rows_center(own_median, rows, group_median, group_scale, within_scale: f
 
     The pooled spread is that of the ledger's typical merchant; with a few rows it is not known that this merchant is
     as steady, so its spread is never below its group's shrunk by sqrt(rows + 1) (a fuel station with three visits
-    may vary as fuel does): `floor_scale` if given, else `group_scale`; 0 where the group says nothing of how such a
-    merchant varies (a whole type's amounts, from groceries to the rent: a rent of 890 four times would otherwise
-    read 8,900 as three of their spreads away). A group scale of inf is a group never seen: the merchant's own rows
-    alone."""
+    may vary as fuel does). A group scale of inf is a group never seen: the merchant's own rows alone."""
     known = np.isfinite(group_scale)
     prior_precision = np.where(known, 1.0 / np.square(group_scale), 0.0)
     data_precision = rows / within_scale ** 2
     precision = prior_precision + data_precision
     center = (prior_precision * np.where(known, group_median, 0.0)
               + data_precision * np.where(rows > 0, own_median, 0.0)) / precision
-    floor_scale = group_scale if floor_scale is None else floor_scale
     spread = np.maximum(np.sqrt(within_scale ** 2 + 1.0 / precision),
-                        np.where(np.isfinite(floor_scale), floor_scale, 0.0) / np.sqrt(rows + 1))
+                        np.where(known, group_scale, 0.0) / np.sqrt(rows + 1))
     return center, spread
 
 
@@ -478,10 +474,8 @@ class AnomalyDetector(LedgerPredictor):
             if held_out:
                 own_median, own_count = others_median(log_amount[few], merchants[few])
             known_group = ~np.isnan(group[few, MEDIAN])  # an unknown group says nothing about the merchant
-            scale = np.where(known_group, group_scale[few], np.inf)
-            of_category = ~np.char.startswith(groups[few].astype(str), "type:")  # not a whole type's amounts
-            center, spread = few_rows_center(own_median, own_count, group_median[few], scale, self.within_scale_,
-                                             floor_scale=np.where(of_category, scale, 0.0))
+            center, spread = few_rows_center(own_median, own_count, group_median[few],
+                                             np.where(known_group, group_scale[few], np.inf), self.within_scale_)
             z_reference[few] = (log_amount[few] - center) / np.maximum(spread, self.scale_floor_)
             reference_median[few] = center
         # Relative features only: a large amount that is usual for its merchant is not odd.

@@ -61,10 +61,9 @@ def pandas_features(detector: AnomalyDetector, rows: pd.DataFrame):
     few = (by_name["count"].fillna(0).to_numpy() > 0) & ~trusted  # its own name's few rows: few_rows_center
     if few.any():
         known_group = group["median"].notna().to_numpy()[few]
-        scale = np.where(known_group, group_scale[few], np.inf)
         center, spread = anomaly.few_rows_center(
-            by_name["median"].to_numpy()[few], by_name["count"].to_numpy()[few], group_median[few], scale,
-            detector.within_scale_, floor_scale=np.where(pd.Series(groups[few]).str.startswith("type:"), 0.0, scale))
+            by_name["median"].to_numpy()[few], by_name["count"].to_numpy()[few],
+            group_median[few], np.where(known_group, group_scale[few], np.inf), detector.within_scale_)
         z_reference[few] = (log_amount[few] - center) / np.maximum(spread, detector.scale_floor_)
         reference_median[few] = center
     features = np.column_stack([np.clip(z_reference, -50, 50), np.clip(z_group, -50, 50), np.log1p(count)])

@@ -13,7 +13,7 @@ from pyfunc_models import anomaly, config, tracking
 from pyfunc_models.anomaly import (AnomalyDetector, AnomalyTask, batch_duplicates, gate_metrics, labelled_threshold,
                                    plant_anomalies, planted_threshold, robust_stats, tail_probability)
 from pyfunc_models.generator import generate_ledger
-from pyfunc_models.ledger import load_ledger, prepare_ledger, request_rows
+from pyfunc_models.ledger import prepare_ledger, request_rows
 from pyfunc_models.training import NotEnoughData
 from tests import real_ledgers
 from tests.conftest import python_module
@@ -370,18 +370,3 @@ def test_a_merchants_training_rows_are_read_as_its_next_row_will_be():
     with_the_row = detector._features(ledger)[1][bakery]
     expected = anomaly.others_z(log_amount, np.zeros(len(bakery)), detector.scale_floor_, with_the_row)
     assert np.allclose(z[bakery], expected) and not np.allclose(z[bakery], with_the_row)
-
-
-def test_a_few_rows_spread_is_floored_by_its_category_not_by_a_whole_type(tmp_path):
-    """The tiny fixture's rent (890 a month, two spellings, its category too small to be a group): compared with every
-    expense's spread (groceries to the rent) its next amount could stray three spreads, and ten times the rent scored
-    0.979 against a threshold of 0.993. Floored only by a category's spread, it is flagged, naming the rent."""
-    ledger, _ = load_ledger(real_ledgers.tiny(tmp_path / "tiny.csv"))
-    detector = AnomalyTask().train(ledger, log=quiet).predictor
-    rent = ledger[ledger["description"] == "Loyer appartement"].iloc[[-1]].reset_index(drop=True)
-    assert not detector.predict(rent)["is_anomaly"][0]
-    spike = detector.predict(rent.assign(amount=rent["amount"] * 10))
-    assert spike["is_anomaly"][0] and spike["reason"][0].endswith("x the usual for Loyer appartement"), spike
-    center, spread = anomaly.few_rows_center(np.array([6.8]), np.array([3.0]), np.array([3.5]), np.array([1.2]), 0.3,
-                                             floor_scale=np.array([0.0]))
-    assert spread[0] == pytest.approx(np.sqrt(0.3 ** 2 + 1 / (1 / 1.2 ** 2 + 3 / 0.3 ** 2)))
