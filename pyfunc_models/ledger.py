@@ -285,7 +285,7 @@ def _separator(start: str) -> str:
     """`csv_separator` of a file that starts with `start`."""
     skip = _excel_line(start)
     if skip:
-        return start.split("\n")[skip - 1].strip()[4]
+        return _EXCEL_SEPARATOR_LINE.fullmatch(start.split("\n")[skip - 1].rstrip("\r")).group(1)
 
     def fields(separator):  # the header and the first record (a quoted cell may hold a line break)
         records = [len(row) for row in itertools.islice(
@@ -295,14 +295,14 @@ def _separator(start: str) -> str:
     return max(",;\t|", key=fields)
 
 
-_EXCEL_SEPARATOR_LINE = re.compile(r"sep=.")
+_EXCEL_SEPARATOR_LINE = re.compile(r" *sep=(.) *")  # the separator may be a tab: only spaces around it
 
 
 def _excel_line(start: str) -> int:
     """`excel_separator_line` of a file that starts with `start`."""
-    lines = start.split("\n", 64)
+    lines = start.split("\n")
     first = next((at for at, line in enumerate(lines) if line.strip()), None)
-    return first + 1 if first is not None and _EXCEL_SEPARATOR_LINE.fullmatch(lines[first].strip()) else 0
+    return first + 1 if first is not None and _EXCEL_SEPARATOR_LINE.fullmatch(lines[first].rstrip("\r")) else 0
 
 
 def _file_start(path: Path, size: int = 65536) -> str:

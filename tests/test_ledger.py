@@ -438,6 +438,7 @@ def test_separators_are_found_the_way_a_spreadsheet_writes_them(tmp_path):
         "bom.csv": "\ufeffDate;Description;Amount\r\n2024-01-02;\"Rent, flat\";-1200,00\r\n",
         "newline.csv": 'Date,Description,Amount\n2024-01-02,"Rent\nNote: ""monthly"", by app",-1200.00\n',
         "blank_excel.csv": "\nsep=;\nDate;Description;Amount\n2024-01-02;Rent;-1200,00\n",
+        "tab_excel.csv": "sep=\t\r\nDate\tDescription\tAmount\r\n2024-01-02\tRent\t-1200.00\r\n",
     }
     for name, text in files.items():
         (tmp_path / name).write_text(text, encoding="utf-8")
