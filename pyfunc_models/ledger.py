@@ -246,8 +246,7 @@ def read_ledger(path, header_only: bool = False) -> pd.DataFrame:
         raise LedgerError(f"ledger file {str(path)!r} does not exist{looked}")
     if path.stat().st_size == 0:
         raise LedgerError(f"{path.name} is empty; expected a header line and at least one transaction")
-    start = _file_start(path)
-    separator, excel_line = _separator(start), _excel_line(start)  # Excel's `sep=;` line is no header: skipped
+    separator, excel_line = csv_layout(path)  # Excel's `sep=;` line is no header: skipped
     try:
         raw = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True, sep=separator,
                           skiprows=excel_line, nrows=0 if header_only else None)
@@ -268,41 +267,29 @@ def read_ledger(path, header_only: bool = False) -> pd.DataFrame:
     return raw
 
 
-def csv_separator(path: Path) -> str:
-    """A CSV file's field separator: a comma, or what European exports (Excel where the decimal mark is a comma)
-    and others write, a semicolon, a tab or a bar; the one that splits the header and the first row into the same
-    number of fields, the most (quotes respected); or the one Excel names on a first line `sep=;`."""
-    return _separator(_file_start(path))
+def csv_layout(path: Path) -> tuple[str, int]:
+    """A CSV file's field separator, and how many lines to skip before its header.
 
-
-def excel_separator_line(path: Path) -> int:
-    """How many lines to skip for a file whose first line that is not blank is Excel's `sep=;` (that line and the
-    blank ones before it); 0 for any other file."""
-    return _excel_line(_file_start(path))
-
-
-def _separator(start: str) -> str:
-    """`csv_separator` of a file that starts with `start`."""
-    skip = _excel_line(start)
-    if skip:
-        return _EXCEL_SEPARATOR_LINE.fullmatch(start.split("\n")[skip - 1].rstrip("\r")).group(1)
+    The separator is a comma, or what European exports (Excel where the decimal mark is a comma) and others write, a
+    semicolon, a tab or a bar: the one that splits the header and the first record into the same number of fields,
+    the most (quotes respected). Where the first line that is not blank is Excel's `sep=;`, it names the separator,
+    and that line and the blank ones before it are skipped; otherwise nothing is."""
+    start = _file_start(path)
+    lines = start.split("\n")
+    first = next((at for at, line in enumerate(lines) if line.strip()), None)
+    excel = _EXCEL_SEPARATOR_LINE.fullmatch(lines[first].rstrip("\r")) if first is not None else None
+    if excel:
+        return excel.group(1), first + 1
 
     def fields(separator):  # the header and the first record (a quoted cell may hold a line break)
         records = [len(row) for row in itertools.islice(
             (row for row in csv.reader(io.StringIO(start), delimiter=separator) if row), 2)]
         return (len(set(records)) == 1 and records[0] > 1, records[0] if records else 0, separator == ",")
 
-    return max(",;\t|", key=fields)
+    return max(",;\t|", key=fields), 0
 
 
 _EXCEL_SEPARATOR_LINE = re.compile(r" *sep=(.) *")  # the separator may be a tab: only spaces around it
-
-
-def _excel_line(start: str) -> int:
-    """`excel_separator_line` of a file that starts with `start`."""
-    lines = start.split("\n")
-    first = next((at for at, line in enumerate(lines) if line.strip()), None)
-    return first + 1 if first is not None and _EXCEL_SEPARATOR_LINE.fullmatch(lines[first].rstrip("\r")) else 0
 
 
 def _file_start(path: Path, size: int = 65536) -> str:

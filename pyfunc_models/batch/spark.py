@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from pyfunc_models.batch.errors import BatchError
-from pyfunc_models.ledger import LedgerError, csv_separator, excel_separator_line
+from pyfunc_models.ledger import LedgerError, csv_layout
 
 DEFAULT_MASTER = "local[*]"
 MASTER_URL = re.compile(r"^(local(\[(\*|\d+)(,\d+)?\])?|local-cluster\[\d+,\d+,\d+\]|spark://\S+|yarn|k8s://\S+)$")
@@ -76,8 +76,8 @@ def read_frame(spark, data: str):
     """The ledger as a Spark DataFrame: a CSV's columns all as text (the contract parses dates and
     amounts, as it does for a request), doubled quotes as pandas and spreadsheets write them."""
     if ledger_format(data) == "csv":
-        separator = csv_separator(Path(data)) if Path(data).is_file() else ","  # a European export's semicolons
-        if Path(data).is_file() and excel_separator_line(Path(data)):
+        separator, excel_line = csv_layout(Path(data)) if Path(data).is_file() else (",", 0)  # a European export's ;
+        if excel_line:
             raise LedgerError(f"{Path(data).name} starts with Excel's line 'sep={separator}', which Spark would read "
                               f"as the header; delete that line and score again")
         return spark.read.options(header=True, inferSchema=False, escape='"', mode="FAILFAST", sep=separator).csv(data)
