@@ -1,9 +1,9 @@
 """The contract's fast paths answer exactly what its general path answers.
 
 `prepare_ledger` reads a column pandas keeps as Arrow strings (every request, every CSV) in whole-column Arrow
-passes, and a column of plain ISO dates with numpy; anything else goes cell by cell. Here the same inputs go through
-both, the fast paths switched off for the second, and the prepared frames, the reports and the refusals must be
-the same to the last character.
+passes, a column of plain ISO dates with Arrow's cast to dates (or its distinct texts with numpy); anything
+else goes cell by cell. Here the same inputs go through both, the fast paths switched off for the second, and the
+prepared frames, the reports and the refusals must be the same to the last character.
 """
 
 import numpy as np
