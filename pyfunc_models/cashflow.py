@@ -51,7 +51,7 @@ except ImportError:  # another pandas: the public call, same numbers
     _roll_mean = None
 
 from pyfunc_models import config
-from pyfunc_models.ledger import LedgerError, among, request_rows, signed_by_type, text_column
+from pyfunc_models.ledger import LedgerError, PreparedColumns, among, request_rows, signed_by_type, text_column
 from pyfunc_models.predictor import LedgerPredictor
 from pyfunc_models.task import PER_LEDGER, Gate, ModelTask, Monitoring, Option, Purpose, Sample, Watch, Watched
 from pyfunc_models.training import MIN_SCORED_ROWS, CandidateResult, NotEnoughData, TrainingOutcome
@@ -69,15 +69,20 @@ MIN_HISTORY_DAYS = MIN_FIT_DAYS  # a request needs no more history than the shor
 BASELINE_PREFIX = "baseline_"
 
 
-def daily_net_flow(ledger: pd.DataFrame) -> pd.Series:
-    """Income minus expenses per calendar day, zero on days without transactions."""
+def daily_net_flow(ledger: pd.DataFrame | PreparedColumns) -> pd.Series:
+    """Income minus expenses per calendar day, zero on days without transactions, of a prepared ledger (its frame,
+    or the contract's columns before the frame: the served model reads its type and status by code)."""
     # The four columns it reads, each filtered once: filtering the whole ledger was most of its cost.
     moved = ~among(ledger["status"], config.NO_MONEY_MOVED_STATUSES)
     if not moved.any():
         raise LedgerError(f"no transactions that moved money (every one is "
                           f"{' or '.join(config.NO_MONEY_MOVED_STATUSES)}); expected dated amounts")
-    flow = signed_by_type(ledger["amount"].to_numpy(dtype=float), ledger["type"])[moved]
-    dates = ledger["date"].to_numpy()[moved]
+    flow = signed_by_type(np.asarray(ledger["amount"], dtype=float), ledger["type"])[moved]
+    dates = np.asarray(ledger["date"])[moved]
+    if dates.dtype == "datetime64[D]":  # the contract's columns (`PreparedColumns`): days already
+        if np.isfinite(flow).all() and not np.isnat(dates).any():
+            return _summed_by_day(dates, flow, np.dtype("datetime64[ns]"))
+        dates = dates.astype("datetime64[ns]")  # the frame's dates, for pandas below
     if dates.dtype.kind == "M" and np.isfinite(flow).all():
         days = dates.astype("datetime64[D]")
         if not np.isnat(days).any() and (days == dates).all():  # dates at midnight, as the contract makes them
@@ -456,6 +461,7 @@ class CashflowPredictor(LedgerPredictor):
     nonempty_columns = ()
     read_columns = ("date", "amount", "type", "status")  # all `daily_net_flow` needs; the rest is not parsed
     only_read = True  # nor made: the contract's frame holds those four columns
+    reads_columns = True  # a request's columns go to `predict` without the frame (`daily_net_flow` reads either)
 
     def example(self) -> pd.DataFrame:
         """A made-up history as short as a valid request can be (never the training ledger's days): a client
@@ -473,7 +479,7 @@ class CashflowPredictor(LedgerPredictor):
         self.default_level = level
         self.default_horizon = horizon
 
-    def predict(self, transactions: pd.DataFrame, horizon: int | None = None,
+    def predict(self, transactions: pd.DataFrame | PreparedColumns, horizon: int | None = None,
                 level: float | None = None) -> pd.DataFrame:
         horizon = self.default_horizon if horizon is None else horizon
         level = self.default_level if level is None else level

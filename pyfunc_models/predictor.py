@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from pyfunc_models import config
-from pyfunc_models.ledger import prepare_ledger
+from pyfunc_models.ledger import PreparedColumns, prepare_columns
 
 
 EXAMPLE_TRANSACTIONS = pd.DataFrame([
@@ -34,6 +34,7 @@ class LedgerPredictor:
     nonempty_columns: tuple = ("description",)
     read_columns: tuple | None = None  # None: every column is checked; else only these are parsed
     only_read: bool = False  # the prepared request holds only `read_columns` (the model reads no other)
+    reads_columns: bool = False  # `predict` takes the contract's columns (`PreparedColumns`) as well as their frame
     missing_amount_ok: bool = False
     date_order: str = "auto"  # 'dmy' or 'mdy' when the training ledger decided it
     decimal_comma: bool = False  # True when the training ledger wrote amounts with a decimal comma
@@ -55,11 +56,15 @@ class LedgerPredictor:
         return ledger if keep.all() else ledger[keep].reset_index(drop=True)
 
     def prepare(self, raw: pd.DataFrame, date_order: str | None = None) -> pd.DataFrame:
+        return self.prepare_columns(raw, date_order).frame()
+
+    def prepare_columns(self, raw: pd.DataFrame, date_order: str | None = None) -> PreparedColumns:
+        """The contract applied to request rows, as this model reads them (`prepare` makes them a frame)."""
         columns = self.read_columns
-        return prepare_ledger(raw, required=self.required_columns, nonempty=self.nonempty_columns,
-                              columns=columns, missing_amount_ok=self.missing_amount_ok,
-                              date_order=date_order or self.date_order, only_read=self.only_read and bool(columns),
-                              decimal_comma=self.decimal_comma)[0]
+        return prepare_columns(raw, required=self.required_columns, nonempty=self.nonempty_columns,
+                               columns=columns, missing_amount_ok=self.missing_amount_ok,
+                               date_order=date_order or self.date_order, only_read=self.only_read and bool(columns),
+                               decimal_comma=self.decimal_comma)[0]
 
     def example(self) -> pd.DataFrame:
         """The logged input example: made-up transactions in this model's columns, never rows of the training
@@ -77,7 +82,8 @@ class LedgerPredictor:
         """What the served model answers for request rows: the contract, then `predict` with the params (the
         pyfunc's predict without MLflow; `date_order` is the contract's, the others the model's)."""
         params = dict(params or {})
-        return self.predict(self.prepare(rows, params.pop("date_order", None)), **params)
+        prepared = self.prepare_columns(rows, params.pop("date_order", None))
+        return self.predict(prepared if self.reads_columns else prepared.frame(), **params)
 
 
 def predictor_behind(predict):

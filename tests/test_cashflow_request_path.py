@@ -16,6 +16,7 @@ from pyfunc_models.cashflow import (BoostedCalendar, CashflowPredictor, Forecast
                                     _months_back, _rolling_mean, daily_net_flow)
 from pyfunc_models.generator import generate_ledger
 from pyfunc_models.ledger import load_ledger, prepare_ledger, request_rows
+from pyfunc_models.ledger import prepare_columns as ledger_columns
 from tests import real_ledgers
 from tests.sweeps import sweep
 
@@ -98,6 +99,27 @@ def test_the_daily_series_is_pandas_reading_in_any_order(ledgers):
                      pd.concat([ledger, ledger.iloc[:40]]).sort_values("date", kind="stable")):
             pd.testing.assert_series_equal(daily_net_flow(rows), plain_daily_net_flow(rows), check_exact=True,
                                            check_freq=True, obj=name)
+
+
+def test_the_daily_series_of_the_contracts_columns_is_the_frames(ledgers, tmp_path):
+    """The served model sums its daily series from the contract's columns (`PreparedColumns`: type and status by
+    code, dates as days), never making the frame: the series must be the frame's, for every request the frame's is
+    made of (rows in any order, types left to the sign, statuses that moved no money, rows dropped as implausible)."""
+    read = dict(required=CashflowPredictor.required_columns, columns=CashflowPredictor.read_columns, only_read=True)
+    raws = [request_rows(ledger) for ledger in ledgers.values()]
+    raws += [pd.read_csv(write(tmp_path / f"{name}.csv"), sep=real_ledgers.SEPARATORS.get(name, ","))
+             for name, write in real_ledgers.LEDGERS.items()]
+    first = raws[0]
+    every = np.arange(len(first))
+    raws += [first.iloc[::-1], first.sample(frac=1, random_state=3),
+             first.assign(type=np.where(every % 3 == 0, "", first["type"]),
+                          status=np.where(every % 4 == 0, "Cancelled ", first["status"])),
+             first.assign(date=np.where(every % 50 == 0, "2099-01-01", first["date"]))]
+    for raw in raws:
+        columns, _ = ledger_columns(raw, **read, implausible_dates="drop")
+        assert columns["date"].dtype == "datetime64[D]"
+        pd.testing.assert_series_equal(daily_net_flow(columns), daily_net_flow(columns.frame()), check_exact=True,
+                                       check_freq=True)
 
 
 @pytest.mark.parametrize("horizon", sweep(HORIZONS, fast=4))  # 30, 45 and 365 days: the full suite
