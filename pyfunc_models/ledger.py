@@ -768,6 +768,18 @@ def _coded_text(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return np.where(codes < 0, len(distinct) - 1, codes), distinct
 
 
+def _canonical_codes(values: pd.Series, allowed) -> np.ndarray | None:
+    """Each row's position in `allowed` when every cell of an Arrow text column is exactly one of them (what a
+    client sends, and the contract would keep as it is), by one Arrow lookup instead of coding the column and
+    reading its distinct texts; None for any other column (a missing cell, another spelling), left to the general
+    path (tests/test_contract_fast_path.py)."""
+    arrow = _arrow_strings(values)
+    if arrow is None or len(arrow) <= _PYTHON_UP_TO or arrow.null_count:
+        return None
+    found = pc.index_in(arrow, value_set=pa.array(allowed, type=arrow.type))
+    return None if found.null_count else found.to_numpy().astype(np.intp)
+
+
 def _enum_key(value) -> str:
     return _normalise_name(value) if isinstance(value, str) else ""
 
@@ -1049,6 +1061,9 @@ def prepare_columns(
 
     def enumeration(column, allowed, aliases):
         # The canonical value of each distinct text, and each row's code into them.
+        canonical = _canonical_codes(given[column], allowed) if column in given else None
+        if canonical is not None:  # every cell one of the allowed values, as a client sends them: nothing to report
+            return list(allowed), canonical
         codes, distinct = coded(column)
         return _enum_values(codes, distinct, allowed, aliases, column, report), codes
 

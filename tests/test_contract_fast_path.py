@@ -208,6 +208,29 @@ def test_plain_iso_dates_read_by_numpy_are_the_days_pandas_reads(seed):
             assert_fast_equals_general(raw, **settings)
 
 
+def test_enumerations_written_as_the_contract_writes_them_prepare_the_same_by_either_path():
+    """A client's request holds the canonical values themselves: such a column is looked up in the allowed values
+    in one Arrow call (`_canonical_codes`); one cell of any other spelling sends the column to the general path."""
+    rng = np.random.default_rng(8)
+    rows = 3 * ledger._PYTHON_UP_TO
+    raw = pd.DataFrame({"date": ["2024-03-15"] * rows, "description": ["x"] * rows,
+                        "amount": rng.normal(size=rows).round(2) * 100,
+                        "type": rng.choice(config.TRANSACTION_TYPES, rows),
+                        "payment_method": rng.choice(config.PAYMENT_METHODS, rows),
+                        "status": rng.choice(config.STATUSES, rows)})
+    for column, allowed in (("type", config.TRANSACTION_TYPES), ("payment_method", config.PAYMENT_METHODS),
+                            ("status", config.STATUSES)):
+        codes = ledger._canonical_codes(raw[column], allowed)
+        assert codes is not None and [allowed[code] for code in codes] == raw[column].tolist()
+    for odd in ("Expense", " income", "", None, "credit"):
+        changed = raw.assign(type=[odd] + raw["type"].tolist()[1:])
+        assert ledger._canonical_codes(changed["type"], config.TRANSACTION_TYPES) is None
+        for settings in SETTINGS:
+            assert_fast_equals_general(changed, **settings)
+    for settings in SETTINGS:
+        assert_fast_equals_general(raw, **settings)
+
+
 def test_a_type_left_to_the_sign_makes_zero_income():
     """The type is inferred in codes, not per row: money out is below zero, so 0 and -0 are income."""
     raw = pd.DataFrame({"date": ["2024-03-15"] * 5, "description": ["x"] * 5,
