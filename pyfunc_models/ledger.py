@@ -579,8 +579,10 @@ def _dates(values: pd.Series, column: str, source: str | None, date_order: str, 
     guess, and the rows whose implausible date was made NaT (with `implausible_dates='drop'`)."""
     days, order, guessed = _read_dates(values, column, source, date_order)
     earliest, latest = _plausible_range()
+    if days.min() >= earliest and days.max() <= latest:  # no NaT here: `_read_dates` refused them
+        return days, order, guessed, np.array([], dtype=np.intp)
     implausible = np.flatnonzero((days < earliest) | (days > latest))
-    if implausible.size and implausible_dates == "refuse":
+    if implausible_dates == "refuse":
         raise LedgerError(_problems_message(
             column, implausible, [_shown(v) for v in values.iloc[implausible[:MAX_PROBLEMS_SHOWN]]],
             f"is not a plausible date; expected a date from {earliest} to {latest}", source))
@@ -776,8 +778,13 @@ def _canonical_codes(values: pd.Series, allowed) -> np.ndarray | None:
     arrow = _arrow_strings(values)
     if arrow is None or len(arrow) <= _PYTHON_UP_TO or arrow.null_count:
         return None
-    found = pc.index_in(arrow, value_set=pa.array(allowed, type=arrow.type))
+    found = pc.index_in(arrow, value_set=_value_set(tuple(allowed), arrow.type))
     return None if found.null_count else found.to_numpy().astype(np.intp)
+
+
+@functools.lru_cache(maxsize=16)
+def _value_set(allowed: tuple, text_type: pa.DataType) -> pa.Array:
+    return pa.array(allowed, type=text_type)
 
 
 def _enum_key(value) -> str:
@@ -955,12 +962,14 @@ def prepare_columns(
     _check_choice("date_order", date_order, DATE_ORDERS)
     _check_choice("implausible_dates", implausible_dates, IMPLAUSIBLE_DATE_ACTIONS)
     report = LedgerReport(rows=len(raw))
-    repeated = [name for name, canonical in canonical_column_names(raw.columns[raw.columns.duplicated()]).items()
-                if canonical is not None]  # one the contract reads: which of them would it be?
-    if repeated:
-        raise LedgerError(f"column {str(repeated[0])!r} appears more than once; keep only one")
+    if raw.columns.has_duplicates:
+        repeated = [name for name, canonical in canonical_column_names(raw.columns[raw.columns.duplicated()]).items()
+                    if canonical is not None]  # one the contract reads: which of them would it be?
+        if repeated:
+            raise LedgerError(f"column {str(repeated[0])!r} appears more than once; keep only one")
     seen = {}
-    names = {column: _canonical_name(str(column)) for column in raw.columns}
+    headers = raw.columns.tolist()  # iterating the Index itself reads an Arrow-backed one cell by cell
+    names = {column: _canonical_name(str(column)) for column in headers}
     # English names first: a name in another language or with a currency gives way to one (canonical_column_names)
     for original, (canonical, secondary) in sorted(names.items(), key=lambda item: item[1][1]):
         if canonical is None:
@@ -977,7 +986,7 @@ def prepare_columns(
                                   f"one")
         else:
             seen[canonical] = original
-    position = {str(column): at for at, column in enumerate(raw.columns)}
+    position = {str(column): at for at, column in enumerate(headers)}
     report.dropped_columns.sort(key=position.get)
     if columns is not None:
         seen = {canonical: original for canonical, original in seen.items() if canonical in columns}
@@ -1069,21 +1078,23 @@ def prepare_columns(
 
     if "type" in made:
         kinds, codes = enumeration("type", config.TRANSACTION_TYPES, config.TYPE_ALIASES)
-        has_amount = ~np.isnan(ledger["amount"])
-        unknown_type = np.array([kind == config.UNKNOWN for kind in kinds])[codes] & has_amount
-        report.type_inferred_from_sign = int(unknown_type.sum())
         # No usable type: the sign says it (money out is negative in a signed ledger). With the amount from two
         # columns the sign says it for every row: the column an amount sits in is its direction, whatever the
         # bank's type calls it (a standing order paid in); rows whose type said the other direction are counted.
-        from_sign = has_amount if split else unknown_type
-        if split:
-            said = np.array([kind if kind in config.TRANSACTION_TYPES else "" for kind in kinds], dtype=object)[codes]
-            report.type_from_amount_columns = int(
-                ((said != "") & (said != np.where(ledger["amount"] < 0, "expense", "income")) & has_amount).sum())
-        if from_sign.any():
-            expense, income = len(kinds), len(kinds) + 1
-            kinds = [*kinds, "expense", "income"]
-            codes = np.where(from_sign, np.where(ledger["amount"] < 0, expense, income), codes)
+        if split or config.UNKNOWN in kinds:  # else every row has its type, and nothing below changes
+            has_amount = ~np.isnan(ledger["amount"])
+            unknown_type = np.array([kind == config.UNKNOWN for kind in kinds])[codes] & has_amount
+            report.type_inferred_from_sign = int(unknown_type.sum())
+            from_sign = has_amount if split else unknown_type
+            if split:
+                said = np.array([kind if kind in config.TRANSACTION_TYPES else "" for kind in kinds],
+                                dtype=object)[codes]
+                report.type_from_amount_columns = int(
+                    ((said != "") & (said != np.where(ledger["amount"] < 0, "expense", "income")) & has_amount).sum())
+            if from_sign.any():
+                expense, income = len(kinds), len(kinds) + 1
+                kinds = [*kinds, "expense", "income"]
+                codes = np.where(from_sign, np.where(ledger["amount"] < 0, expense, income), codes)
         ledger["type"] = Coded(kinds, codes)
     if "payment_method" in made:
         ledger["payment_method"] = Coded(*enumeration("payment_method", config.PAYMENT_METHODS,
