@@ -610,12 +610,11 @@ def _read_dates(values: pd.Series, column: str, source: str | None, date_order: 
         days, order, guessed = wall_clock.to_numpy().astype("datetime64[D]"), None, False
     else:
         days = _plain_iso_column(values)
-        if days is not None:  # what a client sends: the general path below reads these the same way
-            order, guessed = "iso", False
-        else:
-            codes, distinct = _coded_text(values)
-            distinct_days, order, guessed = _distinct_dates(distinct, codes, values, column, source, date_order)
-            days = distinct_days[codes]
+        if days is not None:  # what a client sends (every cell a day): the general path reads these the same way
+            return days, "iso", False
+        codes, distinct = _coded_text(values)
+        distinct_days, order, guessed = _distinct_dates(distinct, codes, values, column, source, date_order)
+        days = distinct_days[codes]
     bad = np.flatnonzero(np.isnat(days))
     if bad.size:
         raise LedgerError(_problems_message(
@@ -779,7 +778,7 @@ def _canonical_codes(values: pd.Series, allowed) -> np.ndarray | None:
     if arrow is None or len(arrow) <= _PYTHON_UP_TO or arrow.null_count:
         return None
     found = pc.index_in(arrow, value_set=_value_set(tuple(allowed), arrow.type))
-    return None if found.null_count else found.to_numpy().astype(np.intp)
+    return None if found.null_count else found.to_numpy()  # int32 codes
 
 
 @functools.lru_cache(maxsize=16)
