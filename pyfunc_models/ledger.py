@@ -579,7 +579,7 @@ def _dates(values: pd.Series, column: str, source: str | None, date_order: str, 
     guess, and the rows whose implausible date was made NaT (with `implausible_dates='drop'`)."""
     days, order, guessed = _read_dates(values, column, source, date_order)
     earliest, latest = _plausible_range()
-    if days.min() >= earliest and days.max() <= latest:  # no NaT here: `_read_dates` refused them
+    if not days.size or (days.min() >= earliest and days.max() <= latest):  # no NaT: `_read_dates` refused them
         return days, order, guessed, np.array([], dtype=np.intp)
     implausible = np.flatnonzero((days < earliest) | (days > latest))
     if implausible_dates == "refuse":

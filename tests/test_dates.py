@@ -166,6 +166,12 @@ def test_parse_dates_alone_reads_the_same_way():
     assert np.isnat(parsed[2])
 
 
+@pytest.mark.parametrize("dtype", ["str", object, float, "datetime64[ns]"])
+def test_parse_dates_of_an_empty_column_is_empty(dtype):
+    parsed = parse_dates(pd.Series([], dtype=dtype))
+    assert parsed.dtype == "datetime64[ns]" and len(parsed) == 0
+
+
 def test_a_long_column_of_repeated_dates_reads_every_row(calendar):
     """Dates are parsed once per distinct text, then given back to every row that wrote it."""
     written = np.tile(calendar.strftime(ORDERS["dmy"]).to_numpy(dtype=object), 2000)
