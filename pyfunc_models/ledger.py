@@ -1015,9 +1015,12 @@ def prepare_columns(
     if rows == 0:
         raise LedgerError("no transactions: expected at least one row")
     given = {column: raw[original] for column, original in seen.items()}  # each column taken out of raw once
+    # Errors name a column by the file's own name when it is not just the canonical one written another way
+    named = {column: column if _normalise_name(str(original)) == column else str(original)
+             for column, original in seen.items()}
 
     for column, values in given.items():
-        _refuse_nested(values, column, source)
+        _refuse_nested(values, named[column], source)
     if split:
         for column in split:
             if column is not None:
@@ -1035,12 +1038,12 @@ def prepare_columns(
 
     if "date" in given:
         dates, report.date_order, report.date_order_ambiguous, implausible = _dates(
-            given["date"], "date", source, date_order, implausible_dates)
+            given["date"], named["date"], source, date_order, implausible_dates)
     else:
         dates, implausible = np.full(rows, np.datetime64("NaT"), "datetime64[D]"), np.array([], dtype=int)
     comma = None  # whether the amounts are written with a decimal comma
     if "amount" in given:
-        amounts, comma = _parse_amounts(given["amount"], "amount", source, missing_amount_ok,
+        amounts, comma = _parse_amounts(given["amount"], named["amount"], source, missing_amount_ok,
                                         prefer_comma=decimal_comma)
     elif split:
         amounts, comma = _split_amounts(*(None if c is None else raw[c] for c in split), source, missing_amount_ok,
@@ -1064,7 +1067,8 @@ def prepare_columns(
         if empty.size:
             shown = [_shown(v) for v in given[column].iloc[empty]] if column in given else [None] * empty.size
             raise LedgerError(
-                _problems_message(column, empty, shown, f"is empty; expected the transaction's {column}", source)
+                _problems_message(named.get(column, column), empty, shown,
+                                  f"is empty; expected the transaction's {column}", source)
             )
 
     def enumeration(column, allowed, aliases):

@@ -221,6 +221,24 @@ def test_bad_values_are_refused_naming_row_column_value_and_expectation(override
         prepare_ledger(raw)
 
 
+def test_a_bad_value_is_named_by_the_files_own_column_name_when_it_is_another_word(tmp_path):
+    """'Date' is the date column written another way and keeps the contract's name; 'Posted Date', 'Buchungstag',
+    'Betrag' and 'Payee' are the file's own words, and a refusal names them so the user finds the column."""
+    raw = titans_rows().rename(columns={"Date": "Posted Date", "Description": "Payee"})
+    with pytest.raises(LedgerError, match=r"row 0, column 'Posted Date': '2024-02-30' is not a date"):
+        prepare_ledger(raw.assign(**{"Posted Date": "2024-02-30"}))
+    with pytest.raises(LedgerError, match=r"row 0, column 'Payee': null is empty; expected the transaction's "
+                                          r"description"):
+        prepare_ledger(raw.assign(Payee=None), nonempty=("description",))
+    german = pd.read_csv(real_ledgers.german_bank(tmp_path / "de.csv"), sep=";", dtype=str)
+    with pytest.raises(LedgerError, match=r"row 5, column 'Buchungstag': '31.02.2024' is not a date"):
+        prepare_ledger(german.assign(Buchungstag=german["Buchungstag"].where(german.index != 5, "31.02.2024")))
+    with pytest.raises(LedgerError, match=r"row 7, column 'Betrag': 'zwölf' is not a finite number"):
+        prepare_ledger(german.assign(Betrag=german["Betrag"].where(german.index != 7, "zwölf")))
+    with pytest.raises(LedgerError, match=r"row 0, column 'date': '2024-02-30' is not a date"):
+        prepare_ledger(titans_rows(Date="2024-02-30"))
+
+
 def test_missing_required_column_is_named():
     with pytest.raises(LedgerError, match=r"missing required column\(s\) 'amount'.*expected at least: date, description, amount"):
         prepare_ledger(titans_rows().drop(columns=["Amount"]))
