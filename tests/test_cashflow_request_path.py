@@ -15,8 +15,7 @@ from pyfunc_models import cashflow, config
 from pyfunc_models.cashflow import (BoostedCalendar, CashflowPredictor, Forecaster, _calendar, _month_ago,
                                     _months_back, _rolling_mean, daily_net_flow)
 from pyfunc_models.generator import generate_ledger
-from pyfunc_models.ledger import load_ledger, prepare_ledger, request_rows
-from pyfunc_models.ledger import prepare_columns as ledger_columns
+from pyfunc_models.ledger import load_ledger, prepare_columns, prepare_ledger, request_rows
 from tests import real_ledgers
 from tests.sweeps import sweep
 
@@ -116,7 +115,7 @@ def test_the_daily_series_of_the_contracts_columns_is_the_frames(ledgers, tmp_pa
                           status=np.where(every % 4 == 0, "Cancelled ", first["status"])),
              first.assign(date=np.where(every % 50 == 0, "2099-01-01", first["date"]))]
     for raw in raws:
-        columns, _ = ledger_columns(raw, **read, implausible_dates="drop")
+        columns, _ = prepare_columns(raw, **read, implausible_dates="drop")
         assert columns["date"].dtype == "datetime64[D]"
         pd.testing.assert_series_equal(daily_net_flow(columns), daily_net_flow(columns.frame()), check_exact=True,
                                        check_freq=True)
