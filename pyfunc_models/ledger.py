@@ -333,6 +333,10 @@ def signed_by_type(amount: np.ndarray, kinds) -> np.ndarray:
     income +|amount|, any other type as written (after the contract, only a row without an amount keeps one: it
     takes its type from the amount's sign)."""
     magnitude = np.abs(amount)
+    if isinstance(kinds, Coded) and all(kind in ("expense", "income") for kind in kinds.values):
+        # Every row an income or an expense: the expenses found by one lookup of the codes, negated in place
+        expense = np.array([kind == "expense" for kind in kinds.values])[kinds.codes]
+        return np.negative(magnitude, out=magnitude, where=expense)
     return np.where(among(kinds, ("expense",)), -magnitude, np.where(among(kinds, ("income",)), magnitude, amount))
 
 
@@ -579,7 +583,10 @@ def _dates(values: pd.Series, column: str, source: str | None, date_order: str, 
     guess, and the rows whose implausible date was made NaT (with `implausible_dates='drop'`)."""
     days, order, guessed = _read_dates(values, column, source, date_order)
     earliest, latest = _plausible_range()
-    if not days.size or (days.min() >= earliest and days.max() <= latest):  # no NaT: `_read_dates` refused them
+    day_numbers = days.view(np.int64)  # numpy's min and max of days cost four times those of their numbers
+    # `_read_dates` refused NaT; were one here, it is the smallest number and fails the check as it does as a day
+    if not days.size or (day_numbers.min() >= earliest.astype(np.int64)
+                         and day_numbers.max() <= latest.astype(np.int64)):
         return days, order, guessed, np.array([], dtype=np.intp)
     implausible = np.flatnonzero((days < earliest) | (days > latest))
     if implausible_dates == "refuse":
