@@ -51,7 +51,8 @@ except ImportError:  # another pandas: the public call, same numbers
     _roll_mean = None
 
 from pyfunc_models import config
-from pyfunc_models.ledger import LedgerError, PreparedColumns, among, request_rows, signed_by_type, text_column
+from pyfunc_models.ledger import (LedgerError, PreparedColumns, among, answer_frame, request_rows, signed_by_type,
+                                  text_column)
 from pyfunc_models.predictor import LedgerPredictor
 from pyfunc_models.task import PER_LEDGER, Gate, ModelTask, Monitoring, Option, Purpose, Sample, Watch, Watched
 from pyfunc_models.training import MIN_SCORED_ROWS, CandidateResult, NotEnoughData, TrainingOutcome
@@ -497,8 +498,8 @@ class CashflowPredictor(LedgerPredictor):
         values = self.forecaster.forecast(history, int(horizon))
         lower, upper = interval(values, self.errors, float(level))
         dates = history.index[-1].to_datetime64().astype("datetime64[D]") + np.arange(1, int(horizon) + 1)
-        return pd.DataFrame({"date": text_column(np.datetime_as_string(dates)), "forecast": np.round(values, 2),
-                             "lower": np.round(lower, 2), "upper": np.round(upper, 2)}, copy=False)
+        return answer_frame({"date": text_column(np.datetime_as_string(dates)), "forecast": np.round(values, 2),
+                             "lower": np.round(lower, 2), "upper": np.round(upper, 2)})
 
 
 class CashflowTask(ModelTask):

@@ -872,6 +872,23 @@ def text_column(texts) -> pd.api.extensions.ExtensionArray | np.ndarray:
     return _frame_column(pa.array(texts, type=pa.large_string()))
 
 
+@functools.lru_cache(maxsize=16)
+def _column_names(names: tuple) -> pd.Index:
+    return pd.Index(names)  # inferring the names' dtype is a third of the constructor's cost
+
+
+def answer_frame(columns: dict) -> pd.DataFrame:
+    """`pd.DataFrame(columns, copy=False)` of equal-length columns already as pandas keeps them (float arrays,
+    `text_column`s), by pandas' own `DataFrame._from_arrays` without the checks and conversions those columns do not
+    need, and with the names' Index made once: 15 µs against the constructor's 64 for a 30-day forecast, which a
+    served model makes on every request. tests/test_cashflow_request_path.py checks it against the constructor."""
+    arrays = list(columns.values())
+    if not hasattr(pd.DataFrame, "_from_arrays") or not arrays:  # another pandas: the constructor, same frame
+        return pd.DataFrame(columns, copy=False)
+    names = _column_names(tuple(columns)).copy()  # a copy: a caller may name its frame's columns (`.name`) in place
+    return pd.DataFrame._from_arrays(arrays, columns=names, index=pd.RangeIndex(len(arrays[0])), verify_integrity=False)
+
+
 class Coded(NamedTuple):
     """A prepared enumeration before it is a column of text: its canonical values, each once, and each row's code
     into them."""

@@ -15,7 +15,8 @@ from pyfunc_models import cashflow, config
 from pyfunc_models.cashflow import (BoostedCalendar, CashflowPredictor, Forecaster, _calendar, _month_ago,
                                     _months_back, _rolling_mean, daily_net_flow)
 from pyfunc_models.generator import generate_ledger
-from pyfunc_models.ledger import load_ledger, prepare_columns, prepare_ledger, request_rows
+from pyfunc_models.ledger import (Coded, answer_frame, load_ledger, prepare_columns, prepare_ledger, request_rows,
+                                  signed_by_type, text_column)
 from tests import real_ledgers
 from tests.sweeps import sweep
 
@@ -89,6 +90,37 @@ def test_rolling_mean_is_the_public_rolling_mean(monkeypatch):
         monkeypatch.setattr(cashflow, "_roll_mean", None)  # another pandas: the public call
         assert np.array_equal(_rolling_mean(values), expected, equal_nan=True)
         monkeypatch.undo()
+
+
+def test_the_answer_frame_is_the_constructors_frame(monkeypatch):
+    """`answer_frame` makes through pandas' `_from_arrays` the frame `pd.DataFrame` makes: dtypes, index, names."""
+    rng = np.random.default_rng(5)
+    for rows in (0, 1, 30, 365):
+        columns = {"date": text_column(np.datetime_as_string(np.datetime64("2025-01-31") + np.arange(rows))),
+                   "forecast": np.round(rng.normal(size=rows) * 1000, 2), "lower": np.full(rows, np.nan),
+                   "upper": np.full(rows, -0.0), "note": text_column(["Café", ""] * (rows // 2) + ["x"] * (rows % 2))}
+        expected = pd.DataFrame(columns, copy=False)
+        for found in (answer_frame(columns), answer_frame(columns)):  # the names' Index is made once, then copied
+            pd.testing.assert_frame_equal(found, expected, check_exact=True, check_index_type=True,
+                                          check_column_type=True)
+            assert list(found.dtypes) == list(expected.dtypes)
+            found.columns.name = "named in place by a caller"  # must not reach the next answer
+        assert answer_frame(columns).columns.name is None
+        monkeypatch.delattr(pd.DataFrame, "_from_arrays")  # another pandas: the constructor
+        pd.testing.assert_frame_equal(answer_frame(columns), expected, check_exact=True, check_column_type=True)
+        monkeypatch.undo()
+
+
+def test_signing_a_coded_type_is_signing_its_text():
+    """A `Coded` type of incomes and expenses is signed by one lookup of its codes: the same numbers, signs of zero
+    and missing amounts as reading its text."""
+    amounts = np.array([-12.5, 12.5, -0.0, 0.0, np.nan, np.inf, -np.inf, 1e-300, -3.0, 7.0])
+    for values in (["income", "expense"], ["expense", "income"], ["income", "expense", "unknown"]):
+        codes = np.random.default_rng(len(values)).integers(0, len(values), len(amounts)).astype(np.int32)
+        found = signed_by_type(amounts, Coded(values, codes))
+        expected = signed_by_type(amounts, pd.Series(np.array(values, dtype=object)[codes]))
+        assert np.array_equal(found, expected, equal_nan=True)
+        assert np.array_equal(np.signbit(found), np.signbit(expected))
 
 
 def test_the_daily_series_is_pandas_reading_in_any_order(ledgers):
