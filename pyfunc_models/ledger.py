@@ -333,9 +333,10 @@ def signed_by_type(amount: np.ndarray, kinds) -> np.ndarray:
     income +|amount|, any other type as written (after the contract, only a row without an amount keeps one: it
     takes its type from the amount's sign)."""
     magnitude = np.abs(amount)
-    if isinstance(kinds, Coded) and all(kind in ("expense", "income") for kind in kinds.values):
+    if (isinstance(kinds, Coded) and isinstance(amount, np.ndarray) and amount.dtype == float
+            and all(kind in ("expense", "income") for kind in kinds.values)):
         # Every row an income or an expense: the expenses found by one lookup of the codes, negated in place
-        expense = np.array([kind == "expense" for kind in kinds.values])[kinds.codes]
+        expense = np.array([kind == "expense" for kind in kinds.values], dtype=bool)[kinds.codes]
         return np.negative(magnitude, out=magnitude, where=expense)
     return np.where(among(kinds, ("expense",)), -magnitude, np.where(among(kinds, ("income",)), magnitude, amount))
 
@@ -583,10 +584,11 @@ def _dates(values: pd.Series, column: str, source: str | None, date_order: str, 
     guess, and the rows whose implausible date was made NaT (with `implausible_dates='drop'`)."""
     days, order, guessed = _read_dates(values, column, source, date_order)
     earliest, latest = _plausible_range()
-    day_numbers = days.view(np.int64)  # numpy's min and max of days cost four times those of their numbers
-    # `_read_dates` refused NaT; were one here, it is the smallest number and fails the check as it does as a day
-    if not days.size or (day_numbers.min() >= earliest.astype(np.int64)
-                         and day_numbers.max() <= latest.astype(np.int64)):
+    # numpy's min and max of dates cost four times those of their numbers (in the dates' unit). `_read_dates`
+    # refused NaT; were one here, it is the smallest number and fails the check as it does as a date.
+    numbers = days.view(np.int64)
+    if not days.size or (numbers.min() >= earliest.astype(days.dtype).astype(np.int64)
+                         and numbers.max() <= latest.astype(days.dtype).astype(np.int64)):
         return days, order, guessed, np.array([], dtype=np.intp)
     implausible = np.flatnonzero((days < earliest) | (days > latest))
     if implausible_dates == "refuse":
@@ -878,10 +880,11 @@ def _column_names(names: tuple) -> pd.Index:
 
 
 def answer_frame(columns: dict) -> pd.DataFrame:
-    """`pd.DataFrame(columns, copy=False)` of equal-length columns already as pandas keeps them (float arrays,
-    `text_column`s), by pandas' own `DataFrame._from_arrays` without the checks and conversions those columns do not
-    need, and with the names' Index made once: 15 µs against the constructor's 64 for a 30-day forecast, which a
-    served model makes on every request. tests/test_cashflow_request_path.py checks it against the constructor."""
+    """`pd.DataFrame(columns, copy=False)` of equal-length 1-d columns named by strings and already as pandas keeps
+    them (float arrays, `text_column`s), by pandas' own `DataFrame._from_arrays` without the checks and conversions
+    those columns do not need, and with the names' Index made once: 15 µs against the constructor's 64 for a 30-day
+    forecast, which a served model makes on every request. tests/test_cashflow_request_path.py checks it against
+    the constructor."""
     arrays = list(columns.values())
     if not hasattr(pd.DataFrame, "_from_arrays") or not arrays:  # another pandas: the constructor, same frame
         return pd.DataFrame(columns, copy=False)
